@@ -1,0 +1,49 @@
+"""Checkpoints that survive crashes: atomic save, safe load (used by train.py, scnn.py, melgan.py).
+
+Save: `torch.save` to a temporary file in the same directory, fsync, then `os.replace` onto the real
+name. A kill at any moment leaves either the old checkpoint or the new one, never half a file.
+
+Load: always `torch.load(..., weights_only=True)` -- a checkpoint is data, never code. So checkpoints
+hold only tensors, numbers, strings, lists and dicts (configs are stored as `dataclasses.asdict`).
+A truncated or foreign file gives a clear error that names the file.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+
+from preprocess import atomic_write
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint file that is missing, truncated, or not what the caller expected."""
+
+
+def save_checkpoint(obj: dict, path: str | Path) -> None:
+    """Atomically write `obj` (tensors, numbers, strings, lists, dicts) to `path`."""
+    def _write(tmp):
+        with open(tmp, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+    atomic_write(path, _write)
+
+
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu",
+                    required: tuple[str, ...] = ()) -> dict:
+    """Safely load a checkpoint written by `save_checkpoint`; check it has the `required` keys."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"no checkpoint at {path}")
+    try:
+        obj = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as e:   # truncated zip, pickle of code objects, not a torch file at all, ...
+        raise CheckpointError(f"{path} is not a readable pjloop checkpoint ({type(e).__name__}: {e})") from e
+    if not isinstance(obj, dict):
+        raise CheckpointError(f"{path} holds a {type(obj).__name__}, not a checkpoint dict")
+    missing = [k for k in required if k not in obj]
+    if missing:
+        raise CheckpointError(f"{path} lacks {missing}: it is not the kind of checkpoint expected here")
+    return obj
