@@ -1,0 +1,98 @@
+"""sample.py as a spec: the promised files with the promised durations, seamless loops, and a listening
+page whose every player loads (checked in headless Chromium when it is installed)."""
+import json
+import re
+import shutil
+import subprocess
+from dataclasses import asdict
+from html import unescape
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+import preprocess as P
+import sample
+from checkpoint import save_checkpoint
+from generator import Generator, GeneratorConfig
+
+
+@pytest.fixture(scope="module")
+def tiny_ckpt(tmp_path_factory):
+    """A checkpoint in train.py's layout holding an untrained tiny generator."""
+    run = tmp_path_factory.mktemp("run")
+    cfg = GeneratorConfig(max_channels=8)
+    torch.manual_seed(0)
+    G = Generator(cfg)
+    save_checkpoint({"g_ema": G.state_dict(), "g_config": asdict(cfg), "mel_mean": torch.full((64,), -2.0),
+                     "mel_std": torch.full((64,), 0.5), "features": ["aisfx"], "loops": "drum", "step": 7},
+                    run / "latest.pt")
+    return run
+
+
+def test_generate_mels_are_destandardised_log_mels_and_reproducible(tiny_ckpt):
+    G, ck = sample.load_generator(tiny_ckpt)
+    a = sample.generate_mels(G, ck, 3, seed=5)
+    b = sample.generate_mels(G, ck, 3, seed=5, batch=2)        # batching does not change the loops
+    assert a.shape == (3, P.N_MELS, P.N_FRAMES) and np.allclose(a, b, atol=1e-5)
+    assert not np.allclose(a, sample.generate_mels(G, ck, 3, seed=6))
+    assert abs(a.mean() - (-2.0)) < 1.5                          # around the stored band means
+
+
+def test_sample_writes_every_promised_file_with_exact_durations(tiny_ckpt, tmp_path):
+    out = tmp_path / "s"
+    sample.main([str(tiny_ckpt), "-n", "3", "--out", str(out), "--repeat", "4"])
+    for i in range(3):
+        wav, sr = sf.read(out / f"loop_{i:04d}.wav")
+        assert sr == P.SR and len(wav) == P.LOOP_SAMPLES              # exactly 2.000 s
+        assert len(sf.read(out / f"loop_{i:04d}_x4.wav")[0]) == 4 * P.LOOP_SAMPLES
+        assert np.load(out / f"loop_{i:04d}.npy").shape == (64, 200)
+        assert (out / f"mel_{i:04d}.png").stat().st_size > 0
+    assert (out / "grid.png").stat().st_size > 0 and (out / "index.html").exists()
+    assert (out / "vocoder.txt").read_text().strip() == "griffin-lim"   # no MelGAN checkpoint: says so
+    assert json.loads((out / "info.json").read_text())["vocoder"] == "griffin-lim"
+
+
+def test_loops_are_seamless_when_repeated(tiny_ckpt, tmp_path):
+    """The jump across the seam is no larger than the typical sample-to-sample step inside the loop."""
+    out = tmp_path / "s"
+    sample.main([str(tiny_ckpt), "-n", "2", "--out", str(out)])
+    for i in range(2):
+        wav = sf.read(out / f"loop_{i:04d}.wav")[0]
+        inside = np.abs(np.diff(wav)).max()
+        assert abs(wav[0] - wav[-1]) <= inside
+
+
+def test_bpm_export_has_the_length_of_a_bar_at_that_tempo(tiny_ckpt, tmp_path):
+    out = tmp_path / "s"
+    sample.main([str(tiny_ckpt), "-n", "1", "--out", str(out), "--bpm", "90"])
+    assert len(sf.read(out / "loop_0000.wav")[0]) == round(P.LOOP_SAMPLES * 120 / 90)
+
+
+def test_missing_checkpoint_gives_a_clear_error(tmp_path):
+    with pytest.raises(FileNotFoundError, match="latest.pt"):
+        sample.load_generator(tmp_path)
+
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="headless Chromium is not installed (setup.sh installs it)")
+def test_listening_page_players_load_audio_of_the_right_duration(tiny_ckpt, tmp_path):
+    out = tmp_path / "page"
+    sample.main([str(tiny_ckpt), "-n", "2", "--out", str(out)])
+    dom = subprocess.run(
+        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+         f"--user-data-dir={tmp_path / 'chromium'}", "--virtual-time-budget=10000", "--dump-dom",
+         (out / "index.html").as_uri()],
+        capture_output=True, text=True, timeout=120).stdout
+    m = re.search(r'id="status" data-durations="([^"]*)"', dom)
+    assert m, "the page's status line was not filled in"
+    durations = json.loads(unescape(m.group(1)))
+    assert len(durations) == 4                                  # 2 loops x (loop, x4 preview)
+    for src, seconds in durations.items():
+        expected = 8.0 if "_x4" in src else 2.0
+        assert abs(seconds - expected) < 1e-3, (src, seconds)
