@@ -1,0 +1,111 @@
+"""Speed of the frozen feature networks' four stages (design.md §2, §3): how much of a discriminator
+step the projector's feature network costs.
+
+One batch of 64 two-second mels = 128 one-second chunks (B=128, 1, T=100, F=64) -> `stages`, under
+torch.no_grad, median wall time of a few runs after one warm-up. Every registry name is tried; a net
+that cannot be built here is skipped with the reason, except VGGish without its weights, which is timed
+with random weights in the official layout (speed does not depend on the values) and says so; the
+SCNNs likewise without a checkpoint (a benchmark never trains one).
+
+    python bench_features.py [--threads 1] [--runs 5] [--batch 64] [--device cpu] [--data DIR]
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+import features
+import preprocess
+from preprocess import CHUNK_FRAMES, N_MELS
+
+
+def build_for_bench(name: str, ctx: features.FeatureContext) -> tuple[features.FeatureNet | None, str]:
+    """(net, note): net None means skipped, note says why (or how it was built)."""
+    if name == "vgg":
+        import vggish
+        try:
+            return features.build(name, ctx), "official weights"
+        except (vggish.VGGishWeightsMissing, vggish.VGGishWeightsInvalid) as e:
+            net = vggish.VGGishFeatures(vggish.make_features()).to(ctx.device).freeze()
+            return net, f"RANDOM weights in the official layout ({str(e).splitlines()[0]})"
+    if name.startswith("scnn"):
+        return _build_scnn(name, ctx)
+    try:
+        return features.build(name, ctx), "pre-trained weights"
+    except Exception as e:
+        return None, f"skipped: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+
+
+def _build_scnn(name: str, ctx: features.FeatureContext) -> tuple[features.FeatureNet | None, str]:
+    """SCNNs (scnn.py, another engineer's file) only from an EXISTING checkpoint: building scnn_loop
+    without one would render the demo set and train a classifier first (minutes), which a benchmark
+    must never do. Without a checkpoint the architecture is timed with random weights, and says so."""
+    try:
+        import scnn
+    except ImportError as e:
+        return None, f"skipped: scnn.py not importable ({e})"
+    try:
+        if name == "scnn_mtat":
+            ckpt, where = scnn.mtat_checkpoint_path(ctx.ckpt_dir), None
+        elif ctx.data_dir is not None and preprocess.is_complete(Path(ctx.data_dir)):
+            ckpt, where = scnn.loop_checkpoint_path(ctx.data_dir, ctx.ckpt_dir), None
+        else:
+            ckpt, where = None, "no --data set given, so no scnn_loop checkpoint to look for"
+        if ckpt is not None and Path(ckpt).is_file():
+            return features.build(name, ctx), f"checkpoint {ckpt}"
+        width = scnn.MTAT_WIDTH if name == "scnn_mtat" else scnn.LOOP_WIDTH
+        model = scnn.ShortChunkCNN(scnn.SCNNConfig(n_classes=50, width=width))
+        stats = (np.zeros(64, np.float32), np.ones(64, np.float32))
+        net = scnn.SCNNFeatures(model, name, stats).to(ctx.device).freeze()
+        why = where or f"no checkpoint at {ckpt}"
+        return net, f"RANDOM weights, width {width} ({why})"
+    except Exception as e:   # scnn.py's API changed under us: say so instead of crashing the bench
+        return None, f"skipped: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+
+
+@torch.no_grad()
+def time_stages(net: features.FeatureNet, x: torch.Tensor, runs: int) -> float:
+    """Median milliseconds of `net.stages(x)` over `runs` runs, after one warm-up."""
+    def once() -> float:
+        t0 = time.perf_counter()
+        net.stages(x)
+        if x.is_cuda:
+            torch.cuda.synchronize()
+        return (time.perf_counter() - t0) * 1000
+    once()
+    return statistics.median(once() for _ in range(runs))
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--batch", type=int, default=64, help="two-second mels per batch (x2 chunks); 64 as the authors")
+    ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--data", default=None, help="a preprocessed loop data set (only to find scnn_loop's checkpoint)")
+    ap.add_argument("--ckpt-dir", default="checkpoints", help="where feature-network checkpoints are kept")
+    ap.add_argument("--names", default=",".join(features.REGISTRY), help="comma list of registry names")
+    args = ap.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    ctx = features.FeatureContext(device=args.device, data_dir=args.data, ckpt_dir=args.ckpt_dir)
+    x = torch.randn(2 * args.batch, 1, CHUNK_FRAMES, N_MELS, device=args.device)   # (128, 1, 100, 64)
+    print(f"feature-network stages, batch of {args.batch} two-second mels = {tuple(x.shape)} chunks, "
+          f"device {args.device}, torch threads {torch.get_num_threads()}, median of {args.runs} runs")
+    for name in [n.strip() for n in args.names.split(",") if n.strip()]:
+        net, note = build_for_bench(name, ctx)
+        if net is None:
+            print(f"  {name:10s} {note}")
+            continue
+        shapes = " ".join("x".join(map(str, o.shape[1:])) for o in net.stages(x[:1]))
+        print(f"  {name:10s} {time_stages(net, x, args.runs):9.1f} ms/batch   stages {shapes}   [{note}]")
+
+
+if __name__ == "__main__":
+    main()

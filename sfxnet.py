@@ -1,0 +1,231 @@
+"""The offline general feature network: the aisfx sound-effects CNN (design.md §2, §7; stands in for
+VGGish of paper Section 3.1 where VGGish's weights cannot be downloaded).
+
+Credit: aisfx 0.1.2, Ma & Lerch, "Representation Learning for the Automatic Indexing of Sound Effects
+Libraries", ISMIR 2022, CC-BY-4.0. Its weights ship inside the PyPI wheel (`aisfx/models/checkpoint.pth`),
+so no download is needed. The module below is our own; the architecture and input conventions are facts
+read from the package's `models/cnn2d.py`, `inference.py` and `preprocessing.py`:
+
+- a 9-layer CNN: 4 blocks of (3x3 conv no bias - BN - ReLU) x 2 with 64, 128, 256, 512 channels,
+  2x2 max-pool after blocks 1-3, none after block 4 (pool_size (1, 1)); its embedding is the mean over
+  frequency then the max over time of block 4 (512-d). Input layout (B, 1, time, freq): Essentia's mel
+  frames are rows, `EmbeddingNet.forward` documents (batch, time_steps, freq_bins) -- the same time-major
+  layout as ours, so no transpose is needed.
+- native input: 44.1 kHz, 2048-sample Hann frames, hop 1024 (23 ms), 96 HTK-mel power bands 0-22.05 kHz,
+  log10(1 + 10000 mel) min-max scaled by [0, 9.4578] into [0, 1], blocks of 100 frames (~2.3 s).
+
+Projector stages (`SfxFeatures`, registry name "aisfx") for a (B, 1, T=100, F=64) chunk:
+
+    (B, 64, 50, 32)  (B, 128, 25, 16)  (B, 256, 12, 8)  (B, 512, 12, 8)   (no pool after block 4)
+
+How we feed it (`adapt`) -- an affine map of our z-scores, x = AISFX_INPUT_MEAN + AISFX_INPUT_STD * z.
+The first layer is conv + batch-norm with FIXED running statistics, so the input's offset and scale
+decide which part of every ReLU is used. We give our z-scores the mean and spread of the inputs the
+network was trained on. Those are not published, but the checkpoint holds them implicitly: the first
+batch-norm's running mean and variance are the mean and variance of conv1's output over the training
+inputs. For a 3x3 kernel w_c, E[conv] = E[x] * sum(w_c), so a least-squares fit over the 64 channels
+gives E[x] = 0.164; modelling the input as a perfectly-correlated part plus a white part,
+var_c = a (sum w_c)^2 + b |w_c|^2, gives var(x) = a + b, std 0.183 (`input_stats_from_bn` does this;
+a test checks the constants against the checkpoint). So z in [-0.9, +4.6] lands in [0, 1], the bulk
+of our data in the bulk of its training range; silence (very negative z) goes slightly below 0, where
+the native input would be exactly 0 -- we keep the map linear rather than clip, so gradients flow.
+Check on 48 demo drum loops (data/demo_drum, its own stats): after `adapt`, conv1's per-channel batch
+mean sits 0.07 running-std from bn1's running mean and its variance is 1.04x the running variance
+(median over channels); raw z-scores would give 25x the variance.
+
+Honest mismatches (it is a stand-in, not VGGish):
+- frequency: our 64 Slaney-mel bands span 0-8 kHz; its 96 HTK-mel bands span 0-22 kHz. 8 kHz is at
+  its band ~70 (HTK mel 2840 of 3923), so our 64 bands cover about the same range as its lowest ~70
+  bands at a similar resolution (~9 % coarser), and it never sees its top ~26 bands' content.
+- time: its frames are 23 ms apart, ours 10 ms, so our 1-s chunk of 100 frames has the shape of its
+  2.3-s block: events look ~2.3x longer to it than they were in its training.
+- per-band level: a single affine map of per-band z-scores removes the spectral tilt its native input
+  has (low bands louder); the shapes of events are kept.
+"""
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+import torch.nn.functional as F
+
+from features import FeatureNet
+from preprocess import CHUNK_FRAMES, log_mel, standardise
+
+STAGE_CHANNELS = (64, 128, 256, 512)
+PIP_INSTALL = "pip install --no-deps aisfx==0.1.2"   # its pinned requirements are obsolete (design.md §2)
+# The native input's mean and std on its [0, 1] scale, derived from the checkpoint's first batch-norm
+# (module docstring; `input_stats_from_bn` recomputes them).
+AISFX_INPUT_MEAN = 0.164
+AISFX_INPUT_STD = 0.183
+
+
+class SfxNetMissing(RuntimeError):
+    """The aisfx package (and so its weights) is not installed, or its checkpoint is unreadable."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Loading the checkpoint safely.
+# ---------------------------------------------------------------------------------------------
+def checkpoint_path() -> Path:
+    """<site-packages>/aisfx/models/checkpoint.pth, found without importing aisfx's own code."""
+    spec = importlib.util.find_spec("aisfx")
+    if spec is None or not spec.submodule_search_locations:
+        raise SfxNetMissing(f"the aisfx package is not installed; install it with `{PIP_INSTALL}` "
+                            f"(or use --features vgg with VGGish weights)")
+    path = Path(list(spec.submodule_search_locations)[0]) / "models" / "checkpoint.pth"
+    if not path.is_file():
+        raise SfxNetMissing(f"aisfx is installed but {path} is missing; reinstall with `{PIP_INSTALL}`")
+    return path
+
+
+def _numpy_safe_globals() -> list:
+    """Exactly the non-torch globals the aisfx pickle references: the dataset dict holds numpy int64
+    scalars, pickled as numpy.core.multiarray.scalar(dtype('int64'), bytes). numpy 2 moved `scalar` to
+    numpy._core, so it is allow-listed under the name the pickle uses."""
+    try:
+        from numpy._core.multiarray import scalar          # numpy >= 2
+    except ImportError:                                     # numpy 1.x
+        from numpy.core.multiarray import scalar
+    return [(scalar, "numpy.core.multiarray.scalar"), np.dtype, type(np.dtype(np.int64))]
+
+
+def load_state(path: str | Path | None = None) -> dict[str, torch.Tensor]:
+    """The CNN's weights from aisfx's checkpoint: keys `conv_block{1..4}.{conv1,bn1,conv2,bn2}.*`
+    (the `embedding_net.` prefix stripped; its per-library classifier heads `fc.*` are dropped)."""
+    path = Path(path) if path is not None else checkpoint_path()
+    try:
+        with torch.serialization.safe_globals(_numpy_safe_globals()):
+            obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:
+        raise SfxNetMissing(f"{path} is not a readable aisfx checkpoint ({type(e).__name__}: {e}); "
+                            f"reinstall with `{PIP_INSTALL}`") from e
+    if not (isinstance(obj, (tuple, list)) and len(obj) == 2 and isinstance(obj[0], dict)):
+        raise SfxNetMissing(f"{path} is not the aisfx (state dict, datasets) tuple")
+    prefix = "embedding_net."
+    return {k[len(prefix):]: v for k, v in obj[0].items() if k.startswith(prefix)}
+
+
+def input_stats_from_bn(state: dict[str, torch.Tensor]) -> tuple[float, float]:
+    """Mean and std of the network's training input, inferred from conv1 and bn1 of block 1.
+
+    E[conv_c] = E[x] sum(w_c)  -> least squares over channels for E[x];
+    var_c = a (sum w_c)^2 + b |w_c|^2 (correlated + white input parts) -> least squares for a, b;
+    var(x) = a + b.
+    """
+    w = state["conv_block1.conv1.weight"][:, 0].double()                      # (64, 3, 3)
+    rm = state["conv_block1.bn1.running_mean"].double()                       # (64,)
+    rv = state["conv_block1.bn1.running_var"].double()                        # (64,)
+    s = w.sum(dim=(1, 2))                                                     # (64,)
+    mean = float(s @ rm / (s @ s))
+    design = torch.stack([s ** 2, (w ** 2).sum(dim=(1, 2))], dim=1)           # (64, 2)
+    a, b = torch.linalg.lstsq(design, rv[:, None]).solution[:, 0].tolist()
+    return mean, float(max(a + b, 0.0) ** 0.5)
+
+
+# ---------------------------------------------------------------------------------------------
+# The network (key layout of aisfx's EmbeddingNet, so its state dict loads strictly).
+# ---------------------------------------------------------------------------------------------
+class SfxBlock(nn.Module):
+    """(3x3 conv, no bias - BN - ReLU) x 2, then an optional 2x2 max-pool."""
+
+    def __init__(self, cin: int, cout: int, pool: bool):
+        super().__init__()
+        self.conv1 = nn.Conv2d(cin, cout, 3, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(cout)
+        self.conv2 = nn.Conv2d(cout, cout, 3, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(cout)
+        self.pool = pool
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.relu(self.bn1(self.conv1(x)))
+        x = F.relu(self.bn2(self.conv2(x)))
+        return F.max_pool2d(x, 2) if self.pool else x          # floor: 25 -> 12 in time
+
+
+class SfxCNN(nn.Module):
+    """The 9-layer CNN: (B, 1, T, F) -> four block outputs."""
+
+    def __init__(self):
+        super().__init__()
+        chans = (1,) + STAGE_CHANNELS
+        for i in range(4):
+            self.add_module(f"conv_block{i + 1}", SfxBlock(chans[i], chans[i + 1], pool=i < 3))
+
+    def blocks(self) -> list[SfxBlock]:
+        return [self.conv_block1, self.conv_block2, self.conv_block3, self.conv_block4]
+
+
+class SfxFeatures(FeatureNet):
+    """aisfx's four conv blocks as projector stages; `adapt` maps our z-scores into its input range."""
+
+    name = "aisfx"
+    stage_channels = STAGE_CHANNELS
+
+    def __init__(self, cnn: SfxCNN | None = None):
+        super().__init__()
+        self.cnn = cnn if cnn is not None else SfxCNN()
+
+    def adapt(self, mel: torch.Tensor) -> torch.Tensor:
+        """(B, 1, T, 64) standardised log10 mel -> its [0, 1]-scaled input (module docstring)."""
+        return AISFX_INPUT_MEAN + AISFX_INPUT_STD * mel
+
+    def stages(self, mel: torch.Tensor) -> list[torch.Tensor]:
+        x, out = self.adapt(mel), []                           # (B, 1, T=100, F=64)
+        for block in self.cnn.blocks():
+            x = block(x)                                       # 50x32, 25x16, 12x8, 12x8
+            out.append(x)
+        return out
+
+    def embed(self, mel: torch.Tensor) -> torch.Tensor:
+        """(B, 1, T, 64) standardised mel -> (B, 512): aisfx's own pooling of block 4,
+        mean over frequency then max over time."""
+        return self.stages(mel)[-1].mean(dim=3).amax(dim=2)   # (B, 512, T4, F4) -> (B, 512, T4) -> (B, 512)
+
+
+def load_sfxnet(path: str | Path | None = None) -> SfxFeatures:
+    """The pre-trained network (eval mode, CPU) from the installed aisfx wheel (or `path`)."""
+    cnn = SfxCNN()
+    cnn.load_state_dict(load_state(path), strict=True)
+    return SfxFeatures(cnn).eval()
+
+
+def build_feature_net(ctx) -> SfxFeatures:
+    """Registry builder ('aisfx'); needs nothing from ctx. features.build moves and freezes it."""
+    return load_sfxnet()
+
+
+# ---------------------------------------------------------------------------------------------
+# The offline FAD stand-in's embedding (design.md §7: label results as "FAD (aisfx)", not FAD).
+# ---------------------------------------------------------------------------------------------
+@torch.no_grad()
+def embed_audio(model: SfxFeatures, audio: np.ndarray | torch.Tensor, mean, std,
+                batch_size: int = 256) -> torch.Tensor:
+    """(N, S) float32 16 kHz audio -> (N * C, 512) on CPU, one embedding per 1-s chunk (C = S // 16000;
+    2 for a loop, like VGGish's two 0.96-s windows; a partial last second is dropped).
+
+    Path: pjloop's log_mel -> standardise with (mean, std) -> adapt -> block 4 -> aisfx pooling: the
+    exact input the discriminator's feature network sees. Pass the SAME (mean, std) for real and
+    generated audio -- the training set's stats (stats.npz, also inside every GAN checkpoint) -- so the
+    two sets are embedded by one fixed function.
+    """
+    device = next(model.parameters()).device
+    x = torch.as_tensor(np.asarray(audio, dtype=np.float32)) if not isinstance(audio, torch.Tensor) \
+        else audio.float()
+    if x.dim() != 2:
+        raise ValueError(f"embed_audio expects (N, samples) audio, got shape {tuple(x.shape)}")
+    mean = torch.as_tensor(np.asarray(mean, dtype=np.float32))
+    std = torch.as_tensor(np.asarray(std, dtype=np.float32))
+    if mean.shape != (64,) or std.shape != (64,):
+        raise ValueError(f"mean and std must be per-mel-band (64,), got {tuple(mean.shape)}, {tuple(std.shape)}")
+    z = standardise(log_mel(x.cpu()), mean, std)                          # (N, F=64, T)
+    chunks = z.shape[-1] // CHUNK_FRAMES
+    if chunks == 0:
+        raise ValueError(f"need at least 1 s of audio ({CHUNK_FRAMES} frames), got {z.shape[-1]} frames")
+    z = z[..., : chunks * CHUNK_FRAMES].transpose(1, 2)                    # (N, T', 64): time-major
+    z = z.reshape(x.shape[0] * chunks, 1, CHUNK_FRAMES, 64)               # (N*C, 1, 100, 64), chunks of clip 0 first
+    out = [model.embed(z[i:i + batch_size].to(device)).float().cpu() for i in range(0, len(z), batch_size)]
+    return torch.cat(out)                                                 # (N*C, 512)
