@@ -89,14 +89,8 @@ def tile(audio: np.ndarray, repeat: int) -> np.ndarray:
 def change_tempo(audio: np.ndarray, bpm: float) -> np.ndarray:
     """Time-stretch a 120-BPM bar to `bpm` (Rubber Band), the paper's stated workaround (Section 7)."""
     import pyrubberband as pyrb
-    target = int(round(P.LOOP_SAMPLES * P.BPM / bpm))
     out = pyrb.time_stretch(audio.astype(np.float32), P.SR, bpm / P.BPM)
-    return np.pad(out, (0, max(0, target - len(out))))[:target].astype(np.float32)
-
-
-def peak_normalise(audio: np.ndarray, peak: float = 0.9) -> np.ndarray:
-    m = np.abs(audio).max()
-    return audio * (peak / m) if m > 0 else audio
+    return P.fix_length(out, int(round(P.LOOP_SAMPLES * P.BPM / bpm)))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -185,7 +179,7 @@ def write_samples(mels: np.ndarray, vocoder, out_dir: str | Path, repeat: int = 
     names = []
     for i, (mel, wav) in enumerate(zip(mels, audio)):
         name = f"{i:04d}"
-        wav = peak_normalise(wav)
+        wav = P.peak_normalise(wav)
         if bpm is not None:
             wav = change_tempo(wav, bpm)
         P.write_wav(out / f"loop_{name}.wav", wav)

@@ -1,0 +1,134 @@
+"""train.py as a spec: one step for every kind of discriminator, frozen parts untouched, exact resume,
+crash-safe checkpoints, clear refusals. Tiny widths so that the whole file runs in about a minute on CPU."""
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import preprocess as P
+import train
+from checkpoint import CheckpointError, load_checkpoint
+
+TINY = dict(batch=4, g_channels=16, d_channels=16, sample_every=1000, ckpt_every=2, snapshot_every=1000)
+
+
+@pytest.fixture(scope="module")
+def tiny_set(tmp_path_factory):
+    """Eight demo drum loops: two genres, four loops each (enough for every code path, seconds to render)."""
+    import demoloops
+    out = tmp_path_factory.mktemp("tiny_drum")
+    rows = []
+    for i in range(8):
+        genre = demoloops.DRUM_GENRES[i % 2]
+        P.save_loop(out, f"t{i}", demoloops.render_loop("drum", genre, seed=i))
+        rows.append({"id": f"t{i}", "source": "test", "bar": 0, "bpm": 120, "genre": genre})
+    P.finalize_dataset(out, rows, [])
+    return out
+
+
+def cfg_for(tmp_path, data, features, **kw):
+    return train.TrainConfig(loops="drum", features=features, data=str(data), out=str(tmp_path / "run"),
+                             **{**TINY, **kw})
+
+
+def test_one_step_baseline_stylegan2(tmp_path, tiny_set):
+    out = train.train(cfg_for(tmp_path, tiny_set, "none", steps=1), device="cpu")
+    ck = load_checkpoint(out / "latest.pt")
+    assert ck["step"] == 1 and ck["features"] == []
+
+
+def test_one_step_offline_general_network_and_frozen_parts_untouched(tmp_path, tiny_set):
+    out = train.train(cfg_for(tmp_path, tiny_set, "aisfx", steps=2), device="cpu")
+    ck = load_checkpoint(out / "latest.pt")
+    # the fingerprint of the feature net + CCM/CSM saved at the start equals the one after two D and G steps
+    from discriminator import ProjectedDiscriminator
+    import features
+    net = features.build("aisfx", features.FeatureContext(data_dir=tiny_set))
+    D = ProjectedDiscriminator([net], seed=0, csm_kernel=3)
+    D.load_state_dict(ck["d"])
+    assert train.frozen_fingerprint(D) == ck["frozen"]
+    fresh = features.build("aisfx", features.FeatureContext(data_dir=tiny_set)).state_dict()
+    for k, v in fresh.items():   # the feature network's weights AND batch-norm buffers did not move
+        assert torch.equal(ck["d"][next(n for n in ck["d"] if n.endswith(k) and ck["d"][n].shape == v.shape)], v)
+
+
+def test_one_step_vggish_with_fixture_weights_in_official_layout(tmp_path, tiny_set, monkeypatch):
+    import vggish
+    fixture = tmp_path / "vggish_fixture.pth"
+    torch.save(vggish.VGGish().state_dict(), fixture)      # random values, official key layout
+    out = train.train(cfg_for(tmp_path, tiny_set, "vgg", steps=1, vggish=str(fixture)), device="cpu")
+    assert load_checkpoint(out / "latest.pt")["features"] == ["vgg"]
+
+
+def test_one_step_scnn_loop_and_fusion(tmp_path, tiny_set, monkeypatch):
+    monkeypatch.chdir(tmp_path)          # scnn_loop's checkpoint is trained into ./checkpoints on first use
+    out = train.train(cfg_for(tmp_path, tiny_set, "aisfx,scnn_loop", steps=1), device="cpu")
+    ck = load_checkpoint(out / "latest.pt")
+    assert ck["features"] == ["aisfx", "scnn_loop"]
+
+
+def test_missing_vggish_weights_stop_before_any_work(tmp_path, monkeypatch):
+    import vggish
+    monkeypatch.delenv("PJLOOP_VGGISH", raising=False)
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
+    monkeypatch.setattr(vggish, "_download", lambda *a, **k: (_ for _ in ()).throw(OSError("offline")))
+    with pytest.raises(vggish.VGGishWeightsMissing, match="http"):
+        train.train(train.TrainConfig(features="vgg", data=str(tmp_path / "nonexistent"), out=str(tmp_path / "r")),
+                    device="cpu")
+    assert not (tmp_path / "r").exists()
+
+
+def _weights(path):
+    return load_checkpoint(path)["g"]
+
+
+def test_resume_is_exact(tmp_path, tiny_set):
+    straight = train.train(cfg_for(tmp_path / "a", tiny_set, "none", steps=4), device="cpu")
+    train.train(cfg_for(tmp_path / "b", tiny_set, "none", steps=2), device="cpu")
+    resumed = train.train(cfg_for(tmp_path / "b", tiny_set, "none", steps=4), device="cpu", resume=True)
+    a, b = _weights(straight / "latest.pt"), _weights(resumed / "latest.pt")
+    assert load_checkpoint(resumed / "latest.pt")["step"] == 4
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+
+
+def test_resume_with_another_feature_set_is_refused(tmp_path, tiny_set):
+    train.train(cfg_for(tmp_path, tiny_set, "none", steps=1), device="cpu")
+    with pytest.raises(CheckpointError, match="another configuration"):
+        train.train(cfg_for(tmp_path, tiny_set, "aisfx", steps=2), device="cpu", resume=True)
+
+
+def test_checkpoint_killed_mid_write_leaves_previous_one_loadable(tmp_path, tiny_set, monkeypatch):
+    out = train.train(cfg_for(tmp_path, tiny_set, "none", steps=2), device="cpu")
+    before = _weights(out / "latest.pt")
+
+    def killed(obj, f, *a, **k):           # the process dies after writing half a file
+        f.write(b"PK\x03\x04 half a checkpoint")
+        raise KeyboardInterrupt("killed mid-write")
+    monkeypatch.setattr(torch, "save", killed)
+    with pytest.raises(KeyboardInterrupt):
+        train.train(cfg_for(tmp_path, tiny_set, "none", steps=4), device="cpu", resume=True)
+    monkeypatch.undo()
+    after = _weights(out / "latest.pt")
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    assert not [p for p in os.listdir(out) if p.endswith(".tmp")]
+
+
+def test_non_finite_loss_stops_with_clear_message_and_keeps_checkpoint(tmp_path, tiny_set, monkeypatch):
+    out = train.train(cfg_for(tmp_path, tiny_set, "none", steps=2), device="cpu")
+    before = _weights(out / "latest.pt")
+    monkeypatch.setattr(train.losses, "d_logistic", lambda r, f: torch.tensor(float("nan"), requires_grad=True))
+    with pytest.raises(FloatingPointError, match="non-finite"):
+        train.train(cfg_for(tmp_path, tiny_set, "none", steps=4), device="cpu", resume=True)
+    after = _weights(out / "latest.pt")
+    assert all(torch.equal(before[k], after[k]) for k in before)
+
+
+def test_cpu_preset_is_announced_and_applied(capsys):
+    cfg, resume, device = train.parse_args(["--loops", "synth", "--features", "aisfx", "--device", "cpu"])
+    assert cfg.batch == train.CPU_PRESET["batch"] and cfg.minutes == train.CPU_PRESET["minutes"]
+    assert "CPU preset" in capsys.readouterr().out
+    cfg, _, _ = train.parse_args(["--device", "cpu", "--batch", "32"])
+    assert cfg.batch == 32
