@@ -32,7 +32,7 @@ def random_net(name: str, ctx: features.FeatureContext) -> features.FeatureNet:
         try:
             return features.build(name, ctx)
         except vggish.VGGishWeightsMissing:
-            return vggish.VGGishFeatures(vggish.VGGish()).to(ctx.device).freeze()
+            return vggish.VGGishFeatures(vggish.make_features()).to(ctx.device).freeze()
     if name == "scnn_loop":
         import scnn
         net = scnn.ShortChunkCNN(scnn.SCNNConfig(n_classes=10))
@@ -49,8 +49,8 @@ def bench(spec: str, args, device: str) -> tuple[float, float]:
                             csm_upsample=args.csm_upsample)
     _, G, G_ema, D = train.build_models(cfg, names, nets, device)
     d_params = [p for p in D.parameters() if p.requires_grad]
-    opt_G = torch.optim.Adam(G.parameters(), lr=1e-4, betas=(0, 0.99))
-    opt_D = torch.optim.Adam(d_params, lr=1e-4, betas=(0, 0.99))
+    opt_G = torch.optim.Adam(G.parameters(), lr=1e-4, betas=(0.0, 0.99))
+    opt_D = torch.optim.Adam(d_params, lr=1e-4, betas=(0.0, 0.99))
     autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if device == "cuda" \
         else (lambda: torch.autocast("cpu", enabled=False))
     real = torch.randn(args.batch, 1, 200, 64, device=device)
