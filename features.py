@@ -60,6 +60,7 @@ class FeatureContext:
     data_dir: str | Path | None = None   # the preprocessed loop data set (scnn_loop trains on its labels)
     ckpt_dir: str | Path = "checkpoints"  # where feature-network checkpoints are kept
     device: str = "cpu"
+    vggish_path: str | Path | None = None   # official VGGish weights (else env PJLOOP_VGGISH, else the hub cache)
 
 
 def _build_vgg(ctx: FeatureContext) -> FeatureNet:

