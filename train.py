@@ -46,6 +46,8 @@ class TrainConfig:
     d_channels: int = 512             # width cap of the baseline StyleGAN2 discriminator
     lr: float = 0.002                 # StyleGAN2's Adam learning rate (design.md §5)
     ema_half_life: int = 10_000       # images; beta = 0.5 ** (batch / 10 000)
+    ema_rampup: float = 0.05          # half-life <= 5 % of the images seen so far (StyleGAN2-ADA's code), so
+                                      # the EMA generator is not stuck at its initial weights in short runs
     steps: int | None = None          # stop after this many steps ...
     minutes: float | None = None      # ... or after this many minutes of training, whichever first
     seed: int = 0
@@ -59,7 +61,7 @@ class TrainConfig:
 
 # A 2-core CPU cannot train the paper's configuration (~60 GMAC per generated loop); this preset makes the
 # README's quick start finish on its own in about a quarter of an hour and still leave a checkpoint and a grid.
-CPU_PRESET = dict(batch=8, g_channels=32, d_channels=32, csm_upsample=False, minutes=6.0, sample_every=50,
+CPU_PRESET = dict(batch=8, g_channels=32, d_channels=32, csm_upsample=False, minutes=8.0, sample_every=50,
                   ckpt_every=50, snapshot_every=200)
 G_LAZY, D_LAZY = losses.lazy_ratio(4), losses.lazy_ratio(losses.R1_INTERVAL)   # design.md §5: 4/5 and 16/17
 N_GRID = 16                       # fixed-seed EMA samples in each grid PNG
@@ -110,6 +112,12 @@ def g_step(G, D, z, cfg_baseline: bool, autocast):
         return losses.g_nonsaturating(fake_logits) if cfg_baseline else losses.g_hinge(fake_logits)
 
 
+def ema_half_life(cfg: TrainConfig, step: int) -> float:
+    """EMA half-life in images at `step`: 10 k images, ramped up over the first images of the run."""
+    seen = (step + 1) * cfg.batch
+    return min(cfg.ema_half_life, seen * cfg.ema_rampup) if cfg.ema_rampup else cfg.ema_half_life
+
+
 def check_finite(which: str, loss: torch.Tensor, step: int, out: Path) -> None:
     """Stop before a NaN/inf reaches the weights; the last good checkpoint stays as it was."""
     if not torch.isfinite(loss):
@@ -151,10 +159,12 @@ def train(cfg: TrainConfig, device: str | None = None, resume: bool = False) -> 
     reals = data.mels.to(device)                                                        # (N, 1, T=200, F=64)
 
     g_cfg, G, G_ema, D = build_models(cfg, names, nets, device)
+    if device == "cuda":     # NHWC convolutions are the fast path for bf16 tensor cores
+        G, G_ema, D = (m.to(memory_format=torch.channels_last) for m in (G, G_ema, D))
+        reals = reals.contiguous(memory_format=torch.channels_last)
     d_params = [p for p in D.parameters() if p.requires_grad]      # never the feature nets nor CCM/CSM
     opt_G = torch.optim.Adam(G.parameters(), lr=cfg.lr * G_LAZY, betas=(0.0, 0.99 ** G_LAZY))
     opt_D = torch.optim.Adam(d_params, lr=cfg.lr * D_LAZY, betas=(0.0, 0.99 ** D_LAZY))
-    beta = ema_beta(cfg.batch, cfg.ema_half_life)
     step, seconds = 0, 0.0
     fingerprint = frozen_fingerprint(D)
 
@@ -222,7 +232,7 @@ def train(cfg: TrainConfig, device: str | None = None, resume: bool = False) -> 
             opt_G.zero_grad(set_to_none=True)
             loss_g.backward()
             opt_G.step()
-            update_ema(G_ema, G, beta)
+            update_ema(G_ema, G, ema_beta(cfg.batch, ema_half_life(cfg, step)))
 
             step += 1
             seconds = time.time() - t0

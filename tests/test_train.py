@@ -49,6 +49,9 @@ def test_one_step_offline_general_network_and_frozen_parts_untouched(tmp_path, t
     D = ProjectedDiscriminator([net], seed=0, csm_kernel=3)
     D.load_state_dict(ck["d"])
     assert train.frozen_fingerprint(D) == ck["frozen"]
+    # the D optimiser holds exactly the heads: no feature-net, CCM or CSM tensor is in it
+    n_opt = len(ck["opt_d"]["param_groups"][0]["params"])
+    assert n_opt == len([p for p in D.parameters() if p.requires_grad]) == len(list(D.heads.parameters()))
     fresh = features.build("aisfx", features.FeatureContext(data_dir=tiny_set)).state_dict()
     for k, v in fresh.items():   # the feature network's weights AND batch-norm buffers did not move
         assert torch.equal(ck["d"][next(n for n in ck["d"] if n.endswith(k) and ck["d"][n].shape == v.shape)], v)
@@ -132,3 +135,10 @@ def test_cpu_preset_is_announced_and_applied(capsys):
     assert "CPU preset" in capsys.readouterr().out
     cfg, _, _ = train.parse_args(["--device", "cpu", "--batch", "32"])
     assert cfg.batch == 32
+
+
+def test_ema_half_life_is_10k_images_after_the_ramp_up():
+    cfg = train.TrainConfig(batch=64)
+    assert train.ema_half_life(cfg, 0) == pytest.approx(64 * 0.05)          # early: follows G closely
+    assert train.ema_half_life(cfg, 1_000_000) == 10_000                     # later: the paper's 10 k images
+    assert train.ema_half_life(train.TrainConfig(ema_rampup=0.0), 0) == 10_000
