@@ -27,6 +27,11 @@ import torch
 from torch import nn
 
 
+class FeatureNetUnavailable(RuntimeError):
+    """A requested network cannot be built here (weights absent or invalid, package missing). The message
+    says what to do; train.py prints it and stops before doing any other work."""
+
+
 class FeatureNet(nn.Module):
     """Base class: a frozen network exposing four stages. Subclasses set `name`, `stage_channels`
     and implement `adapt` (our standardised mel -> the network's native input) and `stages`."""

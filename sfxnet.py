@@ -52,7 +52,7 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
-from features import FeatureNet
+from features import FeatureNet, FeatureNetUnavailable
 from preprocess import CHUNK_FRAMES, log_mel, standardise
 
 STAGE_CHANNELS = (64, 128, 256, 512)
@@ -63,7 +63,7 @@ AISFX_INPUT_MEAN = 0.164
 AISFX_INPUT_STD = 0.183
 
 
-class SfxNetMissing(RuntimeError):
+class SfxNetMissing(FeatureNetUnavailable):
     """The aisfx package (and so its weights) is not installed, or its checkpoint is unreadable."""
 
 

@@ -49,7 +49,7 @@ class TrainConfig:
     ema_rampup: float = 0.05          # half-life <= 5 % of the images seen so far (StyleGAN2-ADA's code), so
                                       # the EMA generator is not stuck at its initial weights in short runs
     steps: int | None = None          # stop after this many steps ...
-    minutes: float | None = None      # ... or after this many minutes of training, whichever first
+    minutes: float | None = None      # ... or after this many minutes of training in this call, whichever first
     seed: int = 0
     sample_every: int = 500           # steps between mel-grid PNGs of fixed-seed EMA samples
     ckpt_every: int = 500             # steps between (atomic) latest.pt checkpoints
@@ -59,7 +59,7 @@ class TrainConfig:
     vggish: str | None = None         # path to the official VGGish weights (else env / hub cache)
 
 
-# A 2-core CPU cannot train the paper's configuration (~60 GMAC per generated loop); this preset makes the
+# A 2-core CPU cannot train the paper's configuration (52 GMAC per generated loop, `python generator.py`); this preset makes the
 # README's quick start finish on its own in about a quarter of an hour and still leave a checkpoint and a grid.
 CPU_PRESET = dict(batch=8, g_channels=32, d_channels=32, csm_upsample=False, minutes=8.0, sample_every=50,
                   ckpt_every=50, snapshot_every=200)
@@ -185,6 +185,7 @@ def train(cfg: TrainConfig, device: str | None = None, resume: bool = False) -> 
         opt_G.load_state_dict(ck["opt_g"]); opt_D.load_state_dict(ck["opt_d"])
         step, seconds = ck["step"], ck["train_seconds"]
         set_rng_state(gen, ck["rng"])
+        fingerprint = frozen_fingerprint(D)      # the frozen parts as the checkpoint restored them
         print(f"resumed {out / 'latest.pt'} at step {step}")
     out.mkdir(parents=True, exist_ok=True)
 
@@ -209,9 +210,10 @@ def train(cfg: TrainConfig, device: str | None = None, resume: bool = False) -> 
     total = cfg.steps if cfg.steps is not None else None
     bar = tqdm(total=total, initial=step, desc=out.name, dynamic_ncols=True, file=sys.stdout)
     G.train(); D.train()
-    t0 = time.time() - seconds
+    t0, seconds_before = time.time() - seconds, seconds
     try:
-        while (cfg.steps is None or step < cfg.steps) and (cfg.minutes is None or seconds < 60 * cfg.minutes):
+        while (cfg.steps is None or step < cfg.steps) and \
+                (cfg.minutes is None or seconds - seconds_before < 60 * cfg.minutes):
             idx = torch.randint(len(reals), (cfg.batch,), generator=gen).to(device)
             real = reals[idx]                                                           # (B, 1, 200, 64)
             z_d = torch.randn(cfg.batch, g_cfg.z_dim, generator=gen).to(device)
@@ -288,9 +290,5 @@ if __name__ == "__main__":
     cfg, resume, device = parse_args()
     try:
         train(cfg, device=device, resume=resume)
-    except (CheckpointError, FloatingPointError, ValueError, FileNotFoundError) as e:
+    except (features.FeatureNetUnavailable, CheckpointError, FloatingPointError, ValueError, FileNotFoundError) as e:
         sys.exit(f"train.py: {e}")
-    except RuntimeError as e:
-        if type(e).__name__ in ("VGGishWeightsMissing",):
-            sys.exit(f"train.py: {e}")
-        raise

@@ -32,7 +32,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from features import FeatureNet
+from features import FeatureNet, FeatureNetUnavailable
 
 # ---------------------------------------------------------------------------------------------
 # Where the weights come from.
@@ -65,11 +65,11 @@ STAGE_CHANNELS = (64, 128, 256, 512)
 _STAGE_ENDS = (3, 6, 11, 16)
 
 
-class VGGishWeightsMissing(RuntimeError):
+class VGGishWeightsMissing(FeatureNetUnavailable):
     """No VGGish weights on this machine and none could be downloaded."""
 
 
-class VGGishWeightsInvalid(RuntimeError):
+class VGGishWeightsInvalid(FeatureNetUnavailable):
     """A VGGish weights file that is truncated, not a torch file, or not in the torchvggish layout."""
 
 

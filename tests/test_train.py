@@ -142,3 +142,14 @@ def test_ema_half_life_is_10k_images_after_the_ramp_up():
     assert train.ema_half_life(cfg, 0) == pytest.approx(64 * 0.05)          # early: follows G closely
     assert train.ema_half_life(cfg, 1_000_000) == 10_000                     # later: the paper's 10 k images
     assert train.ema_half_life(train.TrainConfig(ema_rampup=0.0), 0) == 10_000
+
+
+def test_command_line_names_the_missing_vggish_file_without_a_traceback(tmp_path):
+    import subprocess
+    import sys
+    env = {**os.environ, "PJLOOP_VGGISH": str(tmp_path / "absent.pth")}   # never touches the network
+    res = subprocess.run([sys.executable, str(Path(train.__file__)), "--features", "vgg", "--out", str(tmp_path / "r")],
+                         capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
+    assert res.returncode != 0
+    assert "VGGish weights not available" in res.stderr and "--features aisfx" in res.stderr
+    assert "Traceback" not in res.stderr
