@@ -4,45 +4,17 @@ Stand-in feature networks with the real networks' stage sizes keep this fast and
 """
 import pytest
 import torch
-import torch.nn.functional as F
-from torch import nn
 
 import losses
 from discriminator import (D_CHANNELS, ProjectedDiscriminator, ScaleDiscriminator, StyleGAN2Discriminator,
                            down_plan)
-from features import FeatureNet
+from stubs import random_mel, stub
 
 torch.set_num_threads(1)
 
 
-class StubNet(FeatureNet):
-    """Four conv stages (BatchNorm first). 'vgg': 2x2 max-pool after each stage; 'scnn': stride-2 convs
-    (13x8, 7x4 at the deep end); 'aisfx': no pool after the fourth stage."""
-
-    def __init__(self, kind: str = "vgg", channels=(8, 16, 32, 32)):
-        super().__init__()
-        self.name, self.kind, self.stage_channels = f"stub_{kind}", kind, tuple(channels)
-        self.bn = nn.BatchNorm2d(1)
-        ins = (1,) + tuple(channels[:-1])
-        stride = 2 if kind == "scnn" else 1
-        self.convs = nn.ModuleList(nn.Conv2d(i, o, 3, stride=stride, padding=1) for i, o in zip(ins, channels))
-
-    def stages(self, x):
-        x, out = self.bn(x), []
-        for i, conv in enumerate(self.convs):
-            x = torch.relu(conv(x))
-            if self.kind == "vgg" or (self.kind == "aisfx" and i < 3):
-                x = F.max_pool2d(x, 2)
-            out.append(x)
-        return out
-
-
-def stub(kind="vgg"):
-    return StubNet(kind).freeze()
-
-
 def mel(b=4, seed=0):
-    return torch.randn(b, 1, 200, 64, generator=torch.Generator().manual_seed(seed))
+    return random_mel(b, seed)
 
 
 # ------------------------------------------------------------------------------------------------

@@ -1,0 +1,44 @@
+"""Stand-in feature networks for the projector and discriminator tests.
+
+Tiny conv stacks with the real networks' stage SIZES (VGGish max-pool floors, SCNN stride-2 convs, aisfx's
+unpooled fourth block), so those tests are fast and need no weights. A BatchNorm up front lets the tests
+check that a frozen net stays in eval mode.
+"""
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from features import FeatureNet
+
+
+class StubNet(FeatureNet):
+    """`kind` picks the downsampling: 'vgg' 2x2 max-pool after every stage (floors: 50x32, 25x16, 12x8, 6x4),
+    'scnn' stride-2 3x3 convs with padding 1 (ceil: 50x32, 25x16, 13x8, 7x4), 'aisfx' no pool after the
+    fourth stage (12x8 twice)."""
+
+    def __init__(self, kind: str = "vgg", channels=(8, 16, 32, 32)):
+        super().__init__()
+        self.name, self.kind, self.stage_channels = f"stub_{kind}", kind, tuple(channels)
+        self.bn = nn.BatchNorm2d(1)
+        ins = (1,) + tuple(channels[:-1])
+        stride = 2 if kind == "scnn" else 1
+        self.convs = nn.ModuleList(nn.Conv2d(i, o, 3, stride=stride, padding=1) for i, o in zip(ins, channels))
+
+    def stages(self, x):
+        x, out = self.bn(self.adapt(x)), []
+        for i, conv in enumerate(self.convs):
+            x = torch.relu(conv(x))
+            if self.kind == "vgg" or (self.kind == "aisfx" and i < 3):
+                x = F.max_pool2d(x, 2)
+            out.append(x)
+        return out
+
+
+def stub(kind="vgg", **kw):
+    """A frozen StubNet."""
+    return StubNet(kind, **kw).freeze()
+
+
+def random_mel(b: int, seed: int = 0) -> torch.Tensor:
+    """A reproducible standardised-mel stand-in (B, 1, T=200, F=64)."""
+    return torch.randn(b, 1, 200, 64, generator=torch.Generator().manual_seed(seed))
