@@ -18,7 +18,9 @@ from __future__ import annotations
 import argparse
 import copy
 import hashlib
+import signal
 import sys
+import threading
 import time
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -33,6 +35,7 @@ import preprocess as P
 from checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from discriminator import ProjectedDiscriminator, StyleGAN2Discriminator
 from generator import Generator, GeneratorConfig, ema_beta, update_ema
+from projector import PROJECTOR_SEED
 
 
 @dataclass
@@ -63,8 +66,10 @@ class TrainConfig:
 # README's quick start finish on its own in about a quarter of an hour and still leave a checkpoint and a grid.
 CPU_PRESET = dict(batch=8, g_channels=32, d_channels=32, csm_upsample=False, minutes=8.0, sample_every=50,
                   ckpt_every=50, snapshot_every=200)
-G_LAZY, D_LAZY = losses.lazy_ratio(4), losses.lazy_ratio(losses.R1_INTERVAL)   # design.md §5: 4/5 and 16/17
+G_LAZY, D_LAZY = losses.lazy_ratio(losses.PL_INTERVAL), losses.lazy_ratio(losses.R1_INTERVAL)  # design.md §5: 4/5, 16/17
+ADAM_BETA2 = 0.99                 # StyleGAN2's Adam betas are (0, 0.99), raised to the lazy ratio
 N_GRID = 16                       # fixed-seed EMA samples in each grid PNG
+GRID_SEED = 1234                  # the same latents in every grid, so grids show progress, not new samples
 IDENTITY_KEYS = ("loops", "features", "g_channels", "d_channels", "csm_kernel", "csm_upsample", "seed")  # resume must match
 
 
@@ -85,7 +90,8 @@ def build_models(cfg: TrainConfig, names: list[str], nets: dict, device: str):
     G = Generator(g_cfg).to(device)
     G_ema = copy.deepcopy(G).eval().requires_grad_(False)
     if names:
-        D = ProjectedDiscriminator([nets[n] for n in names], seed=cfg.seed, csm_kernel=cfg.csm_kernel,
+        # The random CCM/CSM projection is part of the model: one fixed seed (design.md §3), not --seed.
+        D = ProjectedDiscriminator([nets[n] for n in names], seed=PROJECTOR_SEED, csm_kernel=cfg.csm_kernel,
                                    upsample=cfg.csm_upsample)
     else:
         D = StyleGAN2Discriminator(max_channels=cfg.d_channels)
@@ -95,14 +101,15 @@ def build_models(cfg: TrainConfig, names: list[str], nets: dict, device: str):
 def d_step(G, D, real, z, cfg_baseline: bool, step: int, autocast):
     """Discriminator loss on a real and a (detached) fake batch, in separate passes."""
     with autocast():
-        fake = G(z).detach()
+        with torch.no_grad():
+            fake = G(z)                                                                 # (B, 1, 200, 64)
         real_logits, fake_logits = D(real), D(fake)
         loss = (losses.d_logistic(real_logits, fake_logits) if cfg_baseline
                 else losses.d_hinge(real_logits, fake_logits))
     if cfg_baseline and step % losses.R1_INTERVAL == 0:     # lazy R1 (design.md §4), in full precision
         real_r1 = real.detach().requires_grad_(True)
         r1 = losses.r1_penalty(D(real_r1), real_r1)
-        loss = loss + losses.R1_GAMMA / 2 * r1 * losses.R1_INTERVAL
+        loss = loss + losses.r1_loss_weight() * r1
     return loss
 
 
@@ -116,6 +123,27 @@ def ema_half_life(cfg: TrainConfig, step: int) -> float:
     """EMA half-life in images at `step`: 10 k images, ramped up over the first images of the run."""
     seen = (step + 1) * cfg.batch
     return min(cfg.ema_half_life, seen * cfg.ema_rampup) if cfg.ema_rampup else cfg.ema_half_life
+
+
+class StopRequest:
+    """Ctrl-C (SIGINT) and SIGTERM only ask the loop to stop after the current step, so the checkpoint
+    written then holds whole steps and --resume stays exact. A second Ctrl-C stops at once."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self):
+        self.requested = False
+        on_main = threading.current_thread() is threading.main_thread()   # signals can only be set there
+        self.previous = {s: signal.signal(s, self._handle) for s in self.SIGNALS} if on_main else {}
+
+    def _handle(self, signum, frame):
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def restore(self) -> None:
+        for s, handler in self.previous.items():
+            signal.signal(s, handler)
 
 
 def check_finite(which: str, loss: torch.Tensor, step: int, out: Path) -> None:
@@ -163,8 +191,8 @@ def train(cfg: TrainConfig, device: str | None = None, resume: bool = False) -> 
         G, G_ema, D = (m.to(memory_format=torch.channels_last) for m in (G, G_ema, D))
         reals = reals.contiguous(memory_format=torch.channels_last)
     d_params = [p for p in D.parameters() if p.requires_grad]      # never the feature nets nor CCM/CSM
-    opt_G = torch.optim.Adam(G.parameters(), lr=cfg.lr * G_LAZY, betas=(0.0, 0.99 ** G_LAZY))
-    opt_D = torch.optim.Adam(d_params, lr=cfg.lr * D_LAZY, betas=(0.0, 0.99 ** D_LAZY))
+    opt_G = torch.optim.Adam(G.parameters(), lr=cfg.lr * G_LAZY, betas=(0.0, ADAM_BETA2 ** G_LAZY))
+    opt_D = torch.optim.Adam(d_params, lr=cfg.lr * D_LAZY, betas=(0.0, ADAM_BETA2 ** D_LAZY))
     step, seconds = 0, 0.0
     fingerprint = frozen_fingerprint(D)
 
@@ -175,8 +203,12 @@ def train(cfg: TrainConfig, device: str | None = None, resume: bool = False) -> 
                 "mel_mean": torch.from_numpy(data.mean), "mel_std": torch.from_numpy(data.std),
                 "features": names, "loops": cfg.loops, "config": asdict(cfg), "frozen": fingerprint}
 
+    if not resume and (out / "latest.pt").exists():
+        raise CheckpointError(f"{out / 'latest.pt'} exists: pass --resume to continue that run, "
+                              "or choose another --out (nothing was overwritten)")
     if resume and (out / "latest.pt").exists():
-        ck = load_checkpoint(out / "latest.pt", map_location=device, required=("g", "d", "config", "rng"))
+        # On the CPU: RNG states must stay CPU tensors; load_state_dict moves the rest to the device.
+        ck = load_checkpoint(out / "latest.pt", map_location="cpu", required=("g", "d", "config", "rng"))
         diff = {k: (ck["config"].get(k), getattr(cfg, k)) for k in IDENTITY_KEYS if ck["config"].get(k) != getattr(cfg, k)}
         if diff or not torch.equal(ck["mel_mean"], torch.from_numpy(data.mean)):
             raise CheckpointError(f"{out / 'latest.pt'} was trained with another configuration "
@@ -192,6 +224,9 @@ def train(cfg: TrainConfig, device: str | None = None, resume: bool = False) -> 
     def checkpoint(snapshot: bool = False) -> None:
         if frozen_fingerprint(D) != fingerprint:
             raise RuntimeError("a frozen network (feature net or CCM/CSM) changed during training: this is a bug")
+        if not all(torch.isfinite(p).all() for p in list(G.parameters()) + d_params):
+            raise FloatingPointError(f"non-finite weights at step {step} (finite loss, non-finite gradients): "
+                                     f"not saved; the last good checkpoint {out / 'latest.pt'} is left as it was")
         s = state()
         save_checkpoint(s, out / "latest.pt")
         if snapshot:
@@ -199,7 +234,7 @@ def train(cfg: TrainConfig, device: str | None = None, resume: bool = False) -> 
 
     def sample_grid() -> None:
         from sample import save_mel_grid
-        z = torch.randn(N_GRID, g_cfg.z_dim, generator=torch.Generator().manual_seed(1234)).to(device)
+        z = torch.randn(N_GRID, g_cfg.z_dim, generator=torch.Generator().manual_seed(GRID_SEED)).to(device)
         with torch.no_grad():
             x = G_ema(z, noise_mode="const").float()[:, 0].transpose(1, 2)                # (16, F=64, T=200)
         mel = P.destandardise(x.cpu().numpy(), data.mean, data.std)
@@ -211,8 +246,9 @@ def train(cfg: TrainConfig, device: str | None = None, resume: bool = False) -> 
     bar = tqdm(total=total, initial=step, desc=out.name, dynamic_ncols=True, file=sys.stdout)
     G.train(); D.train()
     t0, seconds_before = time.time() - seconds, seconds
+    stop = StopRequest()
     try:
-        while (cfg.steps is None or step < cfg.steps) and \
+        while (cfg.steps is None or step < cfg.steps) and not stop.requested and \
                 (cfg.minutes is None or seconds - seconds_before < 60 * cfg.minutes):
             idx = torch.randint(len(reals), (cfg.batch,), generator=gen).to(device)
             real = reals[idx]                                                           # (B, 1, 200, 64)
@@ -245,10 +281,11 @@ def train(cfg: TrainConfig, device: str | None = None, resume: bool = False) -> 
                 sample_grid()
             if step % cfg.ckpt_every == 0 or step % cfg.snapshot_every == 0:
                 checkpoint(snapshot=step % cfg.snapshot_every == 0)
-    except KeyboardInterrupt:
-        print(f"\ninterrupted at step {step}: saving {out / 'latest.pt'}")
     finally:
         bar.close()
+        stop.restore()
+    if stop.requested:
+        print(f"\ninterrupted after step {step}: saving {out / 'latest.pt'} (continue with --resume)")
     checkpoint(snapshot=True)
     sample_grid()
     print(f"done: {step} steps in {seconds / 60:.1f} min; checkpoint {out / 'latest.pt'}, "

@@ -87,14 +87,46 @@ def _weights(path):
     return load_checkpoint(path)["g"]
 
 
-def test_resume_is_exact(tmp_path, tiny_set):
-    straight = train.train(cfg_for(tmp_path / "a", tiny_set, "none", steps=4), device="cpu")
-    train.train(cfg_for(tmp_path / "b", tiny_set, "none", steps=2), device="cpu")
-    resumed = train.train(cfg_for(tmp_path / "b", tiny_set, "none", steps=4), device="cpu", resume=True)
-    a, b = _weights(straight / "latest.pt"), _weights(resumed / "latest.pt")
-    assert load_checkpoint(resumed / "latest.pt")["step"] == 4
-    for k in a:
-        assert torch.equal(a[k], b[k]), k
+def _same_state(a_path, b_path):
+    a, b = load_checkpoint(a_path), load_checkpoint(b_path)
+    assert a["step"] == b["step"]
+    for part in ("g", "g_ema", "d"):          # d includes batch-norm and spectral-norm buffers
+        for k in a[part]:
+            assert torch.equal(a[part][k], b[part][k]), (part, k)
+
+
+@pytest.mark.parametrize("features", ["none", "aisfx"])
+def test_resume_is_exact(tmp_path, tiny_set, features):
+    straight = train.train(cfg_for(tmp_path / "a", tiny_set, features, steps=4), device="cpu")
+    train.train(cfg_for(tmp_path / "b", tiny_set, features, steps=2), device="cpu")
+    resumed = train.train(cfg_for(tmp_path / "b", tiny_set, features, steps=4), device="cpu", resume=True)
+    _same_state(straight / "latest.pt", resumed / "latest.pt")
+
+
+def test_ctrl_c_finishes_the_step_saves_it_and_resume_stays_exact(tmp_path, tiny_set, monkeypatch):
+    import signal
+    straight = train.train(cfg_for(tmp_path / "a", tiny_set, "none", steps=3), device="cpu")
+    real_g_step, calls = train.g_step, []
+
+    def ctrl_c_in_the_middle_of_step_2(*a):
+        calls.append(1)
+        if len(calls) == 2:
+            os.kill(os.getpid(), signal.SIGINT)          # as if the user pressed Ctrl-C here
+        return real_g_step(*a)
+    monkeypatch.setattr(train, "g_step", ctrl_c_in_the_middle_of_step_2)
+    out = train.train(cfg_for(tmp_path / "b", tiny_set, "none", steps=3), device="cpu")
+    assert load_checkpoint(out / "latest.pt")["step"] == 2        # step 2 completed, then saved
+    monkeypatch.undo()
+    train.train(cfg_for(tmp_path / "b", tiny_set, "none", steps=3), device="cpu", resume=True)
+    _same_state(straight / "latest.pt", out / "latest.pt")
+
+
+def test_an_existing_run_is_not_overwritten_without_resume(tmp_path, tiny_set):
+    out = train.train(cfg_for(tmp_path, tiny_set, "none", steps=1), device="cpu")
+    before = _weights(out / "latest.pt")
+    with pytest.raises(CheckpointError, match="--resume"):
+        train.train(cfg_for(tmp_path, tiny_set, "none", steps=2), device="cpu")
+    assert all(torch.equal(v, _weights(out / "latest.pt")[k]) for k, v in before.items())
 
 
 def test_resume_with_another_feature_set_is_refused(tmp_path, tiny_set):
