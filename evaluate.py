@@ -369,7 +369,8 @@ def load_eval_nets(data_dir: str | Path, device: str = "cpu", vggish_path: str |
         import vggish
         nets.vggish = vggish.load_vggish(vggish_path, download=False).to(device)
     except Exception as e:   # vggish.VGGishWeightsMissing offline, or the module absent
-        note(f"FAD (VGGish) and KID skipped: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}")
+        note(f"FAD (VGGish) and KID skipped: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''} "
+             "(evaluation never downloads; `python train.py --features vgg` or --vggish PATH provides them)")
     try:
         import sfxnet
         nets.sfx = sfxnet.load_sfxnet().to(device)
@@ -482,10 +483,12 @@ def load_real_set(data_dir: str | Path, n: int, seed: int = 0) -> tuple[np.ndarr
 
 def generate_set(G, ckpt: dict, vocoder, n: int, seed: int = 0, truncation: float = 1.0,
                  batch: int = 64) -> tuple[np.ndarray, np.ndarray]:
-    """n generated loops -> audio (n, 32 000) seamlessly vocoded, log10 mels (n, 64, 200)."""
+    """n generated loops -> audio (n, 32 000) seamlessly vocoded and peak-normalised like the real WAVs
+    (FAD and KID depend on level), log10 mels (n, 64, 200)."""
     import sample
     mels = sample.generate_mels(G, ckpt, n, seed=seed, truncation=truncation, batch=batch)   # (n, 64, 200)
-    return sample.vocode_loops(vocoder, mels), mels
+    audio = np.stack([P.peak_normalise(a) for a in sample.vocode_loops(vocoder, mels)])       # (n, 32000)
+    return audio, mels
 
 
 # =============================================================================================

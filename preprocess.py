@@ -798,7 +798,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         summary = preprocess_loops(args.loops_dir, args.out, args.labels, args.bpm, args.workers, args.force,
                                    args.max_bpm)
-    except (ValueError, RuntimeError) as e:
+    except (ValueError, RuntimeError, OSError) as e:
         print(f"preprocess.py: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -30,6 +30,7 @@ import preprocess as P
 from checkpoint import load_checkpoint
 
 GRID_COLS = 4            # mel grid layout, like the paper's figures
+GRID_LOOPS = 16          # loops shown in grid.png
 PAGE_REPEAT = 4          # the listening test played each loop 4 times (paper Section 6)
 CKPT_KEYS = ("g_ema", "g_config", "mel_mean", "mel_std", "features", "loops", "step")
 
@@ -87,10 +88,13 @@ def tile(audio: np.ndarray, repeat: int) -> np.ndarray:
 
 
 def change_tempo(audio: np.ndarray, bpm: float) -> np.ndarray:
-    """Time-stretch a 120-BPM bar to `bpm` (Rubber Band), the paper's stated workaround (Section 7)."""
+    """Time-stretch a 120-BPM bar to `bpm` (Rubber Band), the paper's stated workaround (Section 7).
+    The loop is stretched as three copies in a row and the middle one kept, so the result loops as
+    seamlessly as the input (Rubber Band has no wrap-around of its own)."""
     import pyrubberband as pyrb
-    out = pyrb.time_stretch(audio.astype(np.float32), P.SR, bpm / P.BPM)
-    return P.fix_length(out, int(round(P.LOOP_SAMPLES * P.BPM / bpm)))
+    n_out = int(round(len(audio) * P.BPM / bpm))
+    out = pyrb.time_stretch(tile(audio.astype(np.float32), 3), P.SR, bpm / P.BPM)          # (~3 n_out,)
+    return P.fix_length(out[n_out:], n_out)                                                # the middle copy
 
 
 # ---------------------------------------------------------------------------------------------
@@ -187,7 +191,7 @@ def write_samples(mels: np.ndarray, vocoder, out_dir: str | Path, repeat: int = 
         P.write_npy(out / f"loop_{name}.npy", mel)
         save_mel_image(mel, out / f"mel_{name}.png")
         names.append(name)
-    save_mel_grid(mels[:16], out / "grid.png", title=info or None)
+    save_mel_grid(mels[:GRID_LOOPS], out / "grid.png", title=info or None)
     P.atomic_write(out / "vocoder.txt", lambda tmp: Path(tmp).write_text(vocoder.name + "\n"))
     write_listening_page(out, names, info=f"{info} | vocoder: {vocoder.name}", repeat=repeat)
     return names

@@ -785,7 +785,7 @@ def main(argv=None) -> int:
         else:
             cfg = MTATConfig(device=args.device, workers=args.workers, **over)
             train_mtat(args.mtat, cfg, cache=args.cache, out=args.out, ckpt_dir=args.ckpt_dir)
-    except (FileNotFoundError, ValueError, CheckpointError) as e:
+    except (OSError, ValueError, ImportError, CheckpointError) as e:
         print(f"scnn.py: error: {e}", file=sys.stderr)
         return 2
     return 0

