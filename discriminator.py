@@ -23,7 +23,7 @@ from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
 from features import FeatureNet
-from layers import SQRT2, Blur, BiasLeakyReLU, EqualConv2d, EqualLinear, MinibatchStd
+from layers import BLUR_KERNEL, SQRT2, Blur, BiasLeakyReLU, EqualConv2d, EqualLinear, MinibatchStd
 from preprocess import N_FRAMES, N_MELS
 from projector import CSM_KERNEL, PROJECTOR_SEED, Projector
 
@@ -199,7 +199,7 @@ class DownConv(nn.Module):
 
     def __init__(self, c_in: int, c_out: int, kernel_size: int, activate: bool):
         super().__init__()
-        p = (4 - 2) + (kernel_size - 1)
+        p = (len(BLUR_KERNEL) - 2) + (kernel_size - 1)
         self.blur = Blur(pad=((p + 1) // 2, p // 2))
         self.conv = EqualConv2d(c_in, c_out, kernel_size, stride=2, bias=False)
         self.act = BiasLeakyReLU(c_out) if activate else nn.Identity()

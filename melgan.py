@@ -66,6 +66,7 @@ CONTEXT_FRAMES = 16              # circular vocoding: wrap this many frames of t
 GL_ITERS = 64                    # Griffin-Lim iterations (fast GL converges in a few dozen)
 GL_MOMENTUM = 0.99               # fast Griffin-Lim (Perraudin et al. 2013), librosa's default
 GL_SEED = 0                      # fixed initial phase: the fallback is deterministic
+SEED_STRIDE = 1_000_003          # batch-order seed = seed * stride + step: a resumed run draws new batches
 MEL_INV_ITERS = 200              # multiplicative NNLS updates when inverting the mel filterbank
 DEFAULT_CHECKPOINT_DIR = Path("checkpoints")
 
@@ -601,7 +602,7 @@ def train(cfg: TrainConfig, out: Path, steps: int | None, minutes: float | None,
             print(f"melgan: --resume but no checkpoint at {out}; starting from scratch")
         torch.manual_seed(cfg.seed)
         trainer = Trainer(cfg, dev)
-    gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + trainer.step)         # new batches after a resume
+    gen = torch.Generator().manual_seed(cfg.seed * SEED_STRIDE + trainer.step)       # new batches after a resume
     deadline = time.monotonic() + 60 * minutes if minutes else math.inf
     target = steps if steps is not None else (math.inf if minutes else trainer.step + 1000)
     print(f"melgan: {len(loops)} loops from {cfg.data} on {dev}; batch {cfg.batch} x {cfg.segment} samples; "
@@ -616,7 +617,7 @@ def train(cfg: TrainConfig, out: Path, steps: int | None, minutes: float | None,
             try:
                 losses = trainer.train_step(batch)
             except FloatingPointError as e:
-                raise SystemExit(f"melgan.py: stopped: {e}. The weights were not updated; the last good "
+                raise SystemExit(f"melgan.py: stopped: {e}. Nothing was saved after it; the last good "
                                  f"checkpoint is {out if out.is_file() else '(none saved yet)'}. Try a lower "
                                  "--lr or resume from it.") from e
             bar.update(1)
