@@ -55,6 +55,8 @@ TAIL_S = 4.0              # longest tail we wrap (a GM crash cymbal rings ~4 s, 
 MAX_VOICES = 128          # TinySoundFont voice pool; pads x 4 notes x layered zones fit easily
 DEMO_VERSION = 1          # bump when the renderer changes, so cached demo sets are re-rendered
 DEMO_JSON = "demo.json"   # what a cached set was rendered with (loops, n, seed, version, soundfont)
+MAX_CHUNK = 16            # loops per pool task at most: amortises the IPC of a ~0.1 s render ...
+CHUNKS_PER_WORKER = 4     # ... yet each worker gets >= 4 tasks, so a slow last chunk cannot idle the rest
 ID_PREFIX = "demo_"       # file stem of every demo loop; stale ones are removed on a rebuild
 
 DRUM_CHANNEL, SYNTH_CHANNEL = 9, 0    # GM convention (TinySoundFont only needs the drum flag)
@@ -766,7 +768,7 @@ def build_demo_set(loops: str, n: int, out_dir, seed: int = 0, workers: int = DE
         # DataLoader workers: each worker pins torch to one thread, so no OpenMP pool is used after
         # the fork. The pool is created before the progress bar, whose monitor thread must not be forked.
         method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
-        chunk = max(1, min(16, n // (4 * workers)))
+        chunk = max(1, min(MAX_CHUNK, n // (CHUNKS_PER_WORKER * workers)))
         with mp.get_context(method).Pool(min(workers, n), initializer=_init_worker) as pool, \
                 tqdm(total=n, desc=f"demo {loops} loops", unit="loop", disable=not progress, file=sys.stderr) as bar:
             for _ in pool.imap_unordered(_render_and_save, tasks, chunksize=chunk):

@@ -34,9 +34,9 @@ from __future__ import annotations
 import csv
 import json
 import os
+import shutil
 import sys
 import tempfile
-from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
@@ -130,11 +130,51 @@ def log_mel(audio: np.ndarray | torch.Tensor) -> np.ndarray | torch.Tensor:
 # ---------------------------------------------------------------------------------------------
 # Standardisation: per mel band, over the training set (design.md §1).
 # ---------------------------------------------------------------------------------------------
-def band_stats(mels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """mels (N, F=64, T) -> mean (64,), std (64,), over all loops and frames."""
-    mean = mels.mean(axis=(0, 2), dtype=np.float64)
-    std = mels.std(axis=(0, 2), dtype=np.float64)
+def band_moments(mels: np.ndarray) -> tuple[int, np.ndarray, np.ndarray]:
+    """mels (N, F=64, T) -> (count per band, mean (64,), M2 (64,) = sum of squared deviations), float64."""
+    n = mels.shape[0] * mels.shape[2]
+    mean = mels.mean(axis=(0, 2), dtype=np.float64)                                    # (64,)
+    m2 = mels.var(axis=(0, 2), dtype=np.float64) * n                                   # (64,)
+    return n, mean, m2
+
+
+def merge_moments(a: tuple[int, np.ndarray, np.ndarray],
+                  b: tuple[int, np.ndarray, np.ndarray]) -> tuple[int, np.ndarray, np.ndarray]:
+    """Combine the moments of two disjoint sets (Chan et al.'s pairwise update). Unlike running sums
+    of x and x^2, this does not cancel catastrophically for a band whose variance is tiny next to
+    its mean (log10 mels sit around -5..2)."""
+    (na, ma, m2a), (nb, mb, m2b) = a, b
+    n = na + nb
+    if n == 0:
+        return a
+    delta = mb - ma
+    return n, ma + delta * (nb / n), m2a + m2b + delta ** 2 * (na * nb / n)
+
+
+def stats_from_moments(moments: tuple[int, np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """(count, mean, M2) -> mean (64,), std (64,) float32 (population std, floored at STD_FLOOR)."""
+    n, mean, m2 = moments
+    std = np.sqrt(np.maximum(m2, 0.0) / n)
     return mean.astype(np.float32), np.maximum(std, STD_FLOOR).astype(np.float32)
+
+
+def band_stats(mels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """mels (N, F=64, T) -> mean (64,), std (64,), over all loops and frames (an in-memory array)."""
+    return stats_from_moments(band_moments(mels))
+
+
+def band_stats_of_files(paths) -> tuple[np.ndarray, np.ndarray]:
+    """`band_stats` over mel files (each (F=64, T)), one file in memory at a time: the same numbers
+    to float32 precision without stacking the data set (plus float64 copies) in RAM."""
+    total = (0, np.zeros(N_MELS), np.zeros(N_MELS))
+    for path in paths:
+        mel = np.load(path)                                                            # (64, T)
+        if mel.ndim != 2 or mel.shape[0] != N_MELS:
+            raise ValueError(f"{path}: expected a ({N_MELS}, T) mel, got shape {mel.shape}")
+        total = merge_moments(total, band_moments(mel[None]))                          # (1, 64, T)
+    if total[0] == 0:
+        raise ValueError("band_stats_of_files: no mel files given")
+    return stats_from_moments(total)
 
 
 def standardise(mel, mean, std):
@@ -221,8 +261,7 @@ def finalize_dataset(data_dir: str | Path, rows: list[dict], skipped: list[dict]
     if not rows:
         raise ValueError(f"no loops were kept in {data_dir}; see {data_dir / 'skipped.csv'}")
     write_csv(data_dir / "skipped.csv", SKIP_FIELDS, skipped)
-    mels = np.stack([np.load(data_dir / "mel" / f"{r['id']}.npy") for r in rows])    # (N, 64, 200)
-    mean, std = band_stats(mels)
+    mean, std = band_stats_of_files(data_dir / "mel" / f"{r['id']}.npy" for r in rows)
 
     def _write(tmp):
         with open(tmp, "wb") as f:
@@ -247,12 +286,6 @@ def is_complete(data_dir: str | Path) -> bool:
 # ---------------------------------------------------------------------------------------------
 # The torch Dataset used by training (and by the feature-network classifiers).
 # ---------------------------------------------------------------------------------------------
-@dataclass
-class LoopItem:
-    mel: torch.Tensor    # (1, T=200, F=64) standardised
-    label: int           # index into LoopMelDataset.genres
-
-
 class LoopMelDataset(torch.utils.data.Dataset):
     """All mels of a data set in memory, standardised with its stats, as (1, T=200, F=64) tensors.
 
@@ -332,14 +365,19 @@ DBN_MAX_BPM = 180.0       # (pjloop) the DBN's fastest tempo. madmom's default i
                           # material: --max-bpm. Octave errors remain possible below 90 BPM (a demo
                           # hip-hop loop at 90 BPM is still tracked at 182). The slowest tempo stays
                           # madmom's default, 55 BPM.
-BAR_TOLERANCE = 0.03      # a bar may be this fraction short (DBN times are quantised to 10 ms) and
-                          # is then padded with silence; it covers the last bar of a loop file
+BAR_TOLERANCE = 0.03      # a bar may be this fraction short (DBN times are quantised to 10 ms); it
+                          # covers the last bar of a loop file, which is then stretched from its real
+                          # length to 2.000 s (never padded: no silence at the loop's end)
 SILENCE_PEAK = 1e-4       # -80 dBFS: a file (or bar, relative to the file's peak) below is silent
 STRETCH_HEADROOM = 0.5    # pyrubberband round-trips through 16-bit WAV: feed it at half scale so
                           # neither quantisation (too quiet) nor clipping (stretch overshoot) bites
 PEAK_LEVEL = 0.9          # peak of every kept loop: as demoloops.PEAK, so real and demo sets match
 RATE_IDENTITY = 1e-3      # |rate - 1| below this (<0.1% tempo error) is not worth a Rubber Band pass
-PIPELINE_VERSION = 1      # bump when the per-file processing changes: old progress records are redone
+MIN_BPM, MAX_BPM = 20.0, 400.0   # --bpm outside this is a typo, not music (a 20 BPM bar is 12 s long,
+                                 # a 400 BPM one 0.6 s: stretching either to 2 s would be mush)
+MIN_MAX_BPM = 60.0        # --max-bpm below this would stop the tracker at ordinary tempi (madmom's
+                          # slowest is 55 BPM, so its range would be all but empty)
+PIPELINE_VERSION = 2      # bump when the per-file processing changes: old progress records are redone
 PROGRESS_FILE = "progress.jsonl"
 
 
@@ -493,6 +531,10 @@ def stretch_to_loop(bar: np.ndarray, bar_seconds: float, sr: int = SR) -> np.nda
     rate = bar_seconds / LOOP_SECONDS
     if abs(rate - 1.0) < RATE_IDENTITY:   # already 120 BPM (e.g. --bpm 120): no needless artefacts
         return fix_length(bar)
+    if 1.0 - BAR_TOLERANCE <= rate < 1.0 and shutil.which("rubberband") is None:
+        # --bpm 120 runs without the rubberband binary (see preprocess_loops); only a short last bar
+        # would need it there, and it falls back to the old zero-padding rather than failing.
+        return fix_length(bar)
     import pyrubberband
     return fix_length(pyrubberband.time_stretch(bar, sr, rate))
 
@@ -543,8 +585,9 @@ def bars_from_downbeats(beats: np.ndarray, duration: float) -> tuple[list[tuple[
     bars = [(float(a), float(b - a)) for a, b in zip(downbeats[:-1], downbeats[1:])]
     bar_len = float(np.median(np.diff(downbeats))) if len(downbeats) > 1 else \
         (BEATS_PER_BAR * 60.0 / bpm if bpm > 0 else 0.0)
-    if bar_len > 0 and duration - downbeats[-1] >= (1 - BAR_TOLERANCE) * bar_len:
-        bars.append((float(downbeats[-1]), bar_len))
+    left = duration - float(downbeats[-1])
+    if bar_len > 0 and left >= (1 - BAR_TOLERANCE) * bar_len:
+        bars.append((float(downbeats[-1]), min(bar_len, left)))   # its real length: stretched, not padded
     if not bars:
         raise SkipFile(f"no downbeats: only {len(downbeats)} downbeat(s) in {duration:.2f} s and no "
                        "full bar between or after them")
@@ -556,9 +599,10 @@ def bars_at_tempo(n_samples: int, sr: int, bpm: float) -> list[tuple[float, floa
 
     We start at sample 0, not at the first onset: loops are cut on the grid, and an onset
     detector would shift every bar by a soft first note's attack (or by a pickup note)."""
-    bar_len = BEATS_PER_BAR * 60.0 / bpm
-    n_bars = int(np.floor(n_samples / sr / bar_len + BAR_TOLERANCE))
-    return [(i * bar_len, bar_len) for i in range(n_bars)]
+    bar_len, duration = BEATS_PER_BAR * 60.0 / bpm, n_samples / sr
+    n_bars = int(np.floor(duration / bar_len + BAR_TOLERANCE))
+    # The last bar may be up to BAR_TOLERANCE short: report its real length, so it is stretched.
+    return [(i * bar_len, min(bar_len, duration - i * bar_len)) for i in range(n_bars)]
 
 
 def loop_id(source: str, bar: int) -> str:
@@ -593,10 +637,12 @@ def process_file(path: str | Path, source: str, data_dir: str | Path, bpm: float
         rows = []
         for i, (start, length) in enumerate(bars):
             a = int(round(start * SR))
-            seg = fix_length(x[a:a + int(round(length * SR))], int(round(length * SR)))  # (L,) padded
+            seg = x[a:a + int(round(length * SR))]                                     # (L,) as it is
             if np.abs(seg).max() < SILENCE_PEAK * STRETCH_HEADROOM:
                 continue   # a silent bar inside a loop: nothing to learn from; its index stays unused
-            loop = peak_normalise(stretch_to_loop(seg, length))                        # (32000,)
+            # The rate comes from the samples actually there (a short last bar, a sample lost
+            # to rounding), so the bar fills the whole 2.000 s and no silence is padded in.
+            loop = peak_normalise(stretch_to_loop(seg, len(seg) / SR))                 # (32000,)
             save_loop(data_dir, loop_id(source, i), loop)
             rows.append({"id": loop_id(source, i), "bar": i, "bpm": round(tempo, 1)})
         if not rows:
@@ -695,14 +741,13 @@ def preprocess_loops(loops_dir: str | Path, data_dir: str | Path, labels: str | 
 
     Raises ValueError for user errors (missing LOOPS_DIR, bad CSV, bad --bpm/--workers) and
     RuntimeError when a required tool (madmom, the rubberband binary) is missing."""
-    import shutil
     loops_dir, data_dir = Path(loops_dir), Path(data_dir)
     if not loops_dir.is_dir():
         raise ValueError(f"LOOPS_DIR {loops_dir} is not a directory")
-    if bpm is not None and not (20.0 <= bpm <= 400.0):
-        raise ValueError(f"--bpm {bpm} is not a plausible tempo (20-400 BPM)")
-    if not (60.0 <= max_bpm <= 400.0):
-        raise ValueError(f"--max-bpm {max_bpm} is not a plausible tempo (60-400 BPM)")
+    if bpm is not None and not (MIN_BPM <= bpm <= MAX_BPM):
+        raise ValueError(f"--bpm {bpm} is not a plausible tempo ({MIN_BPM:g}-{MAX_BPM:g} BPM)")
+    if not (MIN_MAX_BPM <= max_bpm <= MAX_BPM):
+        raise ValueError(f"--max-bpm {max_bpm} is not a plausible tempo ({MIN_MAX_BPM:g}-{MAX_BPM:g} BPM)")
     if workers < 1:
         raise ValueError(f"--workers must be >= 1, got {workers}")
     if bpm is None:

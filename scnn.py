@@ -33,6 +33,14 @@ on whole 2-second loops: the projector only ever shows it 1-second chunks, so it
 statistics and features are fitted to exactly that input, a crop costs half a loop, and the random
 offset is free augmentation. A whole loop is classified by averaging its two chunks' softmaxes
 (`predict_proba`), which is also how the Inception Score reads it.
+
+SCNN_MTAT deviates from Won et al.'s recipe (design.md §2) in two (pjloop) ways:
+  - chunks: 1 s (100 frames), not their 3.69 s, in training and in the 16-chunk clip evaluation: the
+    projector only ever feeds 1-second chunks, so the tagger's filters and batch-norm statistics are
+    fitted to exactly that input (its ROC-AUC is therefore not directly comparable with their 0.909).
+  - optimiser: Adam (lr 1e-4) only by default. Their second phase, SGD with Nesterov momentum 0.9 at
+    lr 1e-3 -> 1e-4 -> 1e-5, is optional: `--sgd-epochs N` (equal thirds of N epochs per rate, each
+    starting from the best weights so far, as their solver reloads its best model at every switch).
 """
 from __future__ import annotations
 
@@ -479,6 +487,10 @@ def load_loop_classifier(source: str | Path, ckpt_dir: str | Path = "checkpoints
     return model, list(ckpt["label_names"]), stats
 
 
+VALIDATION_OVERHEAD = 0.15   # the per-epoch validation pass (10 % of the loops, forward only, whole
+                             # 2-s loops) costs about this fraction of a training epoch
+
+
 def estimate_minutes(n_loops: int, cfg: LoopTrainConfig = LoopTrainConfig()) -> float:
     """Rough training time: time one training step on this machine and scale it up."""
     model = ShortChunkCNN(SCNNConfig(n_classes=8, width=cfg.width)).to(cfg.device)
@@ -491,7 +503,7 @@ def estimate_minutes(n_loops: int, cfg: LoopTrainConfig = LoopTrainConfig()) -> 
         F.cross_entropy(model(x), y).backward()
         opt.step()
     per_step = (time.time() - t) / 2
-    steps = cfg.epochs * math.ceil(0.8 * n_loops / cfg.batch) * 1.15       # + validation passes
+    steps = cfg.epochs * math.ceil(cfg.split[0] * n_loops / cfg.batch) * (1 + VALIDATION_OVERHEAD)
     return per_step * steps / 60
 
 
@@ -545,6 +557,9 @@ def build_feature_net(kind: str, ctx: FeatureContext) -> SCNNFeatures:
 # ---------------------------------------------------------------------------------------------
 MTAT_SPLIT = {"train": "0123456789ab", "val": "c", "test": "def"}   # the official split by folder
 N_TAGS = 50
+SGD_LRS = (1e-3, 1e-4, 1e-5)   # Won et al.'s SGD phase: three rates, here an equal third of sgd_epochs each
+SGD_MOMENTUM = 0.9             # Nesterov, as Won et al.
+SGD_WEIGHT_DECAY = 1e-4        # as Won et al.'s solver (their code; the paper does not say)
 
 
 @dataclass
@@ -553,9 +568,12 @@ class MTATConfig:
     epochs: int = 200             # Won et al. train ~200 epochs; early stopping usually ends sooner
     patience: int = 10            # epochs without a better validation ROC-AUC before stopping
     batch: int = 16               # Won et al.
-    lr: float = 1e-4              # Won et al.'s Adam phase (their later SGD fine-tuning is not done here)
-    # Won et al. train on 3.69-s chunks; our feature networks only ever see 1-second chunks in the
-    # projector, so the tagger is trained (and its batch-norm statistics fitted) on 1-second chunks.
+    lr: float = 1e-4              # Won et al.'s Adam phase
+    # (pjloop) Won et al. follow Adam with SGD (Nesterov, lr 1e-3 -> 1e-4 -> 1e-5); here that phase is
+    # optional and off by default: sgd_epochs > 0 runs it after the Adam epochs (module docstring).
+    sgd_epochs: int = 0
+    # (pjloop) Won et al. train on 3.69-s chunks; our feature networks only ever see 1-second chunks in
+    # the projector, so the tagger is trained (and its batch-norm statistics fitted) on 1-second chunks.
     chunk: int = CHUNK
     eval_chunks: int = 16         # evenly spaced chunks averaged per clip (Won et al.'s evaluation)
     seed: int = 0
@@ -626,18 +644,8 @@ def cache_mtat_mels(root: str | Path, rows: list[dict], cache: str | Path, verbo
 
 
 def mel_stats_of(paths: list[str]) -> tuple[np.ndarray, np.ndarray]:
-    """Per-band mean/std over every frame of the given cached mels (float64 running sums)."""
-    s = np.zeros(preprocess.N_MELS)
-    ss = np.zeros(preprocess.N_MELS)
-    n = 0
-    for p in paths:
-        m = np.load(p).astype(np.float64)                     # (64, T)
-        s += m.sum(1)
-        ss += (m ** 2).sum(1)
-        n += m.shape[1]
-    mean = s / n
-    std = np.sqrt(np.maximum(ss / n - mean ** 2, 0))
-    return mean.astype(np.float32), np.maximum(std, preprocess.STD_FLOOR).astype(np.float32)
+    """Per-band mean/std over every frame of the given cached mels, one file in memory at a time."""
+    return preprocess.band_stats_of_files(paths)
 
 
 class MTATChunks(torch.utils.data.Dataset):
@@ -701,8 +709,11 @@ def train_mtat(root: str | Path, cfg: MTATConfig = MTATConfig(), cache: str | Pa
     loader = torch.utils.data.DataLoader(MTATChunks(split["train"], mean, std, cfg.chunk), batch_size=cfg.batch,
                                          shuffle=True, drop_last=len(split["train"]) > cfg.batch,
                                          num_workers=cfg.workers)
-    best = (-1.0, None, 0)
-    for epoch in range(1, cfg.epochs + 1):
+    best = (-1.0, {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}, 0)
+
+    def run_epoch(opt, epoch: int, phase: str) -> None:
+        """One pass over the training clips, then validation; `best` keeps the best weights so far."""
+        nonlocal best
         model.train()
         total, seen = 0.0, 0
         bar = tqdm(loader, desc=f"epoch {epoch}", leave=False, disable=not verbose)
@@ -718,12 +729,28 @@ def train_mtat(root: str | Path, cfg: MTATConfig = MTATConfig(), cache: str | Pa
             bar.set_postfix(loss=f"{total / seen:.4f}")
         val_roc, val_pr, _ = macro_auc(*evaluate_clips(model, split["val"], mean, std, cfg))
         if verbose:
-            print(f"epoch {epoch}: train BCE {total / max(seen, 1):.4f}, val ROC-AUC {val_roc:.4f}, "
+            print(f"epoch {epoch} ({phase}): train BCE {total / max(seen, 1):.4f}, val ROC-AUC {val_roc:.4f}, "
                   f"PR-AUC {val_pr:.4f}, {(time.time() - t0) / 60:.1f} min", flush=True)
         if not (val_roc <= best[0]):
             best = (val_roc, {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}, epoch)
+
+    epoch = 0
+    for epoch in range(1, cfg.epochs + 1):
+        run_epoch(opt, epoch, "adam")
         if epoch - best[2] >= cfg.patience:
             break
+    # (pjloop, optional) Won et al.'s SGD phase: each rate starts from the best weights so far, as
+    # their solver reloads its best model at every switch; no early stopping inside this short phase.
+    if cfg.sgd_epochs > 0:
+        sgd = torch.optim.SGD(model.parameters(), lr=SGD_LRS[0], momentum=SGD_MOMENTUM, nesterov=True,
+                              weight_decay=SGD_WEIGHT_DECAY)
+        for i in range(cfg.sgd_epochs):
+            stage = len(SGD_LRS) * i // cfg.sgd_epochs            # equal thirds: 0, 1, 2
+            if i == 0 or stage != len(SGD_LRS) * (i - 1) // cfg.sgd_epochs:
+                model.load_state_dict(best[1])
+                for group in sgd.param_groups:
+                    group["lr"] = SGD_LRS[stage]
+            run_epoch(sgd, epoch + 1 + i, f"sgd {SGD_LRS[stage]:g}")
     model.load_state_dict(best[1])
     roc, pr, n_scored = macro_auc(*evaluate_clips(model, split["test"], mean, std, cfg))
     if verbose:
@@ -764,6 +791,8 @@ def main(argv=None) -> int:
     ap.add_argument("--batch", type=int)
     ap.add_argument("--width", type=int, help="base channels (64 loop / 128 MTAT)")
     ap.add_argument("--max-minutes", type=float, help="SCNN_Loop: wall-clock cap")
+    ap.add_argument("--sgd-epochs", type=int, default=0,
+                    help="SCNN_MTAT: epochs of Won et al.'s SGD phase after Adam (lr 1e-3, 1e-4, 1e-5 in thirds)")
     ap.add_argument("--workers", type=int, default=0, help="MTAT data-loader workers")
     ap.add_argument("--threads", type=int, help="torch CPU threads")
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
@@ -783,7 +812,9 @@ def main(argv=None) -> int:
             cfg = LoopTrainConfig(device=args.device, max_minutes=args.max_minutes, **over)
             train_loop_classifier(data_dir, cfg, out=args.out, ckpt_dir=args.ckpt_dir)
         else:
-            cfg = MTATConfig(device=args.device, workers=args.workers, **over)
+            if args.sgd_epochs < 0:
+                ap.error(f"--sgd-epochs must be >= 0, got {args.sgd_epochs}")
+            cfg = MTATConfig(device=args.device, workers=args.workers, sgd_epochs=args.sgd_epochs, **over)
             train_mtat(args.mtat, cfg, cache=args.cache, out=args.out, ckpt_dir=args.ckpt_dir)
     except (OSError, ValueError, ImportError, CheckpointError) as e:
         print(f"scnn.py: error: {e}", file=sys.stderr)

@@ -53,7 +53,7 @@ from torch import nn
 import torch.nn.functional as F
 
 from features import FeatureNet, FeatureNetUnavailable
-from preprocess import CHUNK_FRAMES, log_mel, standardise
+from preprocess import CHUNK_FRAMES, N_MELS, log_mel, standardise
 
 STAGE_CHANNELS = (64, 128, 256, 512)
 PIP_INSTALL = "pip install --no-deps aisfx==0.1.2"   # its pinned requirements are obsolete (design.md §2)
@@ -219,13 +219,13 @@ def embed_audio(model: SfxFeatures, audio: np.ndarray | torch.Tensor, mean, std,
         raise ValueError(f"embed_audio expects (N, samples) audio, got shape {tuple(x.shape)}")
     mean = torch.as_tensor(np.asarray(mean, dtype=np.float32))
     std = torch.as_tensor(np.asarray(std, dtype=np.float32))
-    if mean.shape != (64,) or std.shape != (64,):
-        raise ValueError(f"mean and std must be per-mel-band (64,), got {tuple(mean.shape)}, {tuple(std.shape)}")
+    if mean.shape != (N_MELS,) or std.shape != (N_MELS,):
+        raise ValueError(f"mean and std must be per-mel-band ({N_MELS},), got {tuple(mean.shape)}, {tuple(std.shape)}")
     z = standardise(log_mel(x.cpu()), mean, std)                          # (N, F=64, T)
     chunks = z.shape[-1] // CHUNK_FRAMES
     if chunks == 0:
         raise ValueError(f"need at least 1 s of audio ({CHUNK_FRAMES} frames), got {z.shape[-1]} frames")
     z = z[..., : chunks * CHUNK_FRAMES].transpose(1, 2)                    # (N, T', 64): time-major
-    z = z.reshape(x.shape[0] * chunks, 1, CHUNK_FRAMES, 64)               # (N*C, 1, 100, 64), chunks of clip 0 first
+    z = z.reshape(x.shape[0] * chunks, 1, CHUNK_FRAMES, N_MELS)           # (N*C, 1, 100, 64), chunks of clip 0 first
     out = [model.embed(z[i:i + batch_size].to(device)).float().cpu() for i in range(0, len(z), batch_size)]
     return torch.cat(out)                                                 # (N*C, 512)

@@ -63,6 +63,11 @@ STAGE_CHANNELS = (64, 128, 256, 512)
 # Layer indices of the port's `features` Sequential (conv, ReLU, [pool]) with [64,M,128,M,256,256,M,512,512,M]:
 # convs at 0, 3, 6, 8, 11, 13 and max-pools at 2, 5, 10, 15. A stage ends right after its pool.
 _STAGE_ENDS = (3, 6, 11, 16)
+N_POOLS = len(STAGE_CHANNELS)   # four 2x2 max-pools, one per stage: each halves time and frequency
+# What the last stage leaves of one 96 x 64 example: 96 / 2^4 = 6 frames x 64 / 2^4 = 4 bands, of 512
+# channels each; flattened, that is the input width of the first embedding layer (12 288).
+FINAL_MAP = (EXAMPLE_FRAMES >> N_POOLS, N_BANDS >> N_POOLS)                          # (6, 4)
+FLAT_DIM = STAGE_CHANNELS[-1] * FINAL_MAP[0] * FINAL_MAP[1]                          # 512 * 6 * 4
 
 
 class VGGishWeightsMissing(FeatureNetUnavailable):
@@ -97,7 +102,7 @@ class VGGish(nn.Module):
         super().__init__()
         self.features = make_features()
         self.embeddings = nn.Sequential(
-            nn.Linear(512 * 6 * 4, 4096), nn.ReLU(inplace=True),
+            nn.Linear(FLAT_DIM, 4096), nn.ReLU(inplace=True),
             nn.Linear(4096, 4096), nn.ReLU(inplace=True),
             nn.Linear(4096, EMBED_DIM),           # no final ReLU (see class docstring)
         )

@@ -154,3 +154,16 @@ def test_default_data_dir_follows_pjloop_data_root(monkeypatch, tmp_path):
     assert D.default_data_dir("drum") == D.REPO / "data" / "demo_drum"
     monkeypatch.setenv("PJLOOP_DATA_ROOT", str(tmp_path))
     assert D.default_data_dir("synth") == tmp_path / "demo_synth"
+
+
+def test_cli_writes_a_data_set_and_a_second_call_reports_it_cached(tmp_path, capsys):
+    out = tmp_path / "synth"
+    argv = ["--loops", "synth", "-n", "6", "--out", str(out), "--workers", "1", "--quiet"]
+    assert D.main(argv) == 0
+    first = capsys.readouterr().out
+    assert P.is_complete(out) and len(P.read_csv(out / "manifest.csv")) == 6
+    assert f"{out}: kept 6 synth loops" in first and "(cached)" not in first
+    assert D.main(argv) == 0
+    assert "(cached)" in capsys.readouterr().out
+    assert D.main(["--loops", "synth", "-n", "0", "--out", str(out), "--quiet"]) == 2    # user error: no traceback
+    assert "demoloops.py: error:" in capsys.readouterr().err

@@ -128,14 +128,71 @@ def test_loop_mel_dataset_items_are_time_major_and_standardised_per_band(tmp_pat
     assert (band_std - 1).abs().max() < 1e-3
 
 
+def test_band_stats_streamed_over_mel_files_equal_band_stats_of_the_stacked_array(tmp_path):
+    rng = np.random.default_rng(3)
+    # Bands with very different means and spreads, one nearly constant (hits STD_FLOOR), and files
+    # of different lengths, so that a wrong merge of per-file moments would show.
+    spread, level, drift = (np.linspace(*r, 64)[:, None] for r in [(0.0001, 2), (-5, 1), (0, 0.5)])
+    mels = [(rng.standard_normal((64, 200)) * spread + level + i * drift).astype(np.float32) for i in range(5)]
+    paths = []
+    for i, m in enumerate(mels):
+        paths.append(tmp_path / f"m{i}.npy")
+        np.save(paths[-1], m)
+    mean, std = pp.band_stats(np.stack(mels))                                          # (64,), (64,)
+    s_mean, s_std = pp.band_stats_of_files(paths)
+    assert s_mean.dtype == s_std.dtype == np.float32
+    np.testing.assert_allclose(s_mean, mean, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(s_std, std, rtol=1e-6, atol=1e-6)
+    stacked = np.stack(mels).astype(np.float64)                                        # numpy's own two-pass std
+    np.testing.assert_allclose(std, np.maximum(stacked.std(axis=(0, 2)), pp.STD_FLOOR), rtol=1e-6)
+    assert std[0] == pytest.approx(pp.STD_FLOOR)
+    ragged = [np.load(paths[0])[:, :120], np.load(paths[1])]                            # (64, 120), (64, 200)
+    np.save(paths[0], ragged[0])
+    r_mean, r_std = pp.band_stats_of_files(paths[:2])
+    flat = np.concatenate(ragged, axis=1).astype(np.float64)                          # (64, 320)
+    np.testing.assert_allclose(r_mean, flat.mean(axis=1), rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(r_std, np.maximum(flat.std(axis=1), pp.STD_FLOOR), rtol=1e-6)
+
+
 # ---------------------------------------------------------------------------------------------
 # Signal steps.
 # ---------------------------------------------------------------------------------------------
 @needs_rubberband
 @pytest.mark.parametrize("bar_seconds", [1.5, 2.0004, 2.4742, 3.3])
-def test_stretching_any_bar_gives_exactly_32000_samples(bar_seconds):
+def test_stretching_any_bar_gives_exactly_32000_samples(bar_seconds, monkeypatch):
+    import pyrubberband
+    raw_lengths = []
+    real_stretch = pyrubberband.time_stretch
+
+    def spy(y, sr, rate, *args, **kwargs):     # Rubber Band's own output, before fix_length
+        out = real_stretch(y, sr, rate, *args, **kwargs)
+        raw_lengths.append(len(out))
+        return out
+    monkeypatch.setattr(pyrubberband, "time_stretch", spy)
     bar = np.random.default_rng(0).standard_normal(int(round(bar_seconds * pp.SR))).astype(np.float32) * 0.3
     assert pp.stretch_to_loop(bar, bar_seconds).shape == (pp.LOOP_SAMPLES,)
+    # fix_length hides any rate: the raw stretch itself must already be ~2 s (an inverted rate
+    # would give bar_seconds^2 / 2, e.g. 1.125 s for a 1.5-s bar).
+    if abs(bar_seconds / pp.LOOP_SECONDS - 1) >= pp.RATE_IDENTITY:
+        assert len(raw_lengths) == 1 and abs(raw_lengths[0] - pp.LOOP_SAMPLES) <= 0.01 * pp.LOOP_SAMPLES
+    else:
+        assert raw_lengths == []               # already 2.000 s: no Rubber Band pass at all
+
+
+@needs_rubberband
+def test_a_short_last_bar_is_stretched_to_fill_the_loop_not_padded_with_silence(tmp_path):
+    # Continuous noise, 2 bars at 120 BPM minus 2.5 % (inside BAR_TOLERANCE): the second bar must
+    # fill its whole 2 s; zero-padding would leave the last ~50 ms silent.
+    n = int(2 * pp.LOOP_SAMPLES - 0.025 * pp.LOOP_SAMPLES)
+    noise = (0.3 * np.random.default_rng(2).standard_normal(n)).astype(np.float32)
+    bars = pp.bars_at_tempo(n, pp.SR, 120)
+    assert len(bars) == 2 and bars[1][1] == pytest.approx(n / pp.SR - 2.0)         # its real length
+    write(tmp_path / "noise.wav", noise)
+    record = pp.process_file(tmp_path / "noise.wav", "noise.wav", tmp_path / "data", bpm=120)
+    assert [r["bar"] for r in record["rows"]] == [0, 1]
+    last, _ = sf.read(tmp_path / "data" / "wav" / f"{record['rows'][1]['id']}.wav")
+    tail = last[-int(0.03 * pp.SR):]                                                   # last 30 ms
+    assert last.shape == (pp.LOOP_SAMPLES,) and np.sqrt(np.mean(tail ** 2)) > 0.05
 
 
 def test_bars_at_a_known_tempo_start_at_sample_zero_and_tolerate_a_few_missing_samples():
@@ -154,6 +211,8 @@ def test_bars_are_spans_between_downbeats_plus_the_last_bar_of_a_loop_file():
     assert bpm == pytest.approx(120.0)
     bars, _ = pp.bars_from_downbeats(beats, duration=5.5)           # half a bar after the last downbeat
     assert len(bars) == 2
+    bars, _ = pp.bars_from_downbeats(beats, duration=5.96)          # 2 % short: kept at its real length
+    assert len(bars) == 3 and bars[2] == (4.0, pytest.approx(1.96))
     with pytest.raises(pp.SkipFile, match="^no downbeats"):
         pp.bars_from_downbeats(np.empty((0, 2)), duration=6.0)
     with pytest.raises(pp.SkipFile, match="^no downbeats"):         # beats, but none is a downbeat

@@ -337,3 +337,20 @@ def test_build_feature_net_mtat_without_checkpoint_says_how_to_make_one(tmp_path
     monkeypatch.delenv(scnn.MTAT_ENV, raising=False)
     with pytest.raises(FileNotFoundError, match=r"python scnn.py --mtat ROOT"):
         scnn.build_feature_net("mtat", features.FeatureContext(ckpt_dir=tmp_path))
+
+
+def test_mtat_sgd_phase_runs_after_adam_in_thirds_of_falling_learning_rate(tmp_path, monkeypatch, capsys):
+    root = make_fake_mtat(tmp_path / "mtat")
+    rates = []
+    real_step = torch.optim.SGD.step
+
+    def spy(self, *a, **k):                      # the rate of every SGD step actually taken
+        rates.append(self.param_groups[0]["lr"])
+        return real_step(self, *a, **k)
+    monkeypatch.setattr(torch.optim.SGD, "step", spy)
+    cfg = scnn.MTATConfig(width=4, epochs=1, batch=4, eval_chunks=2, sgd_epochs=3)
+    ckpt = scnn.train_mtat(root, cfg, cache=tmp_path / "cache", ckpt_dir=tmp_path / "ckpt", verbose=True)
+    assert math.isfinite(ckpt["roc_auc"]) and ckpt["train_config"]["sgd_epochs"] == 3
+    assert sorted(set(rates), reverse=True) == list(scnn.SGD_LRS) and rates == sorted(rates, reverse=True)
+    out = capsys.readouterr().out
+    assert "epoch 1 (adam)" in out and "epoch 2 (sgd 0.001)" in out and "epoch 4 (sgd 1e-05)" in out
