@@ -172,6 +172,9 @@ def train(cfg: TrainConfig, device: str | None = None, resume: bool = False) -> 
     names = features.parse_feature_names(cfg.features)
     baseline = not names
     out = Path(cfg.out or f"runs/{cfg.loops}_{'_'.join(names) or 'stylegan2'}")
+    if not resume and (out / "latest.pt").exists():
+        raise CheckpointError(f"{out / 'latest.pt'} exists: pass --resume to continue that run, "
+                              "or choose another --out (nothing was overwritten)")
     torch.manual_seed(cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)    # latents and batch indices: saved, so resume is exact
 
@@ -203,9 +206,6 @@ def train(cfg: TrainConfig, device: str | None = None, resume: bool = False) -> 
                 "mel_mean": torch.from_numpy(data.mean), "mel_std": torch.from_numpy(data.std),
                 "features": names, "loops": cfg.loops, "config": asdict(cfg), "frozen": fingerprint}
 
-    if not resume and (out / "latest.pt").exists():
-        raise CheckpointError(f"{out / 'latest.pt'} exists: pass --resume to continue that run, "
-                              "or choose another --out (nothing was overwritten)")
     if resume and (out / "latest.pt").exists():
         # On the CPU: RNG states must stay CPU tensors; load_state_dict moves the rest to the device.
         ck = load_checkpoint(out / "latest.pt", map_location="cpu", required=("g", "d", "config", "rng"))
