@@ -611,15 +611,10 @@ def read_mtat_annotations(root: str | Path) -> tuple[list[str], list[dict]]:
 
 
 def decode_audio(path: Path) -> np.ndarray:
-    """Any file libsndfile reads (MTAT: mp3) -> 16 kHz mono float32."""
-    import soundfile as sf
-    from scipy.signal import resample_poly
-    x, sr = sf.read(str(path), dtype="float32", always_2d=True)
-    x = x.mean(1)
-    if sr != preprocess.SR:
-        g = math.gcd(sr, preprocess.SR)
-        x = resample_poly(x, preprocess.SR // g, sr // g).astype(np.float32)
-    return x
+    """Any file libsndfile reads (MTAT: mp3) -> 16 kHz mono float32, through preprocess's loader
+    (which raises preprocess.SkipFile, with the reason, for an unreadable or empty file)."""
+    audio, sr = preprocess.load_mono(path)                                             # (N,)
+    return preprocess.resample(audio, sr, preprocess.SR)
 
 
 def cache_mtat_mels(root: str | Path, rows: list[dict], cache: str | Path, verbose: bool = True):
