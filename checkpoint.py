@@ -6,10 +6,15 @@ name. A kill at any moment leaves either the old checkpoint or the new one, neve
 Load: always `torch.load(..., weights_only=True)` -- a checkpoint is data, never code. So checkpoints
 hold only tensors, numbers, strings, lists and dicts (configs are stored as `dataclasses.asdict`).
 A truncated or foreign file gives a clear error that names the file.
+
+Interrupt: `StopRequest` turns Ctrl-C and SIGTERM into a request that the training loop honours after the
+current step, so the checkpoint it then writes holds whole steps only.
 """
 from __future__ import annotations
 
 import os
+import signal
+import threading
 from pathlib import Path
 
 import torch
@@ -47,3 +52,25 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu",
     if missing:
         raise CheckpointError(f"{path} lacks {missing}: it is not the kind of checkpoint expected here")
     return obj
+
+
+class StopRequest:
+    """Ctrl-C (SIGINT) and SIGTERM only ask the loop to stop after the current step, so the checkpoint
+    written then holds whole steps and --resume stays exact. A second Ctrl-C stops at once (no save:
+    the last checkpoint stays as it was). Call `restore()` when the loop is over."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self):
+        self.requested = False
+        on_main = threading.current_thread() is threading.main_thread()   # signals can only be set there
+        self.previous = {s: signal.signal(s, self._handle) for s in self.SIGNALS} if on_main else {}
+
+    def _handle(self, signum, frame):
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def restore(self) -> None:
+        for s, handler in self.previous.items():
+            signal.signal(s, handler)

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import signal
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -37,7 +36,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.parametrizations import weight_norm
 
-from checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from checkpoint import CheckpointError, StopRequest, load_checkpoint, save_checkpoint
 from preprocess import (HOP, LOOP_SAMPLES, N_FFT, N_MELS, PAD, SR, log_mel, mel_filterbank, read_csv)
 
 # ---------------------------------------------------------------------------------------------
@@ -611,8 +610,9 @@ def train(cfg: TrainConfig, out: Path, steps: int | None, minutes: float | None,
     bar = tqdm(initial=trainer.step, total=None if target == math.inf else target, disable=not progress,
                unit="step", dynamic_ncols=True)
     last_saved = trainer.step
+    stop = StopRequest()
     try:
-        while trainer.step < target and time.monotonic() < deadline:
+        while trainer.step < target and time.monotonic() < deadline and not stop.requested:
             batch = random_segments(loops, cfg.batch, cfg.segment, gen)                # (B, segment)
             try:
                 losses = trainer.train_step(batch)
@@ -625,14 +625,14 @@ def train(cfg: TrainConfig, out: Path, steps: int | None, minutes: float | None,
             if trainer.step % save_every == 0:
                 trainer.save(out)
                 last_saved = trainer.step
-    except KeyboardInterrupt:
+    finally:
         bar.close()
-        trainer.save(out)
-        print(f"\nmelgan: interrupted; saved step {trainer.step} to {out} (continue with --resume)")
-        return trainer
-    bar.close()
+        stop.restore()
     if trainer.step != last_saved or not out.is_file():
         trainer.save(out)
+    if stop.requested:
+        print(f"\nmelgan: interrupted; saved step {trainer.step} to {out} (continue with --resume)")
+        return trainer
     print(f"melgan: saved step {trainer.step} to {out}")
     return trainer
 
@@ -671,8 +671,6 @@ def main(argv=None):
     data = resolve_data(a.loops, a.data)
     cfg = TrainConfig(loops=a.loops, data=str(data), batch=a.batch, segment=a.segment, lr=a.lr,
                       seed=a.seed, model=model)
-    # A polite `kill` checkpoints too: turn SIGTERM into the same path as Ctrl-C.
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         train(cfg, out, a.steps, a.minutes, a.resume, a.save_every, a.device)
     except (CheckpointError, FileNotFoundError, ValueError) as e:

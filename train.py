@@ -18,9 +18,7 @@ from __future__ import annotations
 import argparse
 import copy
 import hashlib
-import signal
 import sys
-import threading
 import time
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -32,7 +30,7 @@ from tqdm import tqdm
 import features
 import losses
 import preprocess as P
-from checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from checkpoint import CheckpointError, StopRequest, load_checkpoint, save_checkpoint
 from discriminator import ProjectedDiscriminator, StyleGAN2Discriminator
 from generator import Generator, GeneratorConfig, ema_beta, update_ema
 from projector import PROJECTOR_SEED
@@ -123,27 +121,6 @@ def ema_half_life(cfg: TrainConfig, step: int) -> float:
     """EMA half-life in images at `step`: 10 k images, ramped up over the first images of the run."""
     seen = (step + 1) * cfg.batch
     return min(cfg.ema_half_life, seen * cfg.ema_rampup) if cfg.ema_rampup else cfg.ema_half_life
-
-
-class StopRequest:
-    """Ctrl-C (SIGINT) and SIGTERM only ask the loop to stop after the current step, so the checkpoint
-    written then holds whole steps and --resume stays exact. A second Ctrl-C stops at once."""
-
-    SIGNALS = (signal.SIGINT, signal.SIGTERM)
-
-    def __init__(self):
-        self.requested = False
-        on_main = threading.current_thread() is threading.main_thread()   # signals can only be set there
-        self.previous = {s: signal.signal(s, self._handle) for s in self.SIGNALS} if on_main else {}
-
-    def _handle(self, signum, frame):
-        if self.requested:
-            raise KeyboardInterrupt
-        self.requested = True
-
-    def restore(self) -> None:
-        for s, handler in self.previous.items():
-            signal.signal(s, handler)
 
 
 def check_finite(which: str, loss: torch.Tensor, step: int, out: Path) -> None:

@@ -177,14 +177,17 @@ def test_checkpoint_resume_continues_the_step_count(tiny_set, tmp_path):
 
 
 def test_keyboard_interrupt_saves_a_checkpoint(tiny_set, tmp_path, monkeypatch):
+    """Ctrl-C during the first step: that step is finished, saved, and training stops."""
+    import os
+    import signal
     out = tmp_path / "m.pt"
     real_step = M.Trainer.train_step
 
-    def step_then_interrupt(self, audio):
-        if self.step == 1:
-            raise KeyboardInterrupt
+    def ctrl_c_during_first_step(self, audio):
+        if self.step == 0:
+            os.kill(os.getpid(), signal.SIGINT)          # as if the user pressed Ctrl-C here
         return real_step(self, audio)
-    monkeypatch.setattr(M.Trainer, "train_step", step_then_interrupt)
+    monkeypatch.setattr(M.Trainer, "train_step", ctrl_c_during_first_step)
     M.train(tiny_train_config(tiny_set), out, steps=10, minutes=None, resume=False, device="cpu",
             progress=False)
     assert M.load_checkpoint(out)["step"] == 1
