@@ -58,8 +58,7 @@ def bench(spec: str, args, device: str) -> tuple[float, float]:
     d_params = [p for p in D.parameters() if p.requires_grad]
     opt_G = torch.optim.Adam(G.parameters(), lr=1e-4, betas=(0.0, 0.99))
     opt_D = torch.optim.Adam(d_params, lr=1e-4, betas=(0.0, 0.99))
-    autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if device == "cuda" \
-        else (lambda: torch.autocast("cpu", enabled=False))
+    autocast = train.autocast_for(device)
     beta = ema_beta(args.batch)
 
     def step(i):

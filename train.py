@@ -96,6 +96,13 @@ def build_models(cfg: TrainConfig, names: list[str], nets: dict, device: str):
     return g_cfg, G, G_ema, D.to(device)
 
 
+def autocast_for(device: str):
+    """A context-manager factory: bf16 autocast on CUDA, plain float32 elsewhere."""
+    if device == "cuda":
+        return lambda: torch.autocast("cuda", dtype=torch.bfloat16)
+    return lambda: torch.autocast("cpu", enabled=False)
+
+
 def d_step(G, D, real, z, cfg_baseline: bool, step: int, autocast):
     """Discriminator loss on a real and a (detached) fake batch, in separate passes."""
     with autocast():
@@ -217,8 +224,7 @@ def train(cfg: TrainConfig, device: str | None = None, resume: bool = False) -> 
         mel = P.destandardise(x.cpu().numpy(), data.mean, data.std)
         save_mel_grid(mel, out / f"grid_{step:07d}.png", title=f"{out.name} step {step}")
 
-    autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if device == "cuda" \
-        else (lambda: torch.autocast("cpu", enabled=False))
+    autocast = autocast_for(device)
     total = cfg.steps if cfg.steps is not None else None
     bar = tqdm(total=total, initial=step, desc=out.name, dynamic_ncols=True, file=sys.stdout)
     G.train(); D.train()
