@@ -1,4 +1,4 @@
-"""Speed of the frozen feature networks' four stages (design.md §2, §3): how much of a discriminator
+"""Speed of the frozen feature networks' four stages (docs/design.md §2, §3): how much of a discriminator
 step the projector's feature network costs.
 
 One batch of 64 two-second mels = 128 one-second chunks (B=128, 1, T=100, F=64) -> `stages`, under

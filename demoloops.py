@@ -1,7 +1,7 @@
 """Embedded demo loops: a seeded renderer of genre-labelled one-bar loops (stand-in for the paper's data).
 
 The paper (Section 3) trains on 2 s, 120 BPM, one-bar drum and synth loops from Looperman, labelled by
-genre (66 drum genres, 58 synth genres; design.md §1-2). Those loops cannot be downloaded here, so pjloop
+genre (66 drum genres, 58 synth genres; docs/design.md §1-2). Those loops cannot be downloaded here, so pjloop
 ships a deterministic renderer that writes a data set in exactly the layout of `preprocess.py`:
 
     render_loop("drum" | "synth", genre, seed, bpm=120, bars=1)  ->  float32 (N,) at 16 kHz,
@@ -13,7 +13,7 @@ How a loop is made:
      placement, hat density, swing, percussion and kit choices for drums; register, rhythm, note length
      and instrument families for synths. Randomness lives INSIDE the template (pattern variant, kit,
      instrument, key, chord progression, velocity, micro-timing, ghost notes, occasional fills), so that the
-     genres stay distinguishable from the audio (a genre classifier is trained on them, design.md §2).
+     genres stay distinguishable from the audio (a genre classifier is trained on them, docs/design.md §2).
   2. The notes are played by real recorded instruments from a General MIDI SoundFont (TimGM6mb, shipped
      inside pretty_midi's wheel; any other .sf2 via $PJLOOP_SOUNDFONT) with TinySoundFont.
   3. Rendered at 48 kHz (TinySoundFont interpolates linearly, which would alias bright cymbals into the
@@ -48,7 +48,7 @@ from preprocess import SR
 # ---------------------------------------------------------------------------------------------
 DEFAULT_N = 2000          # loops per demo set: 200 per drum genre, ~333 per synth style
 DEFAULT_WORKERS = 2       # the CPU machines this runs on have 2 cores
-DEMO_BPM = 120.0          # every training loop is one bar of 4/4 at 120 BPM (design.md §1)
+DEMO_BPM = 120.0          # every training loop is one bar of 4/4 at 120 BPM (docs/design.md §1)
 RENDER_SR = 3 * SR        # 48 kHz synthesis, decimated by 3 (see docstring, step 3)
 PEAK = 0.9                # peak after normalisation: head-room for the mel front end and vocoder
 TAIL_S = 4.0              # longest tail we wrap (a GM crash cymbal rings ~4 s, pad releases ~2 s)

@@ -1,4 +1,4 @@
-"""Discriminators (paper Section 2 "Projected GAN", Figure 2, Section 4; design.md §4).
+"""Discriminators (paper Section 2 "Projected GAN", Figure 2, Section 4; docs/design.md §4).
 
 Two kinds:
 

@@ -1,5 +1,5 @@
 """Objective evaluation: IS, FAD, Density & Coverage, plus KID and a loopability score
-(paper Section 5, Table 1 and Figure 4; design.md §7).
+(paper Section 5, Table 1 and Figure 4; docs/design.md §7).
 
 What goes in, for one set of loops (real or generated):
 

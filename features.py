@@ -1,4 +1,4 @@
-"""The frozen pre-trained feature networks, one interface and one registry (paper Section 3.1; design.md §2).
+"""The frozen pre-trained feature networks, one interface and one registry (paper Section 3.1; docs/design.md §2).
 
 Projected GAN's discriminator never trains these networks: it reads four of their intermediate stages
 (four scales) and mixes them with random frozen convolutions (projector.py). Every network here:
@@ -7,7 +7,7 @@ Projected GAN's discriminator never trains these networks: it reads four of thei
             (preprocess.py). Each network adapts it to what it was trained on, inside `adapt`.
     output: `stages(x)` -> 4 tensors (B, C_l, T_l, F_l), l = 1..4, with C_l = `stage_channels[l]`.
 
-Frozen means two things (design.md §2): `requires_grad_(False)` on every parameter AND eval mode for
+Frozen means two things (docs/design.md §2): `requires_grad_(False)` on every parameter AND eval mode for
 ever -- `train(True)` on a parent module must not switch batch-norm back to batch statistics (the
 authors' code forgets this, so their SCNN's running statistics drift during GAN training).
 

@@ -1,5 +1,5 @@
 """StyleGAN2 generator for one-bar log-mel loops (paper Section 4 "Improving the generator" and
-"Pipeline"; design.md §5; Karras et al. 2020), pure PyTorch.
+"Pipeline"; docs/design.md §5; Karras et al. 2020), pure PyTorch.
 
     z  (B, z_dim=32) --mapping G_m--> ws (B, num_ws=10, w_dim=64) --synthesis G_s--> mel (B, 1, T=200, F=64)
 
@@ -26,7 +26,7 @@ starts from 13 x 4 (-> 208 x 64) and keeps the first 200 frames so one sample is
 ws index used by each layer (StyleGAN2 shares a ToRGB's w with the next block's first conv):
 conv 13x4: 0, ToMel 13x4: 1; block i = 0..3: up-conv 1 + 2i, conv 2 + 2i, ToMel 3 + 2i -> num_ws = 10.
 
-Also here: the generator EMA helpers (design.md §5: half-life 10 k images), `count_params` and
+Also here: the generator EMA helpers (docs/design.md §5: half-life 10 k images), `count_params` and
 `macs_per_sample` (a counting pass with torch's FlopCounterMode on the meta device).
 """
 from __future__ import annotations
@@ -56,8 +56,8 @@ class GeneratorConfig:
     channels: int = 512             # authors' config: 512 at every resolution (52.4 GMAC, 21.8 M params)
     max_channels: int | None = None # width cap for CPU runs (e.g. 64 or 128); None = `channels`
     style_mixing_prob: float = 0.9  # StyleGAN2 / authors: mixing regularisation probability
-    out_frames: int = 200           # design.md §1: 200 frames of 10 ms = exactly one 2.000 s bar
-    n_mels: int = 64                # design.md §1: 64 mel bands
+    out_frames: int = 200           # docs/design.md §1: 200 frames of 10 ms = exactly one 2.000 s bar
+    n_mels: int = 64                # docs/design.md §1: 64 mel bands
     w_avg_beta: float = 0.995       # StyleGAN2: EMA of w used as the truncation centre
     blur_kernel: tuple[int, ...] = BLUR_KERNEL   # StyleGAN2's [1, 3, 3, 1] resampling filter
 
@@ -326,7 +326,7 @@ class Generator(nn.Module):
 
 def ema_beta(batch_size: int, half_life_images: float = 10_000) -> float:
     """Per-step EMA decay such that an image's weight halves every `half_life_images` images
-    (design.md §5: half-life 10 k images, beta = 0.5 ** (batch / 10 000))."""
+    (docs/design.md §5: half-life 10 k images, beta = 0.5 ** (batch / 10 000))."""
     if batch_size < 1 or half_life_images <= 0:
         raise ValueError(f"ema_beta: batch_size must be >= 1 and half_life_images > 0, "
                          f"got {batch_size}, {half_life_images}")

@@ -1,4 +1,4 @@
-"""StyleGAN2 building blocks in pure PyTorch (design.md §5 "Pure PyTorch only"; Karras et al. 2020).
+"""StyleGAN2 building blocks in pure PyTorch (docs/design.md §5 "Pure PyTorch only"; Karras et al. 2020).
 
 Shared by the generator (generator.py) and the discriminators (the StyleGAN2 baseline D and the
 projected discriminators' minibatch-stddev head). StyleGAN2's official code builds the FIR filtering

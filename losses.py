@@ -1,4 +1,4 @@
-"""GAN losses (paper Section 2 eq. 1 and Section 4; design.md §4 and §5).
+"""GAN losses (paper Section 2 eq. 1 and Section 4; docs/design.md §4 and §5).
 
 Two families, one per discriminator:
 
@@ -14,17 +14,17 @@ Lazy regularisation (StyleGAN2 §3.1 / Appendix B): a regulariser computed only 
 is scaled by `interval` so its average strength is unchanged, and Adam's lr and betas are adjusted by
 `lazy_ratio(interval)` so that the optimiser's overall momentum time-scale is the same as if the
 regulariser ran every step. Both the G side (path length every 4 steps -> 4/5) and the D side (R1 every
-16 steps -> 16/17) use it (design.md §5).
+16 steps -> 16/17) use it (docs/design.md §5).
 """
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
 
-R1_GAMMA = 10.0     # R1 weight gamma of Hung et al.'s / StyleGAN2's config for this resolution (design.md §4)
+R1_GAMMA = 10.0     # R1 weight gamma of Hung et al.'s / StyleGAN2's config for this resolution (docs/design.md §4)
 R1_INTERVAL = 16    # lazy R1: D is regularised once every 16 minibatches (StyleGAN2's d_reg_every)
 PL_INTERVAL = 4     # lazy path-length regularisation of G every 4 minibatches (StyleGAN2's g_reg_every)
-PL_WEIGHT = 2.0     # path-length weight (design.md §4). The regulariser itself is NOT implemented here (optional)
+PL_WEIGHT = 2.0     # path-length weight (docs/design.md §4). The regulariser itself is NOT implemented here (optional)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -86,7 +86,7 @@ def lazy_ratio(interval: int) -> float:
     """Adam lr and beta adjustment for a regulariser run every `interval` steps: interval / (interval + 1).
 
     lr' = lr * ratio, betas' = (beta1 ** ratio, beta2 ** ratio) -- G 4/5 (path length every 4),
-    D 16/17 (R1 every 16) (design.md §5). `interval <= 0` means no lazy regularisation: ratio 1.
+    D 16/17 (R1 every 16) (docs/design.md §5). `interval <= 0` means no lazy regularisation: ratio 1.
     """
     if interval <= 0:
         return 1.0

@@ -1,5 +1,5 @@
 """MelGAN vocoder and its Griffin-Lim fallback: log10 mel -> 16 kHz audio (paper Section 4, last
-paragraph of "Pipeline"; design.md §1 and §6; Kumar et al. 2019, "MelGAN").
+paragraph of "Pipeline"; docs/design.md §1 and §6; Kumar et al. 2019, "MelGAN").
 
 The paper turns every generated mel into a waveform with a MelGAN vocoder trained on the same loops,
 on the same front end (preprocess.log_mel). This file holds:
@@ -16,7 +16,7 @@ per-band standardised mel the GAN works in. The vocoder is thereby independent o
 statistics (a drum vocoder can vocode a synth data set's mels); callers destandardise first
 (preprocess.destandardise with the checkpoint's mean/std) and transpose (B, 1, T, F) -> (B, F, T).
 
-Alignment: frame t of the mel covers samples [160 t, 160 t + 160) (design.md §1), and both the
+Alignment: frame t of the mel covers samples [160 t, 160 t + 160) (docs/design.md §1), and both the
 generator (transposed convs with kernel 2r, padding chosen for exactly r x the length) and Griffin-Lim
 (overlap-add with the front end's own 432-sample padding) keep that alignment, so a 200-frame loop gives
 exactly 32 000 samples and the context trick for seamless loops (`circular=True`) can crop sample-exactly.
@@ -40,7 +40,7 @@ from checkpoint import CheckpointError, StopRequest, load_checkpoint, save_check
 from preprocess import (HOP, LOOP_SAMPLES, N_FFT, N_MELS, PAD, SR, log_mel, mel_filterbank, read_csv)
 
 # ---------------------------------------------------------------------------------------------
-# The numbers of MelGAN (Kumar et al. 2019; design.md §6), named once.
+# The numbers of MelGAN (Kumar et al. 2019; docs/design.md §6), named once.
 # ---------------------------------------------------------------------------------------------
 UPSAMPLE_RATIOS = (5, 4, 4, 2)   # product = 160 = HOP: one mel frame -> one hop of samples.
 #                                  (MelGAN's 8, 8, 2, 2 makes its 256-sample hop; ours is 160.)
@@ -225,7 +225,7 @@ class Discriminator(nn.Module):
 
 
 # ---------------------------------------------------------------------------------------------
-# Losses: small pure functions (design.md §6).
+# Losses: small pure functions (docs/design.md §6).
 # ---------------------------------------------------------------------------------------------
 def d_hinge(real: list[list[torch.Tensor]], fake: list[list[torch.Tensor]]) -> torch.Tensor:
     """Discriminator: push each scale's real logits above +1 and fake logits below -1, summed over scales."""
@@ -638,7 +638,7 @@ def train(cfg: TrainConfig, out: Path, steps: int | None, minutes: float | None,
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description="Train the MelGAN vocoder on a loop data set (design.md §6).")
+    p = argparse.ArgumentParser(description="Train the MelGAN vocoder on a loop data set (docs/design.md §6).")
     p.add_argument("--loops", required=True, help="drum or synth: names the demo set and the checkpoint")
     p.add_argument("--data", help="data set directory (preprocess.py layout); default: the embedded demo set")
     p.add_argument("--steps", type=int, help="train until this total step count (default: 1000 more, "

@@ -1,4 +1,4 @@
-"""Audio front end and loop data sets (paper Section 3 and Section 4 "Pipeline"; design.md §1).
+"""Audio front end and loop data sets (paper Section 3 and Section 4 "Pipeline"; docs/design.md §1).
 
 Everything in pjloop sees audio through ONE mel front end, defined here:
 
@@ -8,11 +8,11 @@ Everything in pjloop sees audio through ONE mel front end, defined here:
     normalisation, as librosa's defaults), magnitude (power 1), log10 with a floor of 1e-5.
 
 The paper text says a 512-point window; the authors' code and their MelGAN use 1024, which keeps
-the lowest of 64 bands from being empty at 16 kHz (design.md §1). We follow the code.
+the lowest of 64 bands from being empty at 16 kHz (docs/design.md §1). We follow the code.
 
 Frame t covers samples [160 t, 160 t + 160): the signal is reflect-padded by (1024 - 160) / 2 = 432
 samples on each side, so a 32 000-sample loop gives exactly 200 frames (the authors crop to 192 and
-pad the vocoded audio, which breaks seamless looping; pjloop keeps all 200, design.md §1).
+pad the vocoded audio, which breaks seamless looping; pjloop keeps all 200, docs/design.md §1).
 
 A data set directory (written by `demoloops.py` for the embedded demo loops and by this file's CLI
 for real loops) looks the same either way, so everything downstream treats them alike:
@@ -44,7 +44,7 @@ import numpy as np
 import torch
 
 # ---------------------------------------------------------------------------------------------
-# The numbers of the front end, named once (design.md §1).
+# The numbers of the front end, named once (docs/design.md §1).
 # ---------------------------------------------------------------------------------------------
 SR = 16_000          # Hz; the paper's (and VGGish's) rate
 BPM = 120            # every training loop is one bar of 4/4 at 120 BPM ...
@@ -128,7 +128,7 @@ def log_mel(audio: np.ndarray | torch.Tensor) -> np.ndarray | torch.Tensor:
 
 
 # ---------------------------------------------------------------------------------------------
-# Standardisation: per mel band, over the training set (design.md §1).
+# Standardisation: per mel band, over the training set (docs/design.md §1).
 # ---------------------------------------------------------------------------------------------
 def band_moments(mels: np.ndarray) -> tuple[int, np.ndarray, np.ndarray]:
     """mels (N, F=64, T) -> (count per band, mean (64,), M2 (64,) = sum of squared deviations), float64."""
@@ -319,7 +319,7 @@ class LoopMelDataset(torch.utils.data.Dataset):
 
 # =============================================================================================
 # Real loops: a folder of audio files -> one-bar, 120 BPM, 16 kHz loops (paper Section 4
-# "Pipeline", following Hung et al.; design.md §1). The CLI of this file:
+# "Pipeline", following Hung et al.; docs/design.md §1). The CLI of this file:
 #
 #   python preprocess.py LOOPS_DIR --out DATA_DIR [--labels CSV] [--bpm X] [--workers N] [--force]
 #                                                 [--max-bpm 180]
@@ -357,7 +357,7 @@ AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".aiff", ".aif", ".mp3")   # what l
 MADMOM_SR = 44_100        # madmom's RNNs were trained at 44.1 kHz; its SignalProcessor ASSUMES a bare
                           # array is at 44.1 kHz and can only resample through ffmpeg (not installed),
                           # so we resample to 44.1 kHz ourselves before tracking
-DBN_FPS = 100             # activation frame rate of the downbeat RNNs (design.md §1)
+DBN_FPS = 100             # activation frame rate of the downbeat RNNs (docs/design.md §1)
 DBN_MAX_BPM = 180.0       # (pjloop) the DBN's fastest tempo. madmom's default is 215 BPM, which lets
                           # four-on-the-floor loops at 90-107 BPM lock onto double time (measured: 3
                           # of 4 demo house loops at 97 BPM came out at 193.5 BPM, i.e. half bars;

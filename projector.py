@@ -1,5 +1,5 @@
 """The feature projector P_l of Projected GAN (paper Section 2 "Projected GAN", Figure 2, Section 4
-"Pipeline"; design.md §3; Sauer et al. 2021).
+"Pipeline"; docs/design.md §3; Sauer et al. 2021).
 
 A 2-second mel is split into two 1-second chunks (the pre-trained networks were trained on ~1 s of
 audio); each chunk goes through the same frozen feature network, whose four stages are mixed by two
@@ -24,7 +24,7 @@ everywhere.
 
 The CCM/CSM weights are drawn once from a torch.Generator with a fixed seed and stored as BUFFERS, not
 parameters: no optimiser can ever see them, `.to(device)` moves them, and `state_dict` /
-`load_state_dict` save and restore them exactly (design.md §3 "initialised with a fixed seed so that a
+`load_state_dict` save and restore them exactly (docs/design.md §3 "initialised with a fixed seed so that a
 checkpoint restores them").
 """
 from __future__ import annotations
@@ -87,7 +87,7 @@ class Projector(nn.Module):
     `forward(mel (B, 1, 200, 64)) -> 4 x (B, C_l, 2 T_l, F_l)`, shallowest scale first.
     `out_channels` gives C_l; `scale_sizes()` gives (2 T_l, F_l) by a dry run.
 
-    `upsample=True` (default, design.md §3, as the authors' / Projected GAN's FeatureFusionBlock) ends every
+    `upsample=True` (default, docs/design.md §3, as the authors' / Projected GAN's FeatureFusionBlock) ends every
     CSM step with a bilinear x2, so the discriminators see maps twice as large per axis as the stages.
     `upsample=False` skips it: the x2 only interpolates, adds no information, and costs the heads 4x;
     train.py's CPU preset turns it off.
@@ -103,7 +103,7 @@ class Projector(nn.Module):
                              f"{feature_net.stage_channels}; expected {N_STAGES} positive channel counts")
         if csm_kernel < 1 or csm_kernel % 2 == 0:
             raise ValueError(f"Projector: csm_kernel must be a positive odd number (size-preserving), got {csm_kernel}")
-        # Frozen twice over (design.md §2): no grads into its weights, and FeatureNet.train() keeps it in eval.
+        # Frozen twice over (docs/design.md §2): no grads into its weights, and FeatureNet.train() keeps it in eval.
         self.feature_net = feature_net.freeze()
         self.expand, self.seed, self.csm_kernel, self.upsample = expand, seed, csm_kernel, upsample
         self.ccm_channels, self.csm_channels = projector_channels(expand)
@@ -146,10 +146,10 @@ class Projector(nn.Module):
             x = ccm[i]
             if deeper is not None:
                 # Resize to THIS stage's actual size, not blindly x2: SCNN's 7x4 -> 13x8, and aisfx's last
-                # two stages are both 12x8 (x1) (design.md §3).
+                # two stages are both 12x8 (x1) (docs/design.md §3).
                 x = x + F.interpolate(deeper, size=x.shape[-2:], mode="bilinear", align_corners=True)
             x = self._conv(x, f"csm{i}")                                # (N, C''_i, T_i, F_i)
-            if self.upsample:                                           # design.md §3: the trailing x2 of the authors' code
+            if self.upsample:                                           # docs/design.md §3: the trailing x2 of the authors' code
                 x = F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=True)
             out[i] = deeper = x
         return out

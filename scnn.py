@@ -1,5 +1,5 @@
 """Short-chunk CNNs: the loop-genre classifier (SCNN_Loop) and the MagnaTagATune tagger (SCNN_MTAT)
-(paper Section 3 and Section 3.1 "Domain specific"; design.md §2; Won et al. 2020, "Evaluation of
+(paper Section 3 and Section 3.1 "Domain specific"; docs/design.md §2; Won et al. 2020, "Evaluation of
 CNN-based automatic music tagging models", the short-chunk CNN with residual blocks).
 
 Layout: a standardised log10 mel, time-major like the rest of the GAN: (B, 1, T, F=64), any T >= 100.
@@ -13,7 +13,7 @@ Layout: a standardised log10 mel, time-major like the rest of the GAN: (B, 1, T,
 A residual block is 3x3 conv - BN - ReLU - 3x3 conv - BN, plus a 3x3 conv - BN shortcut (always
 present here: every block halves the resolution), then ReLU, as Won et al.'s `Res_2d`.
 
-The paper text says each block "comprises a 2x2 max-pooling layer"; design.md (and Won et al.'s
+The paper text says each block "comprises a 2x2 max-pooling layer"; docs/design.md (and Won et al.'s
 residual variant) down-sample with stride-2 convolutions, padding 1, which is what we do. That is also
 why the stage sizes round UP (ceil) where VGGish's max-pools round down: for a (B, 1, 100, 64) chunk
 the first four blocks give 50x32, 25x16, 13x8, 7x4, the four stages the projector reads.
@@ -34,7 +34,7 @@ statistics and features are fitted to exactly that input, a crop costs half a lo
 offset is free augmentation. A whole loop is classified by averaging its two chunks' softmaxes
 (`predict_proba`), which is also how the Inception Score reads it.
 
-SCNN_MTAT deviates from Won et al.'s recipe (design.md §2) in two (pjloop) ways:
+SCNN_MTAT deviates from Won et al.'s recipe (docs/design.md §2) in two (pjloop) ways:
   - chunks: 1 s (100 frames), not their 3.69 s, in training and in the 16-chunk clip evaluation: the
     projector only ever feeds 1-second chunks, so the tagger's filters and batch-norm statistics are
     fitted to exactly that input (its ROC-AUC is therefore not directly comparable with their 0.909).
@@ -64,7 +64,7 @@ from checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from features import FeatureContext, FeatureNet
 
 N_BLOCKS = 6            # "6 layers of CNN blocks" (paper Section 3.1)
-N_STAGES = 4            # the projector reads the outputs of the first four blocks (design.md §2)
+N_STAGES = 4            # the projector reads the outputs of the first four blocks (docs/design.md §2)
 LOOP_WIDTH = 64         # the authors' loop-genre SCNN: stages 64, 64, 128, 128
 MTAT_WIDTH = 128        # the authors' MTAT SCNN: stages 128, 128, 256, 256 (Won et al.'s width too)
 CHUNK = preprocess.CHUNK_FRAMES   # 100 frames = the 1-second chunks the projector feeds
@@ -98,7 +98,7 @@ class ResBlock(nn.Module):
         self.conv2 = nn.Conv2d(c_out, c_out, 3, padding=1)
         self.bn2 = nn.BatchNorm2d(c_out)
         # The shape always changes here (stride 2), so the shortcut is always a projection; Won et al.
-        # make it a 3x3 conv (not the usual 1x1), which design.md keeps.
+        # make it a 3x3 conv (not the usual 1x1), which docs/design.md keeps.
         self.shortcut = None
         if stride != 1 or c_in != c_out:
             self.shortcut = nn.Sequential(nn.Conv2d(c_in, c_out, 3, stride=stride, padding=1),

@@ -1,4 +1,4 @@
-"""The offline general feature network: the aisfx sound-effects CNN (design.md §2, §7; stands in for
+"""The offline general feature network: the aisfx sound-effects CNN (docs/design.md §2, §7; stands in for
 VGGish of paper Section 3.1 where VGGish's weights cannot be downloaded).
 
 Credit: aisfx 0.1.2, Ma & Lerch, "Representation Learning for the Automatic Indexing of Sound Effects
@@ -56,7 +56,7 @@ from features import FeatureNet, FeatureNetUnavailable
 from preprocess import CHUNK_FRAMES, N_MELS, log_mel, standardise
 
 STAGE_CHANNELS = (64, 128, 256, 512)
-PIP_INSTALL = "pip install --no-deps aisfx==0.1.2"   # its pinned requirements are obsolete (design.md §2)
+PIP_INSTALL = "pip install --no-deps aisfx==0.1.2"   # its pinned requirements are obsolete (docs/design.md §2)
 # The native input's mean and std on its [0, 1] scale, derived from the checkpoint's first batch-norm
 # (module docstring; `input_stats_from_bn` recomputes them).
 AISFX_INPUT_MEAN = 0.164
@@ -199,7 +199,7 @@ def build_feature_net(ctx) -> SfxFeatures:
 
 
 # ---------------------------------------------------------------------------------------------
-# The offline FAD stand-in's embedding (design.md §7: label results as "FAD (aisfx)", not FAD).
+# The offline FAD stand-in's embedding (docs/design.md §7: label results as "FAD (aisfx)", not FAD).
 # ---------------------------------------------------------------------------------------------
 @torch.no_grad()
 def embed_audio(model: SfxFeatures, audio: np.ndarray | torch.Tensor, mean, std,

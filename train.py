@@ -1,6 +1,6 @@
 """Train a Projected StyleGAN2 (or the plain StyleGAN2 baseline) on one-bar loops.
 
-Paper Section 2 (Projected GAN, eq. 1), Section 4 (generator and pipeline), design.md §3-§5.
+Paper Section 2 (Projected GAN, eq. 1), Section 4 (generator and pipeline), docs/design.md §3-§5.
 
     python train.py --loops drum --features vgg,scnn_loop     # the paper's fusion model (VGGish downloaded once)
     python train.py --loops drum --features aisfx             # offline general network (no download needed)
@@ -45,7 +45,7 @@ class TrainConfig:
     batch: int = 64                   # the authors' script
     g_channels: int = 512             # the paper: 512 channels at every resolution (GPU default)
     d_channels: int = 512             # width cap of the baseline StyleGAN2 discriminator
-    lr: float = 0.002                 # StyleGAN2's Adam learning rate (design.md §5)
+    lr: float = 0.002                 # StyleGAN2's Adam learning rate (docs/design.md §5)
     ema_half_life: int = 10_000       # images; beta = 0.5 ** (batch / 10 000)
     ema_rampup: float = 0.05          # half-life <= 5 % of the images seen so far (StyleGAN2-ADA's code), so
                                       # the EMA generator is not stuck at its initial weights in short runs
@@ -56,7 +56,7 @@ class TrainConfig:
     ckpt_every: int = 500             # steps between (atomic) latest.pt checkpoints
     snapshot_every: int = 5000        # steps between kept ckpt_<step>.pt files (for evaluate.py --curve)
     csm_kernel: int = 3               # the paper's 3x3 cross-scale mixing (the authors' code: 1x1)
-    csm_upsample: bool = True         # CSM ends with bilinear x2, as the authors' code (design.md §3)
+    csm_upsample: bool = True         # CSM ends with bilinear x2, as the authors' code (docs/design.md §3)
     vggish: str | None = None         # path to the official VGGish weights (else env / hub cache)
 
 
@@ -64,7 +64,7 @@ class TrainConfig:
 # README's quick start finish on its own in about a quarter of an hour and still leave a checkpoint and a grid.
 CPU_PRESET = dict(batch=8, g_channels=32, d_channels=32, csm_upsample=False, minutes=8.0, sample_every=50,
                   ckpt_every=50, snapshot_every=200)
-G_LAZY, D_LAZY = losses.lazy_ratio(losses.PL_INTERVAL), losses.lazy_ratio(losses.R1_INTERVAL)  # design.md §5: 4/5, 16/17
+G_LAZY, D_LAZY = losses.lazy_ratio(losses.PL_INTERVAL), losses.lazy_ratio(losses.R1_INTERVAL)  # docs/design.md §5: 4/5, 16/17
 ADAM_BETA2 = 0.99                 # StyleGAN2's Adam betas are (0, 0.99), raised to the lazy ratio
 N_GRID = 16                       # fixed-seed EMA samples in each grid PNG
 GRID_SEED = 1234                  # the same latents in every grid, so grids show progress, not new samples
@@ -88,7 +88,7 @@ def build_models(cfg: TrainConfig, names: list[str], nets: dict, device: str):
     G = Generator(g_cfg).to(device)
     G_ema = copy.deepcopy(G).eval().requires_grad_(False)
     if names:
-        # The random CCM/CSM projection is part of the model: one fixed seed (design.md §3), not --seed.
+        # The random CCM/CSM projection is part of the model: one fixed seed (docs/design.md §3), not --seed.
         D = ProjectedDiscriminator([nets[n] for n in names], seed=PROJECTOR_SEED, csm_kernel=cfg.csm_kernel,
                                    upsample=cfg.csm_upsample)
     else:
@@ -111,7 +111,7 @@ def d_step(G, D, real, z, cfg_baseline: bool, step: int, autocast):
         real_logits, fake_logits = D(real), D(fake)
         loss = (losses.d_logistic(real_logits, fake_logits) if cfg_baseline
                 else losses.d_hinge(real_logits, fake_logits))
-    if cfg_baseline and step % losses.R1_INTERVAL == 0:     # lazy R1 (design.md §4), in full precision
+    if cfg_baseline and step % losses.R1_INTERVAL == 0:     # lazy R1 (docs/design.md §4), in full precision
         real_r1 = real.detach().requires_grad_(True)
         r1 = losses.r1_penalty(D(real_r1), real_r1)
         loss = loss + losses.r1_loss_weight() * r1

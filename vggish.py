@@ -1,5 +1,5 @@
 """VGGish: the general pre-trained feature network and the FAD embedding (paper Section 3.1, Section 5;
-design.md §2 and §7; Hershey et al. 2017).
+docs/design.md §2 and §7; Hershey et al. 2017).
 
 Two uses, one network:
 
@@ -10,12 +10,12 @@ Two uses, one network:
 
    The input is fed to the conv stages AS IS (`adapt` = identity). VGGish natively sees ln(mel + 0.01) of
    its own front end (25 ms window, 125-7500 Hz, HTK mel); the authors fed it their standardised log10 mel
-   instead, and so do we (design.md §2): z-scores span roughly the same few units as VGGish's native
+   instead, and so do we (docs/design.md §2): z-scores span roughly the same few units as VGGish's native
    log-mel values, and the projector only needs rich, frozen features, not VGGish's calibrated logits.
 
 2. FAD embedding (`embed_audio`): 16 kHz audio -> VGGish's OWN front end (written here in torch) ->
    non-overlapping 0.96 s examples (96 frames x 64 bands) -> 128-d embedding taken BEFORE the port's final
-   ReLU and without PCA/quantisation (design.md §7, as Kilgour et al.'s FAD).
+   ReLU and without PCA/quantisation (docs/design.md §7, as Kilgour et al.'s FAD).
 
 Weights: the PyTorch port of Google's release (harritaylor/torchvggish, Apache-2.0, ~288 MB), key layout
 `features.{0,3,6,8,11,13}.weight/bias`, `embeddings.{0,2,4}.weight/bias`. Looked up in this order:
@@ -47,7 +47,7 @@ VGGISH_SHA256 = "10086976245803799d9194e9a73d9b6c1549c71d1b80106f5cade5608a561f4
 ENV_VAR = "PJLOOP_VGGISH"
 
 # ---------------------------------------------------------------------------------------------
-# VGGish's own front end (Google's vggish_params.py / mel_features.py; design.md §7).
+# VGGish's own front end (Google's vggish_params.py / mel_features.py; docs/design.md §7).
 # ---------------------------------------------------------------------------------------------
 SR = 16_000            # VGGish's rate, = pjloop's
 WIN = 400              # 25 ms window
@@ -95,7 +95,7 @@ class VGGish(nn.Module):
     """VGGish in the torchvggish key layout. forward: (B, 1, 96, 64) log-mel examples -> (B, 128).
 
     The port ends `embeddings` with a ReLU; we leave it out (an index with no parameters, so the state
-    dict keys are unchanged): FAD uses the embedding before that ReLU (design.md §7).
+    dict keys are unchanged): FAD uses the embedding before that ReLU (docs/design.md §7).
     """
 
     def __init__(self):
@@ -286,7 +286,7 @@ def examples(audio: np.ndarray | torch.Tensor) -> torch.Tensor:
 @torch.no_grad()
 def embed_audio(model: VGGish, audio: np.ndarray | torch.Tensor, batch_size: int = 256) -> torch.Tensor:
     """FAD embeddings: (N, S) float32 16 kHz audio -> (N * W, 128) on CPU, W = 0.96 s windows per clip
-    (2 for a 2-s loop). Pre-ReLU, no PCA (design.md §7)."""
+    (2 for a 2-s loop). Pre-ReLU, no PCA (docs/design.md §7)."""
     device = next(model.parameters()).device
     ex = examples(audio)                                                           # (N*W, 1, 96, 64)
     model.eval()

@@ -1,4 +1,4 @@
-"""Spec tests for discriminator.py (paper Section 2 / Figure 2, Section 4; design.md §4).
+"""Spec tests for discriminator.py (paper Section 2 / Figure 2, Section 4; docs/design.md §4).
 
 Stand-in feature networks with the real networks' stage sizes keep this fast and weight-free.
 """

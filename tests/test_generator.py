@@ -1,4 +1,4 @@
-"""Spec tests for layers.py (StyleGAN2 building blocks) and generator.py (design.md §5).
+"""Spec tests for layers.py (StyleGAN2 building blocks) and generator.py (docs/design.md §5).
 
 Tiny widths (max_channels=16) keep the whole file fast on CPU.
 """

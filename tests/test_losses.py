@@ -1,4 +1,4 @@
-"""Spec tests for losses.py on hand-made logits (paper eq. 1 hinge form; design.md §4, §5)."""
+"""Spec tests for losses.py on hand-made logits (paper eq. 1 hinge form; docs/design.md §4, §5)."""
 import math
 
 import pytest

@@ -1,4 +1,4 @@
-"""Spec of melgan.py: the MelGAN vocoder (design.md §6) and the Griffin-Lim fallback.
+"""Spec of melgan.py: the MelGAN vocoder (docs/design.md §6) and the Griffin-Lim fallback.
 
 Networks are built with tiny widths (same structure) so the whole file runs in seconds on a CPU.
 """

@@ -1,5 +1,5 @@
 """Spec of preprocess.py: the mel front end, LoopMelDataset, and the real-loop CLI (paper Section 4
-"Pipeline"; design.md §1): downbeats -> full bars -> 2.000 s at 16 kHz -> a data set, with bad
+"Pipeline"; docs/design.md §1): downbeats -> full bars -> 2.000 s at 16 kHz -> a data set, with bad
 input skipped for a reason, resumable and idempotent runs, and a --bpm mode that needs no madmom.
 
 The madmom runs (about 10 s of CPU) happen once, in the module-scoped `tracked_set` fixture, on a

@@ -1,4 +1,4 @@
-"""Spec tests for projector.py (paper Section 2 / Figure 2; design.md §3).
+"""Spec tests for projector.py (paper Section 2 / Figure 2; docs/design.md §3).
 
 The feature networks here are tiny stand-ins with the real networks' stage SIZES (VGGish max-pool floors,
 SCNN stride-2 convs, aisfx's unpooled fourth block), so the tests are fast and need no weights.

@@ -1,4 +1,4 @@
-"""Spec tests for scnn.py: the short-chunk CNNs (paper Section 3.1; design.md §2 and §3).
+"""Spec tests for scnn.py: the short-chunk CNNs (paper Section 3.1; docs/design.md §2 and §3).
 
 Tiny widths and tiny synthetic loop / fake-MagnaTagATune sets keep the file fast on CPU.
 """
@@ -71,7 +71,7 @@ def test_stage_shapes_and_channels_for_a_one_second_chunk(width, channels):
     assert net.stage_channels == channels
     with torch.no_grad():
         maps = net.stages(torch.randn(2, 1, 100, 64))          # (B, 1, T=100, F=64)
-    # Stride-2 convs with padding 1 round up: 50x32, 25x16, 13x8, 7x4 (design.md §3).
+    # Stride-2 convs with padding 1 round up: 50x32, 25x16, 13x8, 7x4 (docs/design.md §3).
     assert [tuple(m.shape) for m in maps] == [(2, c, t, f) for c, (t, f) in
                                               zip(channels, [(50, 32), (25, 16), (13, 8), (7, 4)])]
 

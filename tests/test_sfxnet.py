@@ -1,5 +1,5 @@
 """aisfx, the offline general feature network: safe loading, stages, freezing, input map, FAD stand-in
-embedding (design.md §2, §3, §7)."""
+embedding (docs/design.md §2, §3, §7)."""
 import importlib.util
 import re
 from pathlib import Path

@@ -1,4 +1,4 @@
-"""VGGish: stages, freezing, weight loading (official torchvggish layout), FAD front end (design.md §2, §7).
+"""VGGish: stages, freezing, weight loading (official torchvggish layout), FAD front end (docs/design.md §2, §7).
 
 No test touches the network: weights are a fixture state dict in the official key layout with random
 values, and the download function is replaced where a test needs it.
