@@ -22,7 +22,7 @@ import torch
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
-from features import FeatureNet
+from featurenet import FeatureNet
 from layers import BLUR_KERNEL, SQRT2, Blur, BiasLeakyReLU, EqualConv2d, EqualLinear, MinibatchStd
 from preprocess import N_FRAMES, N_MELS
 from projector import CSM_KERNEL, PROJECTOR_SEED, Projector

@@ -35,7 +35,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from features import FeatureNet
+from featurenet import FeatureNet
 from preprocess import CHUNK_FRAMES, N_FRAMES, N_MELS
 
 COUT = 64              # Projected GAN's base projector width (cout); `expand` multiplies it per stage

@@ -61,7 +61,7 @@ import torch.nn.functional as F
 
 import preprocess
 from checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from features import FeatureContext, FeatureNet
+from featurenet import FeatureContext, FeatureNet
 
 N_BLOCKS = 6            # "6 layers of CNN blocks" (paper Section 3.1)
 N_STAGES = 4            # the projector reads the outputs of the first four blocks (docs/design.md §2)

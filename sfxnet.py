@@ -52,7 +52,7 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
-from features import FeatureNet, FeatureNetUnavailable
+from featurenet import FeatureNet, FeatureNetUnavailable
 from preprocess import CHUNK_FRAMES, N_MELS, log_mel, standardise
 
 STAGE_CHANNELS = (64, 128, 256, 512)

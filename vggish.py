@@ -32,7 +32,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from features import FeatureNet, FeatureNetUnavailable
+from featurenet import FeatureNet, FeatureNetUnavailable
 
 # ---------------------------------------------------------------------------------------------
 # Where the weights come from.

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from features import FeatureNet
+from featurenet import FeatureNet
 
 
 class StubNet(FeatureNet):
