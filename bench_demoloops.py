@@ -2,7 +2,7 @@
 
 The target (task spec) is >= 2000 loops of one type rendered AND converted to (F=64, T=200) log-mels in
 under 3 minutes on 2 CPU cores. This times `build_demo_set` end to end into a temporary directory
-(rendering, the mel front end of preprocess.py, wav/npy writes, stats and manifest), so the figure is
+(rendering, the mel front end of mel.py, wav/npy writes, stats and manifest), so the figure is
 what a first `ensure_demo_set` costs.
 
     python bench_demoloops.py --loops drum -n 2000 --workers 2
@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 import demoloops
-import preprocess
+from dataset import read_csv
 
 TARGET_S = 180.0      # 3 minutes for 2000 loops on 2 cores (task spec)
 
@@ -36,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
         out = demoloops.build_demo_set(args.loops, args.n, Path(tmp) / args.loops, seed=args.seed,
                                        workers=args.workers, progress=True)
         seconds = time.perf_counter() - t0
-        kept = len(preprocess.read_csv(out / "manifest.csv"))
+        kept = len(read_csv(out / "manifest.csv"))
     rate = kept / seconds
     print(f"{args.loops}: {kept} loops (render + mel + write) in {seconds:.1f} s with {args.workers} workers "
           f"= {rate:.1f} loops/s; 2000 loops would take {2000 / rate:.0f} s (target < {TARGET_S:.0f} s)")

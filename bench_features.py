@@ -21,8 +21,8 @@ import numpy as np
 import torch
 
 import features
-import preprocess
-from preprocess import CHUNK_FRAMES, N_MELS
+from dataset import is_complete
+from mel import CHUNK_FRAMES, N_MELS
 
 
 def build_for_bench(name: str, ctx: features.FeatureContext) -> tuple[features.FeatureNet | None, str]:
@@ -53,7 +53,7 @@ def _build_scnn(name: str, ctx: features.FeatureContext) -> tuple[features.Featu
     try:
         if name == "scnn_mtat":
             ckpt, where = scnn.mtat_checkpoint_path(ctx.ckpt_dir), None
-        elif ctx.data_dir is not None and preprocess.is_complete(Path(ctx.data_dir)):
+        elif ctx.data_dir is not None and is_complete(Path(ctx.data_dir)):
             ckpt, where = scnn.loop_checkpoint_path(ctx.data_dir, ctx.ckpt_dir), None
         else:
             ckpt, where = None, "no --data set given, so no scnn_loop checkpoint to look for"

@@ -2,7 +2,8 @@
 
 The paper (Section 3) trains on 2 s, 120 BPM, one-bar drum and synth loops from Looperman, labelled by
 genre (66 drum genres, 58 synth genres; docs/design.md §1-2). Those loops cannot be downloaded here, so pjloop
-ships a deterministic renderer that writes a data set in exactly the layout of `preprocess.py`:
+ships a deterministic renderer that writes a data set in exactly the layout of `dataset.py` (as
+`preprocess.py` does for real loops):
 
     render_loop("drum" | "synth", genre, seed, bpm=120, bars=1)  ->  float32 (N,) at 16 kHz,
                                                                     N = round(bars * 4 * 60 / bpm * SR)
@@ -22,7 +23,7 @@ How a loop is made:
      synth releases) is wrapped around onto its start, so the loop repeats seamlessly. Peak-normalised
      to 0.9 after the wrap.
 
-Layout: audio is (N,) float32 mono at preprocess.SR; on disk mels are (F=64, T=200) as preprocess writes.
+Layout: audio is (N,) float32 mono at mel.SR; on disk mels are (F=64, T=200) as dataset.py lays them out.
 """
 from __future__ import annotations
 
@@ -40,8 +41,8 @@ from typing import Callable
 
 import numpy as np
 
-import preprocess
-from preprocess import SR
+from dataset import atomic_write, finalize_dataset, is_complete, read_csv, save_loop
+from mel import SR
 
 # ---------------------------------------------------------------------------------------------
 # Constants, named once.
@@ -659,7 +660,7 @@ def loop_samples(bpm: float = DEMO_BPM, bars: int = 1) -> int:
 
 
 def render_loop(loops: str, genre: str, seed: int, bpm: float = DEMO_BPM, bars: int = 1) -> np.ndarray:
-    """One demo loop: float32 (round(bars * 4 * 60 / bpm * SR),) at preprocess.SR, peak 0.9.
+    """One demo loop: float32 (round(bars * 4 * 60 / bpm * SR),) at mel.SR, peak 0.9.
 
     Deterministic in (loops, genre, seed, bpm, bars). At another tempo the same pattern is played at that
     tempo; with several bars the bar repeats (new humanisation each bar, a fill only in the last).
@@ -703,7 +704,7 @@ def _render_and_save(task: tuple) -> dict:
     """Worker: render one planned loop and write its wav + mel (the mel front end runs in the worker)."""
     loops, out_dir, row = task
     _, genre, s = row["source"].split(":")
-    preprocess.save_loop(out_dir, row["id"], render_loop(loops, genre, int(s)))
+    save_loop(out_dir, row["id"], render_loop(loops, genre, int(s)))
     return row
 
 
@@ -726,7 +727,7 @@ def _read_info(out_dir: Path) -> dict | None:
 
 def build_demo_set(loops: str, n: int, out_dir, seed: int = 0, workers: int = DEFAULT_WORKERS,
                    progress: bool = True) -> Path:
-    """Render n demo loops into out_dir in preprocess.py's layout; return out_dir.
+    """Render n demo loops into out_dir in dataset.py's layout; return out_dir.
 
     Cached: when out_dir already holds a complete set rendered with the same (loops, n, seed, renderer
     version, SoundFont), it returns at once. The result does not depend on `workers`.
@@ -740,7 +741,7 @@ def build_demo_set(loops: str, n: int, out_dir, seed: int = 0, workers: int = DE
     out_dir = Path(out_dir)
     info = _demo_info(loops, n, seed)
     old = _read_info(out_dir)
-    if preprocess.is_complete(out_dir):
+    if is_complete(out_dir):
         if old == info:
             return out_dir
         if old is None:
@@ -752,7 +753,7 @@ def build_demo_set(loops: str, n: int, out_dir, seed: int = 0, workers: int = DE
     out_dir.mkdir(parents=True, exist_ok=True)
     for name in ("manifest.csv", "stats.npz"):
         (out_dir / name).unlink(missing_ok=True)
-    preprocess.atomic_write(out_dir / DEMO_JSON, lambda tmp: Path(tmp).write_text(json.dumps(info, indent=1)))
+    atomic_write(out_dir / DEMO_JSON, lambda tmp: Path(tmp).write_text(json.dumps(info, indent=1)))
 
     rows = _plan(loops, n, seed)
     tasks = [(loops, str(out_dir), row) for row in rows]
@@ -779,7 +780,7 @@ def build_demo_set(loops: str, n: int, out_dir, seed: int = 0, workers: int = DE
         for f in (out_dir / sub).glob(f"{ID_PREFIX}*{ext}"):
             if f.stem not in keep:
                 f.unlink()
-    preprocess.finalize_dataset(out_dir, rows, skipped=[])
+    finalize_dataset(out_dir, rows, skipped=[])
     return out_dir
 
 
@@ -796,7 +797,7 @@ def default_data_dir(loops: str) -> Path:
 def ensure_demo_set(loops: str, n: int = DEFAULT_N, workers: int = DEFAULT_WORKERS) -> Path:
     """The default demo set of `loops` (rendered on first use, then cached): its directory."""
     out_dir = default_data_dir(loops)
-    if not (preprocess.is_complete(out_dir) and _read_info(out_dir) == _demo_info(loops, n, 0)):
+    if not (is_complete(out_dir) and _read_info(out_dir) == _demo_info(loops, n, 0)):
         print(f"demoloops: rendering {n} {loops} demo loops into {out_dir} (once; cached afterwards)",
               file=sys.stderr)
     return build_demo_set(loops, n, out_dir, seed=0, workers=workers)
@@ -813,13 +814,13 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     out = args.out if args.out is not None else default_data_dir(args.loops)
     t0 = time.time()
-    cached = preprocess.is_complete(out) and _read_info(out) == _demo_info(args.loops, args.n, args.seed)
+    cached = is_complete(out) and _read_info(out) == _demo_info(args.loops, args.n, args.seed)
     try:
         build_demo_set(args.loops, args.n, out, seed=args.seed, workers=args.workers, progress=not args.quiet)
     except (ValueError, FileExistsError, FileNotFoundError, RuntimeError) as e:
         print(f"demoloops.py: error: {e}", file=sys.stderr)
         return 2
-    rows = preprocess.read_csv(out / "manifest.csv")
+    rows = read_csv(out / "manifest.csv")
     counts = {g: sum(r["genre"] == g for r in rows) for g in GENRES[args.loops]}
     print(f"{out}: kept {len(rows)} {args.loops} loops in {time.time() - t0:.1f} s{' (cached)' if cached else ''}; genres: "
           + ", ".join(f"{g} {c}" for g, c in counts.items()))

@@ -36,7 +36,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from featurenet import FeatureNet
-from preprocess import CHUNK_FRAMES, N_FRAMES, N_MELS
+from mel import CHUNK_FRAMES, N_FRAMES, N_MELS
 
 COUT = 64              # Projected GAN's base projector width (cout); `expand` multiplies it per stage
 CSM_KERNEL = 3         # the paper: "random 3x3 convolutions"; the authors' and Projected GAN's code use 1x1

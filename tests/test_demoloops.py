@@ -1,5 +1,5 @@
 """Spec of the embedded demo loops (demoloops.py): deterministic, exact-length, audible, seamless,
-genre-balanced one-bar loops written in preprocess.py's data-set layout."""
+genre-balanced one-bar loops written in the data-set layout of dataset.py."""
 import json
 
 import numpy as np
@@ -7,7 +7,9 @@ import pytest
 import soundfile as sf
 
 import demoloops as D
-import preprocess as P
+from dataset import (MANIFEST_FIELDS, LoopMelDataset, finalize_dataset, is_complete, load_stats,
+                     read_csv, save_loop)
+from mel import LOOP_SAMPLES, N_FRAMES, N_MELS, SR
 
 ALL = [(loops, g) for loops, genres in D.GENRES.items() for g in genres]
 RMS_FLOOR = 0.01      # a peak-0.9 loop with any real content is far above this; silence is 0
@@ -22,7 +24,7 @@ def test_public_genre_lists_have_enough_genres():
 @pytest.mark.parametrize("loops,genre", ALL)
 def test_every_genre_renders_one_bar_of_exact_length_finite_audible_and_peak_normalised(loops, genre):
     audio = D.render_loop(loops, genre, seed=7)
-    assert audio.dtype == np.float32 and audio.shape == (P.LOOP_SAMPLES,) == (32_000,)
+    assert audio.dtype == np.float32 and audio.shape == (LOOP_SAMPLES,) == (32_000,)
     assert np.all(np.isfinite(audio))
     assert np.sqrt(np.mean(audio.astype(np.float64) ** 2)) > RMS_FLOOR
     assert np.max(np.abs(audio)) <= 1.0
@@ -41,7 +43,7 @@ def test_same_seed_gives_identical_audio_and_different_seeds_differ(loops, genre
 
 def test_render_at_97_bpm_for_4_bars_has_the_length_of_four_bars():
     audio = D.render_loop("drum", "rock", seed=0, bpm=97, bars=4)
-    assert audio.shape == (round(4 * 4 * 60 / 97 * P.SR),) == (D.loop_samples(97, 4),)
+    assert audio.shape == (round(4 * 4 * 60 / 97 * SR),) == (D.loop_samples(97, 4),)
     assert np.all(np.isfinite(audio)) and np.max(np.abs(audio)) <= 1.0
 
 
@@ -49,7 +51,7 @@ def test_downbeat_kick_opens_the_loop():
     # Every drum genre has its accented kick on one, not pushed before the loop start.
     for genre in D.DRUM_GENRES:
         audio = D.render_loop("drum", genre, seed=1)
-        first_30ms = np.max(np.abs(audio[: int(0.03 * P.SR)]))
+        first_30ms = np.max(np.abs(audio[: int(0.03 * SR)]))
         assert first_30ms > 0.2, genre
 
 
@@ -88,20 +90,20 @@ def small_synth_set(tmp_path_factory):
 
 def test_build_demo_set_writes_preprocess_layout_with_balanced_genres(small_synth_set):
     out, n = small_synth_set
-    assert P.is_complete(out)
-    rows = P.read_csv(out / "manifest.csv")
-    assert len(rows) == n and set(rows[0]) == set(P.MANIFEST_FIELDS)
+    assert is_complete(out)
+    rows = read_csv(out / "manifest.csv")
+    assert len(rows) == n and set(rows[0]) == set(MANIFEST_FIELDS)
     counts = {g: sum(r["genre"] == g for r in rows) for g in D.SYNTH_STYLES}
     assert set(counts.values()) == {2}                                                # every style, balanced
-    mean, std = P.load_stats(out)
-    assert mean.shape == std.shape == (P.N_MELS,)
+    mean, std = load_stats(out)
+    assert mean.shape == std.shape == (N_MELS,)
     for r in rows:
         assert r["bar"] == "0" and r["bpm"] == "120"
         kind, genre, seed = r["source"].split(":")
         assert kind == "demo" and genre == r["genre"]
         audio, sr = sf.read(out / "wav" / f"{r['id']}.wav", dtype="float32")
-        assert sr == P.SR and audio.shape == (P.LOOP_SAMPLES,)
-        assert np.load(out / "mel" / f"{r['id']}.npy").shape == (P.N_MELS, P.N_FRAMES)
+        assert sr == SR and audio.shape == (LOOP_SAMPLES,)
+        assert np.load(out / "mel" / f"{r['id']}.npy").shape == (N_MELS, N_FRAMES)
     # The manifest's source reproduces the loop exactly.
     r = rows[3]
     audio, _ = sf.read(out / "wav" / f"{r['id']}.wav", dtype="float32")
@@ -109,7 +111,7 @@ def test_build_demo_set_writes_preprocess_layout_with_balanced_genres(small_synt
     info = json.loads((out / D.DEMO_JSON).read_text())
     assert info["n"] == n and info["seed"] == 11 and info["loops"] == "synth"
     # And the data set loads as training data.
-    ds = P.LoopMelDataset(out)
+    ds = LoopMelDataset(out)
     assert len(ds) == n and ds.genres == sorted(D.SYNTH_STYLES)
 
 
@@ -125,15 +127,15 @@ def test_a_different_request_rebuilds_and_removes_stale_loops(tmp_path):
     out = tmp_path / "drum"
     D.build_demo_set("drum", 3, out, seed=0, workers=1, progress=False)
     D.build_demo_set("drum", 2, out, seed=0, workers=1, progress=False)
-    rows = P.read_csv(out / "manifest.csv")
+    rows = read_csv(out / "manifest.csv")
     assert [r["genre"] for r in rows] == list(D.DRUM_GENRES[:2])                     # round-robin
     assert len(list((out / "wav").glob("*.wav"))) == 2 == len(list((out / "mel").glob("*.npy")))
     assert json.loads((out / D.DEMO_JSON).read_text())["n"] == 2
 
 
 def test_refuses_to_overwrite_a_data_set_it_did_not_write(tmp_path):
-    P.save_loop(tmp_path, "real", D.render_loop("drum", "house", 0))
-    P.finalize_dataset(tmp_path, [{"id": "real", "source": "x.wav", "bar": 0, "bpm": 120, "genre": "x"}], [])
+    save_loop(tmp_path, "real", D.render_loop("drum", "house", 0))
+    finalize_dataset(tmp_path, [{"id": "real", "source": "x.wav", "bar": 0, "bpm": 120, "genre": "x"}], [])
     with pytest.raises(FileExistsError, match="demoloops"):
         D.build_demo_set("drum", 4, tmp_path, progress=False)
 
@@ -141,12 +143,12 @@ def test_refuses_to_overwrite_a_data_set_it_did_not_write(tmp_path):
 def test_one_and_two_workers_give_identical_sets(tmp_path, small_synth_set):
     ref, n = small_synth_set
     out = D.build_demo_set("synth", n, tmp_path / "w2", seed=11, workers=2, progress=False)
-    assert P.read_csv(out / "manifest.csv") == P.read_csv(ref / "manifest.csv")
-    for r in P.read_csv(ref / "manifest.csv"):
+    assert read_csv(out / "manifest.csv") == read_csv(ref / "manifest.csv")
+    for r in read_csv(ref / "manifest.csv"):
         # Samples, not bytes: libsndfile stamps a PEAK chunk with the time of writing.
         assert np.array_equal(sf.read(out / "wav" / f"{r['id']}.wav")[0], sf.read(ref / "wav" / f"{r['id']}.wav")[0])
         assert np.array_equal(np.load(out / "mel" / f"{r['id']}.npy"), np.load(ref / "mel" / f"{r['id']}.npy"))
-    assert np.array_equal(P.load_stats(out)[0], P.load_stats(ref)[0])
+    assert np.array_equal(load_stats(out)[0], load_stats(ref)[0])
 
 
 def test_default_data_dir_follows_pjloop_data_root(monkeypatch, tmp_path):
@@ -161,7 +163,7 @@ def test_cli_writes_a_data_set_and_a_second_call_reports_it_cached(tmp_path, cap
     argv = ["--loops", "synth", "-n", "6", "--out", str(out), "--workers", "1", "--quiet"]
     assert D.main(argv) == 0
     first = capsys.readouterr().out
-    assert P.is_complete(out) and len(P.read_csv(out / "manifest.csv")) == 6
+    assert is_complete(out) and len(read_csv(out / "manifest.csv")) == 6
     assert f"{out}: kept 6 synth loops" in first and "(cached)" not in first
     assert D.main(argv) == 0
     assert "(cached)" in capsys.readouterr().out

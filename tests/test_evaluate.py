@@ -8,9 +8,8 @@ import pytest
 import torch
 
 import evaluate as E
-import preprocess as P
-
-SR = P.SR
+from dataset import finalize_dataset, save_loop
+from mel import LOOP_SAMPLES, SR, log_mel
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -173,12 +172,12 @@ def test_kid_is_deterministic_for_a_seed():
 # ---------------------------------------------------------------------------------------------
 # Loopability
 # ---------------------------------------------------------------------------------------------
-T = np.arange(P.LOOP_SAMPLES) / SR
+T = np.arange(LOOP_SAMPLES) / SR
 WOBBLE = 1 + 0.5 * np.sin(2 * np.pi * 2 * T)        # 2 Hz: 4 periods per 2-s loop, so it wraps smoothly
 
 
 def test_loop_boundary_covers_the_frames_whose_windows_straddle_the_seam():
-    # Frames 197..199 and 0..2 have STFT windows across sample 0 of the repeated loop (preprocess.py).
+    # Frames 197..199 and 0..2 have STFT windows across sample 0 of the repeated loop (mel.py).
     assert sorted(E._boundary_transitions(0)) == [0, 1, 2, 196, 197, 198, 199]
     assert list(E._boundary_transitions(50)) == list(range(46, 53))
 
@@ -193,14 +192,14 @@ def test_loopability_ranks_a_seamless_loop_above_the_same_loop_with_a_hard_cut()
 
 
 def test_loopability_of_a_rhythmic_loop_whose_notes_repeat_at_the_seam_is_one():
-    n = np.arange(P.LOOP_SAMPLES // 8)                                # eighth notes at 120 BPM (0.25 s)
+    n = np.arange(LOOP_SAMPLES // 8)                                # eighth notes at 120 BPM (0.25 s)
     note = (np.sin(2 * np.pi * 440 * n / SR) + 0.5 * np.sin(2 * np.pi * 660 * n / SR)) * np.exp(-n / 800)
     score = E.loopability(np.tile(note, 8)[None].astype(np.float32))
     assert score[0] == pytest.approx(1.0, abs=0.05)   # the seam is just another beat of the bar
 
 
 def test_loopability_of_silence_is_one_not_nan():
-    assert E.loopability(np.zeros((2, P.LOOP_SAMPLES), np.float32)).tolist() == [1.0, 1.0]
+    assert E.loopability(np.zeros((2, LOOP_SAMPLES), np.float32)).tolist() == [1.0, 1.0]
 
 
 def test_loopability_rejects_audio_that_is_not_whole_frames():
@@ -269,8 +268,8 @@ def test_real_anchor_compares_two_disjoint_halves():
 
 def test_evaluate_sets_runs_end_to_end_on_audio_with_the_available_networks():
     rng = np.random.default_rng(2)
-    audio = (0.1 * rng.standard_normal((12, P.LOOP_SAMPLES))).astype(np.float32)
-    mels = P.log_mel(audio)                                                      # (12, 64, 200)
+    audio = (0.1 * rng.standard_normal((12, LOOP_SAMPLES))).astype(np.float32)
+    mels = log_mel(audio)                                                      # (12, 64, 200)
     nets = E.EvalNets("cpu", np.zeros(64, np.float32) - 2, np.ones(64, np.float32), small_vgg())
     try:
         import sfxnet
@@ -312,11 +311,11 @@ def test_load_real_set_is_a_seeded_choice_and_a_larger_request_contains_a_smalle
     rng = np.random.default_rng(5)
     rows = []
     for i in range(6):
-        P.save_loop(tmp_path, f"l{i}", (0.1 * rng.standard_normal(P.LOOP_SAMPLES)).astype(np.float32))
+        save_loop(tmp_path, f"l{i}", (0.1 * rng.standard_normal(LOOP_SAMPLES)).astype(np.float32))
         rows.append({"id": f"l{i}", "source": "t", "bar": 0, "bpm": 120, "genre": "g"})
-    P.finalize_dataset(tmp_path, rows, [])
+    finalize_dataset(tmp_path, rows, [])
     audio, mels, ids = E.load_real_set(tmp_path, 3, seed=0)
-    assert audio.shape == (3, P.LOOP_SAMPLES) and mels.shape == (3, 64, 200)
+    assert audio.shape == (3, LOOP_SAMPLES) and mels.shape == (3, 64, 200)
     assert E.load_real_set(tmp_path, 5, seed=0)[2][:3] == ids
 
 
@@ -346,9 +345,9 @@ def test_cli_evaluates_a_run_and_draws_the_training_curve(tmp_path):
     data, run = tmp_path / "data", tmp_path / "run"
     rows = []
     for i in range(16):
-        P.save_loop(data, f"l{i}", (0.1 * rng.standard_normal(P.LOOP_SAMPLES)).astype(np.float32))
+        save_loop(data, f"l{i}", (0.1 * rng.standard_normal(LOOP_SAMPLES)).astype(np.float32))
         rows.append({"id": f"l{i}", "source": "t", "bar": 0, "bpm": 120, "genre": "g"})
-    mean, std = P.finalize_dataset(data, rows, [])
+    mean, std = finalize_dataset(data, rows, [])
     cfg = GeneratorConfig(max_channels=8)
     for step in (100, 200):
         save_checkpoint({"g_ema": Generator(cfg).state_dict(), "g_config": asdict(cfg), "step": step,

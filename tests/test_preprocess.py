@@ -1,6 +1,5 @@
-"""Spec of preprocess.py: the mel front end, LoopMelDataset, and the real-loop CLI (paper Section 4
-"Pipeline"; docs/design.md §1): downbeats -> full bars -> 2.000 s at 16 kHz -> a data set, with bad
-input skipped for a reason, resumable and idempotent runs, and a --bpm mode that needs no madmom.
+"""Spec of preprocess.py: the real-loop CLI (paper Section 4 "Pipeline"; docs/design.md §1):
+downbeats -> full bars -> 2.000 s at 16 kHz -> a data set, with bad input skipped for a reason, resumable and idempotent runs, and a --bpm mode that needs no madmom.
 
 The madmom runs (about 10 s of CPU) happen once, in the module-scoped `tracked_set` fixture, on a
 folder that holds two demo drum loops AND the bad-input zoo; the other tests use --bpm mode.
@@ -16,10 +15,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import preprocess as pp  # noqa: E402
+from audio_io import PEAK_LEVEL, SkipFile, resample  # noqa: E402
+from dataset import LoopMelDataset, is_complete, read_csv  # noqa: E402
+from mel import LOOP_SAMPLES, LOOP_SECONDS, SR, log_mel  # noqa: E402
 
 HAS_RUBBERBAND = shutil.which("rubberband") is not None
 needs_rubberband = pytest.mark.skipif(not HAS_RUBBERBAND, reason="rubberband binary not installed")
@@ -28,7 +29,7 @@ needs_rubberband = pytest.mark.skipif(not HAS_RUBBERBAND, reason="rubberband bin
 # ---------------------------------------------------------------------------------------------
 # Fixture helpers.
 # ---------------------------------------------------------------------------------------------
-def click_loop(bpm: float = 120.0, bars: int = 1, sr: int = pp.SR, seed: int = 0) -> np.ndarray:
+def click_loop(bpm: float = 120.0, bars: int = 1, sr: int = SR, seed: int = 0) -> np.ndarray:
     """A minimal 4/4 drum loop (kick on 1 and 3, snare on 2 and 4, a hat on every beat), float32 (N,),
     N = round(bars * 4 * 60 / bpm * sr). Used where the audio content does not matter (--bpm mode)."""
     rng = np.random.default_rng(seed)
@@ -54,11 +55,11 @@ def demo_drums(seed: int, bpm: float = 97.0, bars: int = 4) -> np.ndarray:
 
 def to_44k_stereo(mono16k: np.ndarray) -> np.ndarray:
     """16 kHz mono -> 44.1 kHz stereo (N, 2) with different channel gains, to exercise resample + mono."""
-    x = pp.resample(mono16k, pp.SR, 44_100)
+    x = resample(mono16k, SR, 44_100)
     return np.stack([0.9 * x, 0.5 * x], axis=1)                                        # (N44, 2)
 
 
-def write(path: Path, audio: np.ndarray, sr: int = pp.SR, **kw) -> Path:
+def write(path: Path, audio: np.ndarray, sr: int = SR, **kw) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     sf.write(path, audio, sr, **kw)
     return path
@@ -67,7 +68,7 @@ def write(path: Path, audio: np.ndarray, sr: int = pp.SR, **kw) -> Path:
 def reasons(summary_or_dir) -> dict[str, str]:
     """file -> reason, from a summary dict or a data set's skipped.csv."""
     rows = summary_or_dir["skipped"] if isinstance(summary_or_dir, dict) else \
-        pp.read_csv(Path(summary_or_dir) / "skipped.csv")
+        read_csv(Path(summary_or_dir) / "skipped.csv")
     return {r["file"]: r["reason"] for r in rows}
 
 
@@ -88,73 +89,6 @@ def run(loops, out, **kw):
 
 
 # ---------------------------------------------------------------------------------------------
-# The mel front end and the Dataset.
-# ---------------------------------------------------------------------------------------------
-def test_log_mel_of_a_two_second_loop_is_64_bands_by_200_frames_and_matches_librosa():
-    librosa = pytest.importorskip("librosa")
-    rng = np.random.default_rng(0)
-    t = np.arange(pp.LOOP_SAMPLES) / pp.SR
-    x = (0.3 * np.sin(2 * np.pi * 220 * t) + 0.05 * rng.standard_normal(pp.LOOP_SAMPLES)).astype(np.float32)
-    ours = pp.log_mel(x)
-    assert ours.shape == (64, 200) and ours.dtype == np.float32
-
-    # The straightforward reference: reflect-pad by (1024 - 160) / 2, un-centred STFT, Slaney mel.
-    padded = np.pad(x.astype(np.float64), (pp.PAD, pp.PAD), mode="reflect")
-    spec = np.abs(librosa.stft(padded, n_fft=1024, hop_length=160, win_length=1024, window="hann",
-                               center=False))                                          # (513, 200)
-    mel = librosa.feature.melspectrogram(S=spec, sr=16000, power=1, n_mels=64, fmin=0, fmax=8000)
-    ref = np.log10(np.maximum(mel, 1e-5))                                              # (64, 200)
-    assert ref.shape == (64, 200)
-    np.testing.assert_allclose(ours, ref, atol=1e-4)
-
-
-def test_loop_mel_dataset_items_are_time_major_and_standardised_per_band(tmp_path):
-    rng = np.random.default_rng(1)
-    rows = []
-    for i in range(6):   # loops of different loudness and colour, so that bands differ
-        x = rng.standard_normal(pp.LOOP_SAMPLES) * (0.05 + 0.1 * i)
-        x = np.cumsum(x) / 50 if i % 2 else x                                          # brown vs white
-        pp.save_loop(tmp_path, f"l{i}", pp.peak_normalise(x))
-        rows.append({"id": f"l{i}", "source": f"s{i}.wav", "bar": 0, "bpm": "120.0", "genre": "ab"[i % 2]})
-    pp.finalize_dataset(tmp_path, rows, [])
-    ds = pp.LoopMelDataset(tmp_path)
-    mel, label = ds[0]
-    assert mel.shape == (1, 200, 64) and mel.dtype == torch.float32
-    assert ds.genres == ["a", "b"] and int(label) == 0
-    allm = torch.stack([ds[i][0] for i in range(len(ds))])                             # (6, 1, 200, 64)
-    band_mean = allm.mean(dim=(0, 1, 2))                                               # (64,)
-    band_std = allm.std(dim=(0, 1, 2), unbiased=False)
-    assert band_mean.abs().max() < 1e-3
-    assert (band_std - 1).abs().max() < 1e-3
-
-
-def test_band_stats_streamed_over_mel_files_equal_band_stats_of_the_stacked_array(tmp_path):
-    rng = np.random.default_rng(3)
-    # Bands with very different means and spreads, one nearly constant (hits STD_FLOOR), and files
-    # of different lengths, so that a wrong merge of per-file moments would show.
-    spread, level, drift = (np.linspace(*r, 64)[:, None] for r in [(0.0001, 2), (-5, 1), (0, 0.5)])
-    mels = [(rng.standard_normal((64, 200)) * spread + level + i * drift).astype(np.float32) for i in range(5)]
-    paths = []
-    for i, m in enumerate(mels):
-        paths.append(tmp_path / f"m{i}.npy")
-        np.save(paths[-1], m)
-    mean, std = pp.band_stats(np.stack(mels))                                          # (64,), (64,)
-    s_mean, s_std = pp.band_stats_of_files(paths)
-    assert s_mean.dtype == s_std.dtype == np.float32
-    np.testing.assert_allclose(s_mean, mean, rtol=1e-6, atol=1e-6)
-    np.testing.assert_allclose(s_std, std, rtol=1e-6, atol=1e-6)
-    stacked = np.stack(mels).astype(np.float64)                                        # numpy's own two-pass std
-    np.testing.assert_allclose(std, np.maximum(stacked.std(axis=(0, 2)), pp.STD_FLOOR), rtol=1e-6)
-    assert std[0] == pytest.approx(pp.STD_FLOOR)
-    ragged = [np.load(paths[0])[:, :120], np.load(paths[1])]                            # (64, 120), (64, 200)
-    np.save(paths[0], ragged[0])
-    r_mean, r_std = pp.band_stats_of_files(paths[:2])
-    flat = np.concatenate(ragged, axis=1).astype(np.float64)                          # (64, 320)
-    np.testing.assert_allclose(r_mean, flat.mean(axis=1), rtol=1e-6, atol=1e-6)
-    np.testing.assert_allclose(r_std, np.maximum(flat.std(axis=1), pp.STD_FLOOR), rtol=1e-6)
-
-
-# ---------------------------------------------------------------------------------------------
 # Signal steps.
 # ---------------------------------------------------------------------------------------------
 @needs_rubberband
@@ -169,12 +103,12 @@ def test_stretching_any_bar_gives_exactly_32000_samples(bar_seconds, monkeypatch
         raw_lengths.append(len(out))
         return out
     monkeypatch.setattr(pyrubberband, "time_stretch", spy)
-    bar = np.random.default_rng(0).standard_normal(int(round(bar_seconds * pp.SR))).astype(np.float32) * 0.3
-    assert pp.stretch_to_loop(bar, bar_seconds).shape == (pp.LOOP_SAMPLES,)
+    bar = np.random.default_rng(0).standard_normal(int(round(bar_seconds * SR))).astype(np.float32) * 0.3
+    assert pp.stretch_to_loop(bar, bar_seconds).shape == (LOOP_SAMPLES,)
     # fix_length hides any rate: the raw stretch itself must already be ~2 s (an inverted rate
     # would give bar_seconds^2 / 2, e.g. 1.125 s for a 1.5-s bar).
-    if abs(bar_seconds / pp.LOOP_SECONDS - 1) >= pp.RATE_IDENTITY:
-        assert len(raw_lengths) == 1 and abs(raw_lengths[0] - pp.LOOP_SAMPLES) <= 0.01 * pp.LOOP_SAMPLES
+    if abs(bar_seconds / LOOP_SECONDS - 1) >= pp.RATE_IDENTITY:
+        assert len(raw_lengths) == 1 and abs(raw_lengths[0] - LOOP_SAMPLES) <= 0.01 * LOOP_SAMPLES
     else:
         assert raw_lengths == []               # already 2.000 s: no Rubber Band pass at all
 
@@ -183,24 +117,24 @@ def test_stretching_any_bar_gives_exactly_32000_samples(bar_seconds, monkeypatch
 def test_a_short_last_bar_is_stretched_to_fill_the_loop_not_padded_with_silence(tmp_path):
     # Continuous noise, 2 bars at 120 BPM minus 2.5 % (inside BAR_TOLERANCE): the second bar must
     # fill its whole 2 s; zero-padding would leave the last ~50 ms silent.
-    n = int(2 * pp.LOOP_SAMPLES - 0.025 * pp.LOOP_SAMPLES)
+    n = int(2 * LOOP_SAMPLES - 0.025 * LOOP_SAMPLES)
     noise = (0.3 * np.random.default_rng(2).standard_normal(n)).astype(np.float32)
-    bars = pp.bars_at_tempo(n, pp.SR, 120)
-    assert len(bars) == 2 and bars[1][1] == pytest.approx(n / pp.SR - 2.0)         # its real length
+    bars = pp.bars_at_tempo(n, SR, 120)
+    assert len(bars) == 2 and bars[1][1] == pytest.approx(n / SR - 2.0)         # its real length
     write(tmp_path / "noise.wav", noise)
     record = pp.process_file(tmp_path / "noise.wav", "noise.wav", tmp_path / "data", bpm=120)
     assert [r["bar"] for r in record["rows"]] == [0, 1]
     last, _ = sf.read(tmp_path / "data" / "wav" / f"{record['rows'][1]['id']}.wav")
-    tail = last[-int(0.03 * pp.SR):]                                                   # last 30 ms
-    assert last.shape == (pp.LOOP_SAMPLES,) and np.sqrt(np.mean(tail ** 2)) > 0.05
+    tail = last[-int(0.03 * SR):]                                                   # last 30 ms
+    assert last.shape == (LOOP_SAMPLES,) and np.sqrt(np.mean(tail ** 2)) > 0.05
 
 
 def test_bars_at_a_known_tempo_start_at_sample_zero_and_tolerate_a_few_missing_samples():
     bar = 4 * 60 / 97
-    n = int(round(4 * bar * pp.SR)) - 40           # 2.5 ms short of 4 bars: still 4 (last one padded)
-    bars = pp.bars_at_tempo(n, pp.SR, 97)
+    n = int(round(4 * bar * SR)) - 40           # 2.5 ms short of 4 bars: still 4 (last one padded)
+    bars = pp.bars_at_tempo(n, SR, 97)
     assert len(bars) == 4 and bars[0][0] == 0.0 and bars[1][0] == pytest.approx(bar)
-    assert pp.bars_at_tempo(int(0.9 * bar * pp.SR), pp.SR, 97) == []
+    assert pp.bars_at_tempo(int(0.9 * bar * SR), SR, 97) == []
 
 
 def test_bars_are_spans_between_downbeats_plus_the_last_bar_of_a_loop_file():
@@ -213,9 +147,9 @@ def test_bars_are_spans_between_downbeats_plus_the_last_bar_of_a_loop_file():
     assert len(bars) == 2
     bars, _ = pp.bars_from_downbeats(beats, duration=5.96)          # 2 % short: kept at its real length
     assert len(bars) == 3 and bars[2] == (4.0, pytest.approx(1.96))
-    with pytest.raises(pp.SkipFile, match="^no downbeats"):
+    with pytest.raises(SkipFile, match="^no downbeats"):
         pp.bars_from_downbeats(np.empty((0, 2)), duration=6.0)
-    with pytest.raises(pp.SkipFile, match="^no downbeats"):         # beats, but none is a downbeat
+    with pytest.raises(SkipFile, match="^no downbeats"):         # beats, but none is a downbeat
         pp.bars_from_downbeats(np.array([[0.0, 2], [0.5, 3], [1.0, 4]]), duration=1.2)
 
 
@@ -233,9 +167,9 @@ def tracked_set(tmp_path_factory):
     write(loops / "house" / "demo97.wav", drums)
     write(loops / "techno" / "demo97_44k_stereo.flac", to_44k_stereo(demo_drums(seed=3)), sr=44_100)
     # The bad-input zoo, one file per way to fail.
-    t = np.arange(3 * pp.SR) / pp.SR
-    write(loops / "house" / "silent.wav", np.zeros(3 * pp.SR, np.float32))
-    write(loops / "house" / "short.wav", click_loop(bpm=120, bars=1)[: pp.SR // 2])  # 0.5 s < any bar
+    t = np.arange(3 * SR) / SR
+    write(loops / "house" / "silent.wav", np.zeros(3 * SR, np.float32))
+    write(loops / "house" / "short.wav", click_loop(bpm=120, bars=1)[: SR // 2])  # 0.5 s < any bar
     write(loops / "house" / "tone.wav", (0.5 * np.sin(2 * np.pi * 440 * t)).astype(np.float32))  # no beat
     (loops / "house" / "empty.wav").write_bytes(b"")
     (loops / "house" / "notes.wav").write_text("this is a text file, not a WAV\n")
@@ -254,7 +188,7 @@ def tracked_set(tmp_path_factory):
 
 def test_demo_drums_at_97_bpm_come_back_as_about_four_bars_of_exactly_two_seconds(tracked_set):
     loops, out, summary = tracked_set
-    rows = pp.read_csv(out / "manifest.csv")
+    rows = read_csv(out / "manifest.csv")
     for source, genre in [("house/demo97.wav", "house"), ("techno/demo97_44k_stereo.flac", "techno")]:
         mine = [r for r in rows if r["source"] == source]
         assert 3 <= len(mine) <= 5, (source, mine)
@@ -262,17 +196,17 @@ def test_demo_drums_at_97_bpm_come_back_as_about_four_bars_of_exactly_two_second
         assert all(abs(float(r["bpm"]) - 97) < 2 for r in mine)
         for r in mine:
             audio, sr = sf.read(out / "wav" / f"{r['id']}.wav", dtype="float32")
-            assert sr == pp.SR and audio.shape == (pp.LOOP_SAMPLES,)                   # 2.000 s mono
-            assert np.abs(audio).max() == pytest.approx(pp.PEAK_LEVEL, abs=1e-4)
+            assert sr == SR and audio.shape == (LOOP_SAMPLES,)                   # 2.000 s mono
+            assert np.abs(audio).max() == pytest.approx(PEAK_LEVEL, abs=1e-4)
             assert np.load(out / "mel" / f"{r['id']}.npy").shape == (64, 200)
-    assert pp.is_complete(out) and len(pp.LoopMelDataset(out)) == len(rows) == summary["kept_bars"]
+    assert is_complete(out) and len(LoopMelDataset(out)) == len(rows) == summary["kept_bars"]
 
 
 def test_stretched_bars_have_their_beats_every_half_second_as_at_120_bpm(tracked_set):
     _, out, _ = tracked_set
-    for r in pp.read_csv(out / "manifest.csv"):
+    for r in read_csv(out / "manifest.csv"):
         audio, _ = sf.read(out / "wav" / f"{r['id']}.wav", dtype="float32")
-        flux = np.maximum(np.diff(pp.log_mel(audio).sum(axis=0), append=0), 0)        # (200,) onsets
+        flux = np.maximum(np.diff(log_mel(audio).sum(axis=0), append=0), 0)        # (200,) onsets
         flux -= flux.mean()
         ac = np.array([np.dot(flux, np.roll(flux, k)) for k in range(200)])            # circular: a loop
         # One beat is 50 frames at 120 BPM; an unstretched 97 BPM beat would be 62 frames.
@@ -299,7 +233,7 @@ def test_bad_input_is_skipped_with_a_reason_and_never_crashes_the_run(tracked_se
         assert why[file].startswith(category + ":"), (file, why[file])
     assert "permission denied" in why["locked/"]
     assert summary["n_skipped"] == len(expected) and summary["kept_files"] == 2
-    sources = {r["source"] for r in pp.read_csv(out / "manifest.csv")}
+    sources = {r["source"] for r in read_csv(out / "manifest.csv")}
     assert sources == {"house/demo97.wav", "techno/demo97_44k_stereo.flac"}
 
 
@@ -340,11 +274,11 @@ def test_bpm_mode_works_without_madmom(tmp_path, monkeypatch):
     if not HAS_RUBBERBAND:
         pytest.skip("rubberband binary not installed")
     summary = run(loops, out, bpm=97)
-    rows = pp.read_csv(out / "manifest.csv")
+    rows = read_csv(out / "manifest.csv")
     assert [(r["source"], r["bar"]) for r in rows] == [("funk/a.wav", str(i)) for i in range(4)] + \
         [("funk/b.wav", "0"), ("funk/b.wav", "1")]
     assert {r["bpm"] for r in rows} == {"97.0"} and summary["n_skipped"] == 0
-    assert all(sf.info(out / "wav" / f"{r['id']}.wav").frames == pp.LOOP_SAMPLES for r in rows)
+    assert all(sf.info(out / "wav" / f"{r['id']}.wav").frames == LOOP_SAMPLES for r in rows)
 
 
 def test_stereo_multichannel_and_odd_sample_rates_are_converted_not_skipped(tmp_path):
@@ -357,9 +291,9 @@ def test_stereo_multichannel_and_odd_sample_rates_are_converted_not_skipped(tmp_
     assert summary["n_skipped"] == 0 and summary["kept_bars"] == 8
     for r in summary["rows"]:
         audio, sr = sf.read(out / "wav" / f"{r['id']}.wav", dtype="float32")
-        assert sr == pp.SR and audio.shape == (pp.LOOP_SAMPLES,)
+        assert sr == SR and audio.shape == (LOOP_SAMPLES,)
         # The kick of beat 1 lands at the start at every input rate: resampling kept the timing.
-        assert np.argmax(np.abs(audio[:4000])) < 0.02 * pp.SR
+        assert np.argmax(np.abs(audio[:4000])) < 0.02 * SR
 
 
 def test_labels_csv_gives_genres_and_flags_missing_unlabelled_and_conflicting_files(tmp_path):
@@ -400,7 +334,7 @@ def test_a_kill_mid_run_keeps_finished_files_and_the_rerun_resumes(tmp_path, mon
     with pytest.raises(KeyboardInterrupt):
         run(loops, out, bpm=120)
     # The old data set is untouched and loadable; the file finished before the kill is on record.
-    assert (out / "manifest.csv").read_bytes() == manifest_before and len(pp.LoopMelDataset(out)) == 4
+    assert (out / "manifest.csv").read_bytes() == manifest_before and len(LoopMelDataset(out)) == 4
     done = pp.load_progress(out)
     assert sorted(done) == ["rock/0.wav", "rock/1.wav", "rock/2.wav"]
     # A torn last line (killed during the append itself) must not poison the resume either.
@@ -410,7 +344,7 @@ def test_a_kill_mid_run_keeps_finished_files_and_the_rerun_resumes(tmp_path, mon
     monkeypatch.setattr(pp, "process_file", real)
     summary = run(loops, out, bpm=120)
     assert summary["processed"] == 2 and summary["reused"] == 3          # only rock/3 and rock/4 redone
-    assert len(pp.read_csv(out / "manifest.csv")) == 10 and len(pp.LoopMelDataset(out)) == 10
+    assert len(read_csv(out / "manifest.csv")) == 10 and len(LoopMelDataset(out)) == 10
     lines = (out / pp.PROGRESS_FILE).read_text().splitlines()
     assert all(json.loads(line) for line in lines)                       # every line parses again
 

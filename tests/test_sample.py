@@ -13,10 +13,10 @@ import pytest
 import soundfile as sf
 import torch
 
-import preprocess as P
 import sample
 from checkpoint import save_checkpoint
 from generator import Generator, GeneratorConfig
+from mel import HOP, LOOP_SAMPLES, N_FRAMES, N_MELS, SR, log_mel
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +36,7 @@ def test_generate_mels_are_destandardised_log_mels_and_reproducible(tiny_ckpt):
     G, ck = sample.load_generator(tiny_ckpt)
     a = sample.generate_mels(G, ck, 3, seed=5)
     b = sample.generate_mels(G, ck, 3, seed=5, batch=2)        # batching does not change the loops
-    assert a.shape == (3, P.N_MELS, P.N_FRAMES) and np.allclose(a, b, atol=1e-5)
+    assert a.shape == (3, N_MELS, N_FRAMES) and np.allclose(a, b, atol=1e-5)
     assert not np.allclose(a, sample.generate_mels(G, ck, 3, seed=6))
     assert abs(a.mean() - (-2.0)) < 1.5                          # around the stored band means
 
@@ -46,8 +46,8 @@ def test_sample_writes_every_promised_file_with_exact_durations(tiny_ckpt, tmp_p
     sample.main([str(tiny_ckpt), "-n", "3", "--out", str(out), "--repeat", "4"])
     for i in range(3):
         wav, sr = sf.read(out / f"loop_{i:04d}.wav")
-        assert sr == P.SR and len(wav) == P.LOOP_SAMPLES              # exactly 2.000 s
-        assert len(sf.read(out / f"loop_{i:04d}_x4.wav")[0]) == 4 * P.LOOP_SAMPLES
+        assert sr == SR and len(wav) == LOOP_SAMPLES              # exactly 2.000 s
+        assert len(sf.read(out / f"loop_{i:04d}_x4.wav")[0]) == 4 * LOOP_SAMPLES
         assert np.load(out / f"loop_{i:04d}.npy").shape == (64, 200)
         assert (out / f"mel_{i:04d}.png").stat().st_size > 0
     assert (out / "grid.png").stat().st_size > 0 and (out / "index.html").exists()
@@ -57,8 +57,8 @@ def test_sample_writes_every_promised_file_with_exact_durations(tiny_ckpt, tmp_p
 
 def heard_mel(loop: np.ndarray) -> np.ndarray:
     """The mel of a loop as it is heard when repeated: the middle copy of the mel of three copies."""
-    n = len(loop) // P.HOP
-    return P.log_mel(np.tile(loop, 3))[:, n:2 * n]                                      # (64, n), periodic
+    n = len(loop) // HOP
+    return log_mel(np.tile(loop, 3))[:, n:2 * n]                                      # (64, n), periodic
 
 
 def seam_error(loop: np.ndarray, target: np.ndarray) -> tuple[float, float]:
@@ -87,7 +87,7 @@ def test_tempo_export_stays_seamless():
     """Stretched to 90 BPM, a seamless loop stays seamless: its seam sounds like its inside."""
     import demoloops
     slow = sample.change_tempo(demoloops.render_loop("drum", "funk", seed=3), 90)
-    assert len(slow) == round(P.LOOP_SAMPLES * 120 / 90)
+    assert len(slow) == round(LOOP_SAMPLES * 120 / 90)
     flux = np.abs(np.diff(heard_mel(slow), axis=1, append=heard_mel(slow)[:, :1])).mean(axis=0)  # (T,)
     seam_flux = flux[-1]                                                                # last frame -> first frame
     assert seam_flux < np.percentile(flux, 95), (seam_flux, np.percentile(flux, 95))
@@ -96,7 +96,7 @@ def test_tempo_export_stays_seamless():
 def test_bpm_export_has_the_length_of_a_bar_at_that_tempo(tiny_ckpt, tmp_path):
     out = tmp_path / "s"
     sample.main([str(tiny_ckpt), "-n", "1", "--out", str(out), "--bpm", "90"])
-    assert len(sf.read(out / "loop_0000.wav")[0]) == round(P.LOOP_SAMPLES * 120 / 90)
+    assert len(sf.read(out / "loop_0000.wav")[0]) == round(LOOP_SAMPLES * 120 / 90)
 
 
 def test_missing_checkpoint_gives_a_clear_error(tmp_path):

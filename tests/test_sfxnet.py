@@ -11,6 +11,7 @@ from torch import nn
 
 import features
 import sfxnet
+from mel import log_mel, standardise
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -89,8 +90,7 @@ def test_embed_audio_gives_one_512d_vector_per_second(net):
     assert not torch.allclose(emb[0], emb[2])                           # louder clip, different embedding
     # Row 3 = clip 1, second 2, along the discriminator's own input path: log_mel -> standardise ->
     # time-major (1, 1, 100, 64) chunk -> aisfx pooling of block 4.
-    import preprocess
-    z = preprocess.standardise(preprocess.log_mel(audio[1]), mean, std).T[None, None, 100:200]
+    z = standardise(log_mel(audio[1]), mean, std).T[None, None, 100:200]
     with torch.no_grad():
         ref = net.embed(torch.from_numpy(np.ascontiguousarray(z)))[0]
     torch.testing.assert_close(emb[3], ref)

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 import torch
 
-import preprocess as P
 import train
 from checkpoint import CheckpointError, load_checkpoint
+from dataset import finalize_dataset, save_loop
 
 TINY = dict(batch=4, g_channels=16, d_channels=16, sample_every=1000, ckpt_every=2, snapshot_every=1000)
 
@@ -22,9 +22,9 @@ def tiny_set(tmp_path_factory):
     rows = []
     for i in range(8):
         genre = demoloops.DRUM_GENRES[i % 2]
-        P.save_loop(out, f"t{i}", demoloops.render_loop("drum", genre, seed=i))
+        save_loop(out, f"t{i}", demoloops.render_loop("drum", genre, seed=i))
         rows.append({"id": f"t{i}", "source": "test", "bar": 0, "bpm": 120, "genre": genre})
-    P.finalize_dataset(out, rows, [])
+    finalize_dataset(out, rows, [])
     return out
 
 

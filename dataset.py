@@ -1,0 +1,160 @@
+"""The loop data set on disk and the torch Dataset over it (paper Section 4 "Pipeline"; docs/design.md §1).
+
+A data set directory (written by `demoloops.py` for the embedded demo loops and by `preprocess.py`
+for real loops) looks the same either way, so everything downstream treats them alike:
+
+    DATA_DIR/
+      wav/<id>.wav        one-bar loop, 16 kHz mono float, exactly 32 000 samples
+      mel/<id>.npy        (F=64, T=200) float32 raw log10 mel of that wav (mel.log_mel)
+      manifest.csv        id, source, bar, bpm, genre   (one row per kept loop)
+      stats.npz           mean (64,), std (64,): per-mel-band statistics over the whole set
+      skipped.csv         file, reason                  (input that was not used, and why)
+      progress.jsonl      one JSON line per processed source file (real loops only: what makes a
+                          re-run of preprocess.py resume instead of starting over)
+
+Every file is written to a temporary name, then renamed, so a crash or kill never leaves a
+half-written wav, mel, manifest or stats file behind. The manifest is written last: a directory
+with manifest.csv and stats.npz is complete (`is_complete`).
+
+`LoopMelDataset` serves the mels in the GAN's layout, (1, T=200, F=64) standardised (mel.to_gan).
+"""
+from __future__ import annotations
+
+import csv
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import torch
+
+from mel import LOOP_SAMPLES, N_FRAMES, N_MELS, SR, band_stats_of_files, log_mel, to_gan
+
+MANIFEST_FIELDS = ["id", "source", "bar", "bpm", "genre"]
+SKIP_FIELDS = ["file", "reason"]
+
+
+# ---------------------------------------------------------------------------------------------
+# Atomic writers.
+# ---------------------------------------------------------------------------------------------
+def atomic_write(path: str | Path, write_fn) -> None:
+    """Call write_fn(tmp_path) and rename the result onto `path` (atomic on POSIX)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write_fn(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def write_wav(path: str | Path, audio: np.ndarray, sr: int = SR) -> None:
+    """Atomically write a mono float32 WAV."""
+    def _write(tmp):
+        sf.write(tmp, np.asarray(audio, dtype=np.float32), sr, subtype="FLOAT", format="WAV")
+    atomic_write(path, _write)
+
+
+def write_npy(path: str | Path, array: np.ndarray) -> None:
+    """Atomically write a .npy file."""
+    def _write(tmp):
+        with open(tmp, "wb") as f:
+            np.save(f, array)
+    atomic_write(path, _write)
+
+
+def write_csv(path: str | Path, fields: list[str], rows: list[dict]) -> None:
+    """Atomically (re)write a whole CSV file."""
+    def _write(tmp):
+        with open(tmp, "w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=fields)
+            w.writeheader()
+            w.writerows(rows)
+    atomic_write(path, _write)
+
+
+def read_csv(path: str | Path) -> list[dict]:
+    """Rows of a CSV written by `write_csv` (an empty list when the file does not exist)."""
+    if not Path(path).exists():
+        return []
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+# ---------------------------------------------------------------------------------------------
+# Loops, stats and the manifest.
+# ---------------------------------------------------------------------------------------------
+def save_loop(data_dir: str | Path, loop_id: str, audio: np.ndarray) -> np.ndarray:
+    """Write one kept loop (exactly LOOP_SAMPLES samples) as wav/<id>.wav and mel/<id>.npy; return its mel."""
+    audio = np.asarray(audio, dtype=np.float32)
+    if audio.shape != (LOOP_SAMPLES,):
+        raise ValueError(f"a loop must be ({LOOP_SAMPLES},) samples, got {audio.shape}")
+    mel = log_mel(audio)                                                               # (64, 200)
+    write_wav(Path(data_dir) / "wav" / f"{loop_id}.wav", audio)
+    write_npy(Path(data_dir) / "mel" / f"{loop_id}.npy", mel)
+    return mel
+
+
+def finalize_dataset(data_dir: str | Path, rows: list[dict], skipped: list[dict]) -> tuple[np.ndarray, np.ndarray]:
+    """Write manifest.csv, skipped.csv and stats.npz (over every mel in the manifest); return the stats."""
+    data_dir = Path(data_dir)
+    if not rows:
+        raise ValueError(f"no loops were kept in {data_dir}; see {data_dir / 'skipped.csv'}")
+    write_csv(data_dir / "skipped.csv", SKIP_FIELDS, skipped)
+    mean, std = band_stats_of_files(data_dir / "mel" / f"{r['id']}.npy" for r in rows)
+
+    def _write(tmp):
+        with open(tmp, "wb") as f:
+            np.savez(f, mean=mean, std=std, n=len(rows))
+    atomic_write(data_dir / "stats.npz", _write)
+    # The manifest is written last: a data set with a manifest is complete.
+    write_csv(data_dir / "manifest.csv", MANIFEST_FIELDS, rows)
+    return mean, std
+
+
+def load_stats(data_dir: str | Path) -> tuple[np.ndarray, np.ndarray]:
+    """mean (64,), std (64,) of a data set."""
+    with np.load(Path(data_dir) / "stats.npz") as s:
+        return s["mean"].astype(np.float32), s["std"].astype(np.float32)
+
+
+def is_complete(data_dir: str | Path) -> bool:
+    """A data set is usable once its manifest and stats exist (they are written last, atomically)."""
+    return (Path(data_dir) / "manifest.csv").exists() and (Path(data_dir) / "stats.npz").exists()
+
+
+# ---------------------------------------------------------------------------------------------
+# The torch Dataset used by training (and by the feature-network classifiers).
+# ---------------------------------------------------------------------------------------------
+class LoopMelDataset(torch.utils.data.Dataset):
+    """All mels of a data set in memory, standardised with its stats, as (1, T=200, F=64) tensors.
+
+    `genres` is the sorted list of genre names; `labels[i]` indexes it. Items are (mel, label).
+    """
+
+    def __init__(self, data_dir: str | Path, ids: list[str] | None = None):
+        self.data_dir = Path(data_dir)
+        if not is_complete(self.data_dir):
+            raise FileNotFoundError(f"{self.data_dir} is not a preprocessed loop data set "
+                                    "(no manifest.csv/stats.npz): run preprocess.py or demoloops.py first")
+        rows = read_csv(self.data_dir / "manifest.csv")
+        if ids is not None:
+            keep = set(ids)
+            rows = [r for r in rows if r["id"] in keep]
+        self.rows = rows
+        self.mean, self.std = load_stats(self.data_dir)
+        self.genres = sorted({r["genre"] for r in read_csv(self.data_dir / "manifest.csv")})
+        self.labels = torch.tensor([self.genres.index(r["genre"]) for r in rows], dtype=torch.long)
+        mels = np.stack([np.load(self.data_dir / "mel" / f"{r['id']}.npy") for r in rows]) if rows \
+            else np.zeros((0, N_MELS, N_FRAMES), np.float32)                           # (N, 64, 200)
+        self.mels = to_gan(mels, self.mean, self.std)                                  # (N, 1, T=200, F=64)
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.mels[i], self.labels[i]
