@@ -16,7 +16,10 @@ read from the package's `models/cnn2d.py`, `inference.py` and `preprocessing.py`
 
 Projector stages (`SfxFeatures`, registry name "aisfx") for a (B, 1, T=100, F=64) chunk:
 
-    (B, 64, 50, 32)  (B, 128, 25, 16)  (B, 256, 12, 8)  (B, 512, 12, 8)   (no pool after block 4)
+    grid adapter (default): its input is (B, 1, 43, 96)
+        (B, 64, 21, 48)  (B, 128, 10, 24)  (B, 256, 5, 12)  (B, 512, 5, 12)   (no pool after block 4)
+    affine map on our own grid: its input is (B, 1, 100, 64)
+        (B, 64, 50, 32)  (B, 128, 25, 16)  (B, 256, 12, 8)  (B, 512, 12, 8)
 
 How we feed it (`adapt`) -- an affine map of our z-scores, x = AISFX_INPUT_MEAN + AISFX_INPUT_STD * z.
 The first layer is conv + batch-norm with FIXED running statistics, so the input's offset and scale
@@ -52,8 +55,9 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
+from adapter import GridAdapter, fit_level_map, htk_centres_hz
 from featurenet import FeatureNet, FeatureNetUnavailable
-from preprocess import CHUNK_FRAMES, N_MELS, log_mel, standardise
+from mel import CHUNK_FRAMES, N_MELS, log_mel, to_gan
 
 STAGE_CHANNELS = (64, 128, 256, 512)
 PIP_INSTALL = "pip install --no-deps aisfx==0.1.2"   # its pinned requirements are obsolete (docs/design.md §2)
@@ -61,6 +65,7 @@ PIP_INSTALL = "pip install --no-deps aisfx==0.1.2"   # its pinned requirements a
 # (module docstring; `input_stats_from_bn` recomputes them).
 AISFX_INPUT_MEAN = 0.164
 AISFX_INPUT_STD = 0.183
+NATIVE_SR, NATIVE_HOP, NATIVE_MELS = 44_100, 1024, 96   # its own front end: 23.2 ms frames, 96 HTK bands
 
 
 class SfxNetMissing(FeatureNetUnavailable):
@@ -160,18 +165,32 @@ class SfxCNN(nn.Module):
 
 
 class SfxFeatures(FeatureNet):
-    """aisfx's four conv blocks as projector stages; `adapt` maps our z-scores into its input range."""
+    """aisfx's four conv blocks as projector stages; `adapt` puts our mel into its input range.
+
+    Two ways (`adapter`), compared in the README's ablation:
+    - None ("affine"): x = AISFX_INPUT_MEAN + AISFX_INPUT_STD * z on our own 64 x 10 ms grid;
+    - a GridAdapter ("grid", the default for training): our mel re-gridded onto its 96 HTK bands over
+      0-22.05 kHz at 23.2 ms frames (adapter.py), then x = a + b * raw, with (a, b) fitted so that the
+      data set lands at the same input mean and std (`fit_level_map`).
+    """
 
     name = "aisfx"
     stage_channels = STAGE_CHANNELS
 
-    def __init__(self, cnn: SfxCNN | None = None):
+    def __init__(self, cnn: SfxCNN | None = None, adapter: GridAdapter | None = None):
         super().__init__()
         self.cnn = cnn if cnn is not None else SfxCNN()
+        self.grid = adapter
+        if adapter is not None:
+            a, b = fit_level_map(adapter, AISFX_INPUT_MEAN, AISFX_INPUT_STD)
+            self.register_buffer("level", torch.tensor([a, b], dtype=torch.float32))   # x = a + b * raw
 
     def adapt(self, mel: torch.Tensor) -> torch.Tensor:
-        """(B, 1, T, 64) standardised log10 mel -> its [0, 1]-scaled input (module docstring)."""
-        return AISFX_INPUT_MEAN + AISFX_INPUT_STD * mel
+        """(B, 1, T, 64) standardised log10 mel -> its [0, 1]-scaled input (B, 1, T', F')."""
+        if self.grid is None:
+            return AISFX_INPUT_MEAN + AISFX_INPUT_STD * mel                # (B, 1, T, 64)
+        a, b = self.level.to(mel.dtype)
+        return a + b * self.grid(mel)                                      # (B, 1, T'=0.43 T, F'=96)
 
     def stages(self, mel: torch.Tensor) -> list[torch.Tensor]:
         x, out = self.adapt(mel), []                           # (B, 1, T=100, F=64)
@@ -193,9 +212,18 @@ def load_sfxnet(path: str | Path | None = None) -> SfxFeatures:
     return SfxFeatures(cnn).eval()
 
 
+def native_grid_adapter(mean=None, std=None) -> GridAdapter:
+    """Our mel -> aisfx's native grid: 96 HTK bands over 0-22.05 kHz, hop 1024 at 44.1 kHz."""
+    return GridAdapter(htk_centres_hz(NATIVE_MELS, 0.0, NATIVE_SR / 2), NATIVE_HOP / NATIVE_SR, mean, std)
+
+
 def build_feature_net(ctx) -> SfxFeatures:
-    """Registry builder ('aisfx'); needs nothing from ctx. features.build moves and freezes it."""
-    return load_sfxnet()
+    """Registry builder ('aisfx'): ctx.adapter 'grid' (with the data set's stats) or 'affine'.
+    features.build moves and freezes it."""
+    net = load_sfxnet()
+    if ctx.adapter == "grid":
+        net = SfxFeatures(net.cnn, native_grid_adapter(ctx.mel_mean, ctx.mel_std))
+    return net
 
 
 # ---------------------------------------------------------------------------------------------
@@ -221,11 +249,11 @@ def embed_audio(model: SfxFeatures, audio: np.ndarray | torch.Tensor, mean, std,
     std = torch.as_tensor(np.asarray(std, dtype=np.float32))
     if mean.shape != (N_MELS,) or std.shape != (N_MELS,):
         raise ValueError(f"mean and std must be per-mel-band ({N_MELS},), got {tuple(mean.shape)}, {tuple(std.shape)}")
-    z = standardise(log_mel(x.cpu()), mean, std)                          # (N, F=64, T)
-    chunks = z.shape[-1] // CHUNK_FRAMES
+    z = to_gan(log_mel(x.cpu()), mean, std)                               # (N, 1, T, F=64)
+    chunks = z.shape[2] // CHUNK_FRAMES
     if chunks == 0:
-        raise ValueError(f"need at least 1 s of audio ({CHUNK_FRAMES} frames), got {z.shape[-1]} frames")
-    z = z[..., : chunks * CHUNK_FRAMES].transpose(1, 2)                    # (N, T', 64): time-major
-    z = z.reshape(x.shape[0] * chunks, 1, CHUNK_FRAMES, N_MELS)           # (N*C, 1, 100, 64), chunks of clip 0 first
+        raise ValueError(f"need at least 1 s of audio ({CHUNK_FRAMES} frames), got {z.shape[2]} frames")
+    z = z[:, :, : chunks * CHUNK_FRAMES].reshape(x.shape[0] * chunks, 1, CHUNK_FRAMES, N_MELS)
+    # (N*C, 1, 100, 64): the 1-second chunks, those of clip 0 first
     out = [model.embed(z[i:i + batch_size].to(device)).float().cpu() for i in range(0, len(z), batch_size)]
     return torch.cat(out)                                                 # (N*C, 512)
