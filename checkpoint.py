@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from preprocess import atomic_write
+from dataset import atomic_write
 
 
 class CheckpointError(RuntimeError):
@@ -74,3 +74,20 @@ class StopRequest:
     def restore(self) -> None:
         for s, handler in self.previous.items():
             signal.signal(s, handler)
+
+
+def rng_state(gen: torch.Generator) -> dict:
+    """Every random-number state a training run draws from: torch's global one (noise inputs, style mixing),
+    the run's own generator (latents and batch indices) and CUDA's. Saved so a resume is exact."""
+    state = {"torch": torch.get_rng_state(), "sampler": gen.get_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(gen: torch.Generator, state: dict) -> None:
+    """Inverse of `rng_state`."""
+    torch.set_rng_state(state["torch"])
+    gen.set_state(state["sampler"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])

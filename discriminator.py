@@ -18,13 +18,16 @@ Everything is dtype-agnostic (bf16 autocast on GPU, float32 on CPU) and device-a
 """
 from __future__ import annotations
 
+import hashlib
+
 import torch
 from torch import nn
+import torch.nn.functional as F
 from torch.nn.utils.parametrizations import spectral_norm
 
 from featurenet import FeatureNet
 from layers import BLUR_KERNEL, SQRT2, Blur, BiasLeakyReLU, EqualConv2d, EqualLinear, MinibatchStd
-from preprocess import N_FRAMES, N_MELS
+from mel import N_FRAMES, N_MELS
 from projector import CSM_KERNEL, PROJECTOR_SEED, Projector
 
 # ------------------------------------------------------------------------------------------------
@@ -138,14 +141,14 @@ class ProjectedDiscriminator(nn.Module):
     """
 
     def __init__(self, feature_nets: list[FeatureNet], expand: bool = True, seed: int = PROJECTOR_SEED,
-                 csm_kernel: int = CSM_KERNEL, upsample: bool = True,
+                 csm_kernel: int = CSM_KERNEL, upsample: bool = True, fuse_logits: bool = False,
                  n_frames: int = N_FRAMES, n_mels: int = N_MELS):
         super().__init__()
         feature_nets = list(feature_nets)
         if not feature_nets:
             raise ValueError("ProjectedDiscriminator: needs at least one feature network "
                              "(use StyleGAN2Discriminator for --features none)")
-        self.n_frames, self.n_mels = n_frames, n_mels
+        self.n_frames, self.n_mels, self.fuse_logits = n_frames, n_mels, fuse_logits
         self.projectors = nn.ModuleList(
             Projector(net, expand=expand, seed=seed + k, csm_kernel=csm_kernel, upsample=upsample)
             for k, net in enumerate(feature_nets))
@@ -160,14 +163,39 @@ class ProjectedDiscriminator(nn.Module):
         return [p for p in self.parameters() if p.requires_grad]
 
     def forward(self, mel: torch.Tensor) -> list[torch.Tensor]:
-        if mel.ndim != 4 or tuple(mel.shape[1:]) != (1, self.n_frames, self.n_mels):
-            raise ValueError(f"ProjectedDiscriminator: expected a mel (B, 1, {self.n_frames}, {self.n_mels}), "
-                             f"got {tuple(mel.shape)}")
-        logits = []
+        assert mel.shape[1:] == (1, self.n_frames, self.n_mels), f"expected (B, 1, T, F), got {tuple(mel.shape)}"
+        per_net = []
         for projector, heads in zip(self.projectors, self.heads):
             feats = projector(mel)                                       # 4 x (B, C_l, T_l, F_l)
-            logits += [d(f) for d, f in zip(heads, feats)]               # 4 x (B, N_l)
-        return logits
+            per_net.append([d(f) for d, f in zip(heads, feats)])         # 4 x (B, N_l)
+        if not self.fuse_logits:
+            return [logits for net in per_net for logits in net]         # 4 * n_nets x (B, N_l)
+        return [self._fuse(scale, per_net) for scale in range(len(self.heads[0]))]
+
+    def _fuse(self, scale: int, per_net: list[list[torch.Tensor]]) -> torch.Tensor:
+        """The authors' fusion: add the networks' patch-logit maps of one scale position by position (one
+        hinge per scale follows). Where the maps differ in size (networks on different native grids) the
+        others are resized bilinearly onto the first network's map."""
+        size = self.heads[0][scale].out_size
+        total = 0
+        for k, logits in enumerate(per_net):
+            m = logits[scale].view(-1, 1, *self.heads[k][scale].out_size)  # (B, 1, h_k, w_k)
+            if tuple(m.shape[-2:]) != tuple(size):
+                m = F.interpolate(m, size=size, mode="bilinear", align_corners=False)
+            total = total + m.flatten(1)                                 # (B, h * w)
+        return total
+
+
+def frozen_fingerprint(D: nn.Module) -> str:
+    """A hash of every tensor of D that must never change: feature networks and CCM/CSM (parameters and
+    buffers). train.py checks it at every checkpoint; a change would mean a frozen part learned."""
+    trainable = {id(p) for p in D.parameters() if p.requires_grad}
+    h = hashlib.sha1()
+    for name, t in list(D.named_parameters()) + list(D.named_buffers()):
+        if id(t) not in trainable and ("projector" in name or "feature" in name):
+            h.update(name.encode())
+            h.update(t.detach().float().cpu().numpy().tobytes())
+    return h.hexdigest()
 
 
 # ------------------------------------------------------------------------------------------------
