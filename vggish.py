@@ -49,10 +49,10 @@ ENV_VAR = "PJLOOP_VGGISH"
 # ---------------------------------------------------------------------------------------------
 # VGGish's own front end (Google's vggish_params.py / mel_features.py; docs/design.md §7).
 # ---------------------------------------------------------------------------------------------
-SR = 16_000            # VGGish's rate, = pjloop's
-WIN = 400              # 25 ms window
-HOP = 160              # 10 ms hop
-N_FFT = 512            # 2 ** ceil(log2(400)): each 400-sample frame is zero-padded at its END to 512
+VGGISH_SR = 16_000     # VGGish's rate (= pjloop's mel.SR)
+VGGISH_WINDOW = 400    # 25 ms window
+VGGISH_HOP = 160       # 10 ms hop (= pjloop's mel.HOP)
+VGGISH_N_FFT = 512     # 2 ** ceil(log2(400)): each 400-sample frame is zero-padded at its END to 512
 N_BANDS = 64
 MEL_LO, MEL_HI = 125.0, 7500.0   # Hz, band edges of the HTK-scale filterbank
 LOG_OFFSET = 0.01      # ln(mel + 0.01), magnitude (not power) mel
@@ -239,10 +239,10 @@ def _hz_to_mel_htk(f: np.ndarray) -> np.ndarray:
     return 1127.0 * np.log(1.0 + np.asarray(f, dtype=np.float64) / 700.0)
 
 
-def mel_matrix() -> np.ndarray:
+def vggish_mel_matrix() -> np.ndarray:
     """(257, 64) triangular weights, linear in HTK mel, peak 1 (no area normalisation), DC bin zeroed:
     the construction of Google's mel_features.spectrogram_to_mel_matrix."""
-    bins_mel = _hz_to_mel_htk(np.linspace(0.0, SR / 2, N_FFT // 2 + 1))           # (257,)
+    bins_mel = _hz_to_mel_htk(np.linspace(0.0, VGGISH_SR / 2, VGGISH_N_FFT // 2 + 1))  # (257,)
     edges = np.linspace(_hz_to_mel_htk(MEL_LO), _hz_to_mel_htk(MEL_HI), N_BANDS + 2)
     lo, mid, hi = edges[:-2, None], edges[1:-1, None], edges[2:, None]             # (64, 1) each
     up = (bins_mel[None] - lo) / (mid - lo)
@@ -252,14 +252,14 @@ def mel_matrix() -> np.ndarray:
     return w.astype(np.float32)
 
 
-def log_mel(audio: torch.Tensor) -> torch.Tensor:
+def vggish_log_mel(audio: torch.Tensor) -> torch.Tensor:
     """VGGish front end: (N, S) 16 kHz audio -> (N, frames, 64) ln(mel + 0.01), frames = 1 + (S-400)//160.
     No padding at either end (Google's `frame` keeps only complete frames)."""
-    frames = audio.unfold(-1, WIN, HOP)                                            # (N, frames, 400)
-    n = torch.arange(WIN, device=audio.device, dtype=audio.dtype)
-    window = 0.5 - 0.5 * torch.cos(2 * torch.pi * n / WIN)                        # periodic Hann
-    spec = torch.fft.rfft(frames * window, n=N_FFT).abs()                          # (N, frames, 257)
-    mel = spec @ torch.from_numpy(mel_matrix()).to(audio.device, audio.dtype)      # (N, frames, 64)
+    frames = audio.unfold(-1, VGGISH_WINDOW, VGGISH_HOP)                           # (N, frames, 400)
+    n = torch.arange(VGGISH_WINDOW, device=audio.device, dtype=audio.dtype)
+    window = 0.5 - 0.5 * torch.cos(2 * torch.pi * n / VGGISH_WINDOW)               # periodic Hann
+    spec = torch.fft.rfft(frames * window, n=VGGISH_N_FFT).abs()                   # (N, frames, 257)
+    mel = spec @ torch.from_numpy(vggish_mel_matrix()).to(audio.device, audio.dtype)  # (N, frames, 64)
     return torch.log(mel + LOG_OFFSET)
 
 
@@ -273,11 +273,11 @@ def examples(audio: np.ndarray | torch.Tensor) -> torch.Tensor:
         else audio.float()
     if x.dim() != 2:
         raise ValueError(f"embed_audio expects (N, samples) audio, got shape {tuple(x.shape)}")
-    need = WIN + (EXAMPLE_FRAMES - 1) * HOP
+    need = VGGISH_WINDOW + (EXAMPLE_FRAMES - 1) * VGGISH_HOP
     if x.shape[-1] < need:
         raise ValueError(f"VGGish needs at least {need} samples (0.975 s at 16 kHz) per clip, "
                          f"got {x.shape[-1]}")
-    lm = log_mel(x)                                                                # (N, frames, 64)
+    lm = vggish_log_mel(x)                                                         # (N, frames, 64)
     w = lm.shape[1] // EXAMPLE_FRAMES
     lm = lm[:, : w * EXAMPLE_FRAMES]                                               # drop the remainder
     return lm.reshape(x.shape[0] * w, 1, EXAMPLE_FRAMES, N_BANDS)                 # (N*W, 1, 96, 64)

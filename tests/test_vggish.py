@@ -218,14 +218,14 @@ def test_front_end_two_seconds_give_two_windows_of_96_by_64():
     audio = np.random.default_rng(0).standard_normal((3, 32_000)).astype(np.float32) * 0.1
     ex = vggish.examples(audio)
     assert tuple(ex.shape) == (6, 1, 96, 64)
-    assert vggish.log_mel(torch.from_numpy(audio)).shape == (3, 198, 64)   # 1 + (32000 - 400) // 160
+    assert vggish.vggish_log_mel(torch.from_numpy(audio)).shape == (3, 198, 64)   # 1 + (32000 - 400) // 160
     # window order: both windows of clip 0 first, each one the clip's own frames
-    assert torch.equal(ex[1, 0], vggish.log_mel(torch.from_numpy(audio[:1]))[0, 96:192])
+    assert torch.equal(ex[1, 0], vggish.vggish_log_mel(torch.from_numpy(audio[:1]))[0, 96:192])
 
 
 def test_front_end_puts_a_1khz_tone_in_the_band_centred_nearest_1khz():
     t = np.arange(16_000) / 16_000
-    lm = vggish.log_mel(torch.from_numpy(np.sin(2 * np.pi * 1000 * t).astype(np.float32))[None])
+    lm = vggish.vggish_log_mel(torch.from_numpy(np.sin(2 * np.pi * 1000 * t).astype(np.float32))[None])
     centres = np.linspace(vggish._hz_to_mel_htk(125.0), vggish._hz_to_mel_htk(7500.0), 66)[1:-1]
     assert lm[0].mean(0).argmax().item() == np.abs(centres - vggish._hz_to_mel_htk(1000.0)).argmin()
     assert lm.min().item() >= np.log(vggish.LOG_OFFSET) - 1e-6      # ln(mel + 0.01) floor
@@ -236,8 +236,8 @@ def test_front_end_matches_a_direct_numpy_transcription():
     audio = np.random.default_rng(1).standard_normal(4000)
     frames = np.stack([audio[i * 160:i * 160 + 400] for i in range(1 + (4000 - 400) // 160)])   # (23, 400)
     hann = 0.5 - 0.5 * np.cos(2 * np.pi / 400 * np.arange(400))
-    ref = np.log(np.abs(np.fft.rfft(frames * hann, 512)) @ vggish.mel_matrix().astype(np.float64) + 0.01)
-    ours = vggish.log_mel(torch.from_numpy(audio[None]).double())[0].numpy()
+    ref = np.log(np.abs(np.fft.rfft(frames * hann, 512)) @ vggish.vggish_mel_matrix().astype(np.float64) + 0.01)
+    ours = vggish.vggish_log_mel(torch.from_numpy(audio[None]).double())[0].numpy()
     np.testing.assert_allclose(ours, ref, atol=1e-5)
 
 
