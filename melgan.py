@@ -270,7 +270,6 @@ class MelGANVocoder(Vocoder):
         return audio_out(out.to(in_device), as_numpy, batched)
 
 
-
 def load_melgan_generator(path: str | Path, map_location="cpu") -> MelGANGenerator:
     """The generator of a checkpoint written by `python train_melgan.py` (clear CheckpointError otherwise)."""
     ckpt = load_checkpoint(path, map_location=map_location, required=MELGAN_KEYS)

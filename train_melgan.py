@@ -184,7 +184,7 @@ def resolve_data(loops: str, data: str | None) -> Path:
 
 
 def train_melgan(cfg: MelGANTrainConfig, out: Path, steps: int | None, minutes: float | None, resume: bool,
-          save_every: int = SAVE_EVERY, device: str | None = None, progress: bool = True) -> MelGANTrainer:
+                 save_every: int = SAVE_EVERY, device: str | None = None, progress: bool = True) -> MelGANTrainer:
     """Train until `steps` (a total, so a resumed run continues to it) or `minutes` of wall time run out,
     whichever comes first; checkpoint every `save_every` steps, at the end, and on Ctrl-C."""
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
@@ -241,8 +241,8 @@ def train_melgan(cfg: MelGANTrainConfig, out: Path, steps: int | None, minutes: 
 def main(argv=None):
     p = argparse.ArgumentParser(description="Train the MelGAN vocoder on a loop data set (docs/design.md §6).")
     p.add_argument("--loops", required=True, help="drum or synth: names the demo set and the checkpoint")
-    p.add_argument("--data", help="data set directory (preprocess.py layout); default: the embedded demo set")
-    p.add_argument("--steps", type=int, help="train until this total step count (default: 1000 more, "
+    p.add_argument("--data", help="data set directory (dataset.py layout); default: the embedded demo set")
+    p.add_argument("--steps", type=int, help=f"train until this total step count (default: {DEFAULT_STEPS} more, "
                    "or unlimited with --minutes)")
     p.add_argument("--minutes", type=float, help="stop after this many minutes of wall time")
     p.add_argument("--batch", type=int, default=BATCH)
@@ -271,7 +271,7 @@ def main(argv=None):
     out = a.out or default_checkpoint(a.loops)
     data = resolve_data(a.loops, a.data)
     cfg = MelGANTrainConfig(loops=a.loops, data=str(data), batch=a.batch, segment=a.segment, lr=a.lr,
-                      seed=a.seed, model=model)
+                            seed=a.seed, model=model)
     try:
         train_melgan(cfg, out, a.steps, a.minutes, a.resume, a.save_every, a.device)
     except (CheckpointError, FileNotFoundError, ValueError) as e:
