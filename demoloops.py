@@ -10,11 +10,10 @@ ships a deterministic renderer that writes a data set in exactly the layout of `
     build_demo_set(loops, n, out_dir)  ->  out_dir/{wav,mel}/<id>, manifest.csv, stats.npz, demo.json
 
 How a loop is made:
-  1. A genre (drums) or style (synths) template gives the MIDI notes of one bar: characteristic kick/snare
-     placement, hat density, swing, percussion and kit choices for drums; register, rhythm, note length
-     and instrument families for synths. Randomness lives INSIDE the template (pattern variant, kit,
-     instrument, key, chord progression, velocity, micro-timing, ghost notes, occasional fills), so that the
-     genres stay distinguishable from the audio (a genre classifier is trained on them, docs/design.md §2).
+  1. A genre (drums, demo_patterns.py) or style (synths, demo_synth_styles.py) template gives the MIDI
+     notes of one bar: characteristic kick/snare placement, hat density, swing, percussion and kit choices
+     for drums; register, rhythm, note length and instrument families for synths. Randomness lives INSIDE
+     the template, so that the genres stay distinguishable from the audio (docs/design.md §2).
   2. The notes are played by real recorded instruments from a General MIDI SoundFont (TimGM6mb, shipped
      inside pretty_midi's wheel; any other .sf2 via $PJLOOP_SOUNDFONT) with TinySoundFont.
   3. Rendered at 48 kHz (TinySoundFont interpolates linearly, which would alias bright cymbals into the
@@ -33,15 +32,19 @@ import multiprocessing as mp
 import os
 import sys
 import time
+import importlib.util
 import zlib
-from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
+import torch
+from scipy.signal import resample_poly
+from tqdm import tqdm
 
 from dataset import atomic_write, finalize_dataset, is_complete, read_csv, save_loop
+from demo_patterns import DRUM_GENRES, Note, drum_notes
+from demo_synth_styles import SYNTH_STYLES, synth_notes
 from mel import SR
 
 # ---------------------------------------------------------------------------------------------
@@ -63,17 +66,6 @@ ID_PREFIX = "demo_"       # file stem of every demo loop; stale ones are removed
 DRUM_CHANNEL, SYNTH_CHANNEL = 9, 0    # GM convention (TinySoundFont only needs the drum flag)
 DRUM_BANK = 128                       # SF2 bank that holds the percussion kits
 
-# GM percussion kits (bank 128 programs). TimGM6mb has all eight; a missing one falls back to Standard.
-STD, ROOM, POWER, ELEC, TR808, JAZZ, BRUSH, ORCH = 0, 8, 16, 24, 25, 32, 40, 48
-
-# GM percussion keys.
-KICK2, KICK, RIM, SNARE, CLAP, SNARE2 = 35, 36, 37, 38, 39, 40
-LO_FTOM, CHH, HI_FTOM, PHH, LO_TOM, OHH, LOMID_TOM, HIMID_TOM, CRASH, HI_TOM, RIDE = range(41, 52)
-RIDE_BELL, TAMB, COWBELL = 53, 54, 56
-HI_BONGO, LO_BONGO, MUTE_CONGA, OPEN_CONGA, LO_CONGA, HI_TIMB, LO_TIMB = range(60, 67)
-HI_AGOGO, LO_AGOGO, CABASA, MARACAS = 67, 68, 69, 70
-CLAVES, HI_WOOD = 75, 76
-SHAKER = 82
 
 
 # ---------------------------------------------------------------------------------------------
@@ -94,12 +86,11 @@ def soundfont_path() -> Path:
         return path
     if choice == "auto" and FLUID_R3.is_file():
         return FLUID_R3
-    try:
-        import pretty_midi
-    except ImportError as e:  # pragma: no cover - pretty_midi is a requirement
+    spec = importlib.util.find_spec("pretty_midi")   # only its data file is needed: no import
+    if spec is None or spec.origin is None:  # pragma: no cover - pretty_midi is a requirement
         raise RuntimeError("demoloops needs pretty_midi (it ships the TimGM6mb SoundFont): "
-                           "pip install pretty_midi, or set PJLOOP_SOUNDFONT=/path/to.sf2") from e
-    path = Path(pretty_midi.__file__).parent / "TimGM6mb.sf2"
+                           "pip install pretty_midi, or set PJLOOP_SOUNDFONT=/path/to.sf2")
+    path = Path(spec.origin).parent / "TimGM6mb.sf2"
     if not path.is_file():
         raise FileNotFoundError(f"{path} is missing from the pretty_midi install; "
                                 "set PJLOOP_SOUNDFONT=/path/to.sf2")
@@ -109,8 +100,8 @@ def soundfont_path() -> Path:
 @lru_cache(maxsize=4)
 def _load_soundfont(path: str):
     """The parsed SoundFont, loaded once per process (each loop renders on a fresh clone of it)."""
-    try:
-        import tinysoundfont._tinysoundfont as tsf
+    try:   # imported here, not at the top: only rendering needs it (a cached set or real data does not),
+        import tinysoundfont._tinysoundfont as tsf   # and it is installed apart, with --no-deps (setup.sh)
     except ImportError as e:
         raise RuntimeError("demoloops needs tinysoundfont: pip install --no-deps tinysoundfont==0.3.7 "
                            "(setup.sh does it)") from e
@@ -138,15 +129,8 @@ def _has_preset(bank: int, program: int) -> bool:
 
 
 # ---------------------------------------------------------------------------------------------
-# Notes and the loop-mode renderer.
+# The loop-mode renderer: notes (demo_patterns.Note) -> audio.
 # ---------------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Note:
-    beat: float          # onset in beats from the start of the loop (after swing)
-    key: int             # MIDI key
-    vel: float           # 0..1
-    dur: float = 0.0     # beats; 0 = one-shot (drums: played to the end of the sample, no note-off)
-    shift_ms: float = 0.0   # micro-timing, in milliseconds (tempo-independent, like a drummer's)
 
 
 def wrap_tail(audio: np.ndarray, period: int) -> np.ndarray:
@@ -204,7 +188,6 @@ def _render(notes: list[Note], n_out: int, beats: float, drum: bool, program: in
     if pos < total:
         synth.render(memoryview(buf[pos:]).cast("B"))
 
-    from scipy.signal import resample_poly
     # The linear rendering starts in silence and ends in silence, so the polyphase filter's zero
     # padding at its edges is exact; the wrap comes after the decimation.
     audio = resample_poly(buf.astype(np.float64), 1, 3)                               # (passes * n_out,)
@@ -217,436 +200,9 @@ def _render(notes: list[Note], n_out: int, beats: float, drum: bool, program: in
 
 
 # ---------------------------------------------------------------------------------------------
-# Shared humanisation helpers.
-# ---------------------------------------------------------------------------------------------
-def _swing(beat: float, amount: float) -> float:
-    """16th-note swing: the off-16th of every 8th moves later by `amount` x a 16th (MPC-style).
-
-    A piecewise-linear time warp inside each 8th note, so notes on any grid (32nds, triplets) swing
-    consistently and the 8th-note positions never move.
-    """
-    eighth = np.floor(beat * 2) / 2
-    u = (beat - eighth) * 2                                                           # 0..1 within the 8th
-    mid = 0.5 + amount / 2
-    warped = u * 2 * mid if u < 0.5 else mid + (u - 0.5) * 2 * (1 - mid)
-    return eighth + warped / 2
-
-
-def _pick(rng: np.random.Generator, options):
-    """One element of a list/tuple, or a weighted choice from a {value: weight} dict."""
-    if isinstance(options, dict):
-        values = list(options)
-        w = np.asarray([options[v] for v in values], dtype=np.float64)
-        return values[int(rng.choice(len(values), p=w / w.sum()))]
-    return options[int(rng.integers(len(options)))]
-
-
-# ---------------------------------------------------------------------------------------------
-# Drum genres. A pattern string spans one bar; its length sets the grid (16 = 16ths, 32 = 32nds,
-# 12 = 8th-note triplets). Characters are velocities: X accent, x normal, o soft, g ghost, ? a hit
-# that is kept with probability 1/2, . rest.
-# ---------------------------------------------------------------------------------------------
-VELOCITY = {"X": 1.0, "x": 0.82, "o": 0.55, "g": 0.3, "?": 0.7}
-
-
-@dataclass(frozen=True)
-class Part:
-    keys: tuple[int, ...]                 # GM keys; one is chosen per loop (e.g. clap or snare)
-    patterns: tuple                       # pattern strings, or callables rng -> pattern string
-    prob: float = 1.0                     # probability that the part plays in a loop
-    role: str = "other"                   # kick / snare / hat / other (fills replace kick and snare)
-
-
-@dataclass(frozen=True)
-class DrumGenre:
-    kits: dict                            # {GM kit program: weight}: the genre's typical kits
-    parts: tuple[Part, ...]
-    swing: tuple[float, float] = (0.0, 0.0)   # range of 16th swing
-    timing_ms: float = 3.0                # std of micro-timing (machines ~1 ms, drummers ~6-8 ms)
-    vel_jitter: float = 0.08              # relative std of velocity
-    ghost: float = 0.0                    # probability of a ghost snare on an empty 16th
-    fill: float = 0.1                     # probability of a fill on the last beat
-    fill_keys: tuple[int, ...] = (HI_TOM, HIMID_TOM, LOMID_TOM, LO_TOM, HI_FTOM, LO_FTOM)
-    crash: float = 0.0                    # probability of a crash on the downbeat
-
-
-def _trap_hats(rng: np.random.Generator) -> str:
-    """Trap hi-hats: steady 16ths (as 32nd pairs) with 32nd rolls on one to three random beats."""
-    cells = ["o.x." if rng.random() < 0.5 else "x.o."] * 8                           # 8 x 8th = 16ths
-    for beat_half in rng.choice(8, size=int(rng.integers(1, 4)), replace=False):
-        cells[beat_half] = _pick(rng, ["xoxo", "oooo", "xxxx", "x.xx", "ooxx"])
-    return "".join(cells)                                                             # 32 steps
-
-
-DRUM_TEMPLATES: dict[str, DrumGenre] = {
-    # Four-on-the-floor, clap on 2 and 4, open hat on every off-beat 8th, light swing.
-    "house": DrumGenre(
-        kits={ELEC: 3, TR808: 3, STD: 1, ROOM: 1},
-        parts=(Part((KICK, KICK2), ("X...x...x...x...",), role="kick"),
-               Part((CLAP,), ("....x.......x...", "....x.......x..?"), 0.95, "snare"),
-               Part((OHH,), ("..x...x...x...x.",), 0.95, "hat"),
-               Part((CHH, PHH), ("o...o...o...o...", "o..?o..?o..?o..?"), 0.6, "hat"),
-               Part((SHAKER, TAMB, MARACAS), ("gogogogogogogogo", "..o...o...o...o."), 0.5)),
-        swing=(0.0, 0.2), timing_ms=3.0, fill=0.08, fill_keys=(CLAP, SNARE2)),
-    # Four-on-the-floor, machine-tight 16th hats, off-beat ride, sparse syncopated rim/clap, no swing.
-    "techno": DrumGenre(
-        kits={ELEC: 3, POWER: 2, TR808: 2, ROOM: 1},
-        parts=(Part((KICK, KICK2), ("X...X...X...X...", "X...X...X...X.?."), role="kick"),
-               Part((CHH,), ("xoxoxoxoxoxoxoxo", "oxooxoxooxoxooxo", "xxoxxxoxxxoxxxox"), 0.95, "hat"),
-               Part((RIDE, OHH, RIDE_BELL), ("..x...x...x...x.",), 0.75, "hat"),
-               Part((RIM, CLAVES, COWBELL, HI_WOOD), ("..x..x....x..x..", "...x..x..x....x.", "..x...x..x..x..."), 0.7),
-               Part((CLAP, SNARE2), ("....x.......x...",), 0.4, "snare")),
-        swing=(0.0, 0.03), timing_ms=0.8, vel_jitter=0.03, fill=0.05, fill_keys=(CLAP, RIM)),
-    # Boom bap: syncopated kick, heavy backbeat, strongly swung 8th/16th hats, ghost snares.
-    "hiphop": DrumGenre(
-        kits={STD: 2, ROOM: 2, JAZZ: 2, BRUSH: 1, TR808: 1},
-        parts=(Part((KICK, KICK2), ("X......x..x.....", "X.x.......x.....", "X......x.xx.....", "X..x......x..x.."), role="kick"),
-               Part((SNARE, SNARE2), ("....X.......X...",), role="snare"),
-               Part((CHH,), ("x.o.x.o.x.o.x.o.", "x.oox.o.x.oox.o.", "xoxoxoxoxoxoxoxo"), 0.95, "hat"),
-               Part((OHH,), ("..............x.", "......x........."), 0.25, "hat")),
-        swing=(0.3, 0.55), timing_ms=7.0, vel_jitter=0.12, ghost=0.12, fill=0.08),
-    # Half-time: sparse syncopated 808 kick, clap/snare only on beat 3, hi-hat rolls in 32nds.
-    "trap": DrumGenre(
-        kits={TR808: 6, ELEC: 2},
-        parts=(Part((KICK2, KICK), ("X.....x...x.....", "X......x..x.....", "X.........x..x..", "X.....x.x......x"), role="kick"),
-               Part((CLAP, SNARE2, SNARE), ("........X.......",), role="snare"),
-               Part((CHH,), (_trap_hats,), role="hat"),
-               Part((OHH,), ("......x.........", "..............x."), 0.3, "hat")),
-        timing_ms=1.0, vel_jitter=0.1, fill=0.05, fill_keys=(CLAP, SNARE2)),
-    # Straight 8ths on hats or ride, kick 1 and 3, loud backbeat, crash on one, tom fills.
-    "rock": DrumGenre(
-        kits={ROOM: 3, POWER: 3, STD: 2},
-        parts=(Part((KICK, KICK2), ("X.......x.x.....", "X.x.....x.x.....", "X.......x.......", "X......xx......."), role="kick"),
-               Part((SNARE,), ("....X.......X...",), role="snare"),
-               Part((CHH, RIDE), ("x.x.x.x.x.x.x.x.", "X.x.X.x.X.x.X.x."), role="hat")),
-        timing_ms=5.0, fill=0.25, crash=0.5),
-    # Syncopated 16th kick, backbeat with many ghost notes, 16th hats with an open hat on the 4-and.
-    "funk": DrumGenre(
-        kits={STD: 2, ROOM: 2, JAZZ: 1},
-        parts=(Part((KICK, KICK2), ("X.x...x...x..x..", "X..x..x...xx....", "X.x..x....x.x...", "X.x....x..x..x.."), role="kick"),
-               Part((SNARE,), ("....X..g.g..X..g", "....X.g..g..X.g.", "....X..g.g.gX..."), role="snare"),
-               Part((CHH,), ("xoxoxoxoxoxoxo.o", "xoxoxoxoxoxoxoxo"), role="hat"),
-               Part((OHH,), ("..............x.", "......x.......x."), 0.65, "hat")),
-        swing=(0.05, 0.2), timing_ms=5.0, vel_jitter=0.1, ghost=0.15, fill=0.12),
-    # Chopped-break feel (Amen, Think): busy displaced snares, syncopated double kicks, ride 8ths.
-    "breakbeat": DrumGenre(
-        kits={STD: 2, ROOM: 2, JAZZ: 2},
-        parts=(Part((KICK,), ("X.x.......xx....", "X.x.......x..x..", "X.x...x...x....."), role="kick"),
-               Part((SNARE,), ("....x..x.x..x..x", "....x..x.o.xx...", "....x..x.x.ox..."), role="snare"),
-               Part((RIDE, CHH), ("x.x.x.x.x.x.x.x.", "x.o.x.o.x.o.x.o."), role="hat"),
-               Part((CRASH, OHH), ("x...............", "..........x....."), 0.3)),
-        swing=(0.05, 0.25), timing_ms=6.0, vel_jitter=0.12, ghost=0.08, fill=0.15),
-    # Two-step: kick on 1 and the 3-and, hard snare on 2 and 4, dense straight 16th hats/shaker, ride.
-    "dnb": DrumGenre(
-        kits={ELEC: 2, POWER: 2, STD: 1, ROOM: 1},
-        parts=(Part((KICK, KICK2), ("X.........x.....", "X.........xx....", "X.x.......x....."), role="kick"),
-               Part((SNARE, SNARE2), ("....X.......X...", "....X..g....X..g", "....X.g.....X.g."), role="snare"),
-               Part((CHH, SHAKER), ("xxxxxxxxxxxxxxxx", "xoxxxoxxxoxxxoxx"), role="hat"),
-               Part((RIDE, RIDE_BELL), ("x.x.x.x.x.x.x.x.", "..x...x...x...x."), 0.7, "hat")),
-        timing_ms=1.5, vel_jitter=0.07, ghost=0.1, fill=0.12, fill_keys=(SNARE, SNARE2, HI_TOM, LO_TOM)),
-    # Dembow: kick four-on-the-floor, snare/rim on the 3-3-2 syncopation of each half bar.
-    "reggaeton": DrumGenre(
-        kits={TR808: 3, ELEC: 3, STD: 1},
-        parts=(Part((KICK, KICK2), ("X...x...X...x...",), role="kick"),
-               Part((SNARE2, RIM, CLAP), ("...x..x....x..x.", "...x..x.x..x..x."), role="snare"),
-               Part((CHH, SHAKER), ("x.x.x.x.x.x.x.x.", "xox.xox.xox.xox."), 0.6, "hat"),
-               Part((HI_TIMB, LO_TIMB), ("...o..o....o..o.", "..............oo"), 0.4)),
-        timing_ms=2.0, fill=0.06, fill_keys=(HI_TIMB, LO_TIMB, SNARE2)),
-    # Afrobeats / Afrobeat: clave, congas and shakers over a light kick; 12/8 bell, swung 16ths.
-    "afrobeat": DrumGenre(
-        kits={STD: 2, ROOM: 2, JAZZ: 1, ELEC: 1},
-        parts=(Part((KICK,), ("X.....x...x..x..", "X..x..x...x.....", "X......x..x....."), role="kick"),
-               Part((RIM, CLAVES, HI_WOOD), ("x..x..x...x.x...", "x..x...x..x.x..."), role="snare"),
-               Part((SHAKER, MARACAS, CABASA), ("gogogogogogogogo", "oxoxoxoxoxoxoxox"), 0.9, "hat"),
-               Part((OPEN_CONGA, LO_CONGA), ("......x.......x.", "...x..x....x..x."), 0.85),
-               Part((MUTE_CONGA, HI_BONGO), ("..o....o..o....o", "o.o.o..o.o.o.oo."), 0.7),
-               Part((COWBELL, HI_AGOGO, LO_AGOGO), ("x.x.xx.x.x.x",), 0.6)),   # 12-step: 12/8 bell
-        swing=(0.1, 0.3), timing_ms=6.0, vel_jitter=0.12, fill=0.08, fill_keys=(OPEN_CONGA, LO_CONGA, HI_BONGO, LO_BONGO)),
-}
-
-
-def _drum_bar(g: DrumGenre, rng: np.random.Generator, choice: dict, bar: int, fill: bool) -> list[Note]:
-    """The notes of one bar (beats offset by 4 * bar) for a genre with per-loop `choice`s fixed."""
-    notes: list[Note] = []
-    snare_steps = set()
-    for part, (key, pattern, gain) in zip(g.parts, choice["parts"]):
-        if key is None:
-            continue
-        pattern = pattern(rng) if callable(pattern) else pattern
-        step_beats = 4.0 / len(pattern)
-        for i, ch in enumerate(pattern):
-            if ch == "." or (ch == "?" and rng.random() < 0.5):
-                continue
-            beat = i * step_beats
-            if fill and part.role in ("kick", "snare") and beat >= 3.0:
-                continue                                                              # the fill takes beat 4
-            if part.role == "snare" and step_beats == 0.25:
-                snare_steps.add(i)
-            notes.append(_drum_note(g, rng, choice, bar, beat, key, VELOCITY[ch] * gain))
-    if g.ghost > 0:
-        ghost_key = choice["ghost_key"]
-        for i in range(16):
-            if i % 4 != 0 and i not in snare_steps and rng.random() < g.ghost and not (fill and i >= 12):
-                notes.append(_drum_note(g, rng, choice, bar, i / 4, ghost_key, rng.uniform(0.15, 0.3)))
-    if fill:
-        # A short fill on the last beat: 16ths or 8th-note triplets walking down the fill instruments.
-        n_hits = _pick(rng, [4, 3, 2])
-        keys = sorted(g.fill_keys, key=lambda k: -k) if len(g.fill_keys) > 2 else list(g.fill_keys)
-        start = int(rng.integers(0, max(1, len(keys) - 1)))
-        for j in range(n_hits):
-            key = keys[min(len(keys) - 1, start + (j * len(keys)) // (n_hits + 1))]
-            notes.append(_drum_note(g, rng, choice, bar, 3.0 + j * (1.0 / n_hits), key, rng.uniform(0.6, 0.95)))
-    if bar == 0 and choice["crash"]:
-        notes.append(Note(0.0, CRASH, 0.8))
-    return notes
-
-
-def _drum_note(g, rng, choice, bar, beat, key, vel) -> Note:
-    beat = _swing(beat, choice["swing"])
-    vel = vel * (1 + g.vel_jitter * rng.standard_normal())
-    shift = g.timing_ms * rng.standard_normal()
-    if beat == 0.0:
-        shift = 0.25 * abs(shift)   # the downbeat opens the loop: never early, at most a hair late
-    return Note(4.0 * bar + beat, key, float(np.clip(vel, 0.05, 1.0)), 0.0, shift)
-
-
-def _drum_loop(genre: str, rng: np.random.Generator, bars: int):
-    """Per-loop choices (kit, parts, variants, swing) then `bars` humanised bars."""
-    g = DRUM_TEMPLATES[genre]
-    parts = []
-    for part in g.parts:
-        plays = part.role in ("kick",) or rng.random() < part.prob
-        key = _pick(rng, part.keys) if plays else None
-        pattern = _pick(rng, part.patterns)
-        gain = rng.uniform(0.9 if part.role == "kick" else 0.75, 1.0)                 # a per-loop mix level
-        parts.append((key, pattern, gain))
-    choice = dict(parts=parts, swing=rng.uniform(*g.swing), crash=rng.random() < g.crash,
-                  ghost_key=_pick(rng, (SNARE, SNARE2)))
-    kit = _pick(rng, g.kits)
-    tuning = rng.uniform(-1.5, 1.5)                                                   # semitones: drum tuning
-    fill = rng.random() < g.fill
-    notes = []
-    for bar in range(bars):
-        notes += _drum_bar(g, rng, choice, bar, fill=fill and bar == bars - 1)
-    return notes, kit, tuning
-
-
-# ---------------------------------------------------------------------------------------------
-# Synth styles: harmony (random key, mode and progression) + a style-specific rhythm, register and
-# instrument family.
-# ---------------------------------------------------------------------------------------------
-MAJOR = (0, 2, 4, 5, 7, 9, 11)
-MINOR = (0, 2, 3, 5, 7, 8, 10)          # natural minor
-PROGRESSIONS = {                         # scale degrees (0 = tonic), the loop uses the first 1, 2 or 4
-    MAJOR: ((0, 4, 5, 3), (0, 5, 3, 4), (5, 3, 0, 4), (0, 3, 4, 3), (1, 4, 0, 5), (3, 4, 0, 0)),
-    MINOR: ((0, 5, 2, 6), (0, 3, 4, 0), (0, 6, 5, 6), (0, 3, 6, 2), (5, 6, 0, 0), (0, 4, 5, 3)),
-}
-
-
-@dataclass(frozen=True)
-class SynthStyle:
-    programs: tuple[int, ...]            # GM programs (bank 0) typical of the style
-    chords_per_bar: tuple[int, ...]      # how fast the harmony moves
-    low: int                             # register (MIDI keys) the notes are kept in
-    high: int
-    make: Callable                       # (rng, chords, scale_keys, low, high) -> list[Note] for one bar
-    timing_ms: float = 4.0
-    vel_jitter: float = 0.08
-
-
-def _chord(key_root: int, scale, degree: int, seventh: bool) -> list[int]:
-    """Diatonic triad (or 7th chord) on `degree`, as pitch classes above key_root (may exceed 12)."""
-    steps = (0, 2, 4, 6) if seventh else (0, 2, 4)
-    return [key_root + scale[(degree + s) % 7] + 12 * ((degree + s) // 7) for s in steps]
-
-
-def _in_range(pitch: int, low: int, high: int) -> int:
-    """Move a pitch by octaves into [low, high]."""
-    while pitch < low:
-        pitch += 12
-    while pitch > high:
-        pitch -= 12
-    return pitch
-
-
-def _voicing(chord: list[int], low: int, high: int, n: int) -> list[int]:
-    """n notes of the chord stacked upwards from its root placed near the bottom of the register."""
-    root = _in_range(chord[0], low, low + 11)
-    out, i = [], 0
-    while len(out) < n:
-        pitch = root + (chord[i % len(chord)] - chord[0]) + 12 * (i // len(chord))
-        out.append(pitch if pitch <= high else pitch - 12)
-        i += 1
-    return sorted(set(out))
-
-
-def _chord_at(chords, beat: float):
-    return chords[min(len(chords) - 1, int(beat // (4 / len(chords))))]
-
-
-def _arpeggio(rng, chords, scale_keys, low, high) -> list[Note]:
-    """Constant 16ths (sometimes 8th triplets) running through chord tones over two octaves."""
-    step = 0.25 if rng.random() < 0.8 else 1 / 3
-    order = _pick(rng, ["up", "down", "updown", "pattern"])
-    gate = rng.uniform(0.4, 0.9)
-    octaves = int(rng.integers(1, 3))
-    notes = []
-    for i in range(int(round(4 / step))):
-        beat = i * step
-        chord = _chord_at(chords, beat)
-        tones = [_in_range(chord[0], low, low + 11) + (p - chord[0]) + 12 * o
-                 for o in range(octaves) for p in chord]
-        n = len(tones)
-        if order == "up":
-            idx = i % n
-        elif order == "down":
-            idx = n - 1 - i % n
-        elif order == "updown":
-            cyc = list(range(n)) + list(range(n - 2, 0, -1))
-            idx = cyc[i % len(cyc)]
-        else:
-            idx = (0, 2, 1, 3, 2, 1)[i % 6] % n
-        accent = 1.0 if abs(beat - round(beat)) < 1e-6 else 0.75
-        notes.append(Note(beat, tones[idx], 0.85 * accent, step * gate))
-    return notes
-
-
-def _pad_chords(rng, chords, scale_keys, low, high) -> list[Note]:
-    """Held 4-5 note chords, each ringing until the next one (slight overlap = legato), soft."""
-    n_voices = int(rng.integers(4, 6))
-    length = 4 / len(chords)
-    vel = rng.uniform(0.5, 0.75)
-    notes = []
-    for c, chord in enumerate(chords):
-        for j, pitch in enumerate(_voicing(chord, low, high, n_voices)):
-            strum = j * rng.uniform(0.0, 0.02)                                         # beats
-            notes.append(Note(c * length + strum, pitch, vel, length * 0.98))
-    return notes
-
-
-BASS_RHYTHMS = ("x.x.x.x.x.x.x.x.", "x..x..x.x..x..x.", "..x...x...x...x.", "x.xxx.x.x.xxx.x.",
-                "x......x..x.....", "x...x...x...x...", "x..x..x...x..x..")
-
-
-def _bassline(rng, chords, scale_keys, low, high) -> list[Note]:
-    """Mono bass: chord roots (and octave / fifth jumps) on a syncopated 8th/16th rhythm."""
-    rhythm = _pick(rng, BASS_RHYTHMS)
-    gate = rng.uniform(0.5, 0.95)
-    onsets = [i for i, ch in enumerate(rhythm) if ch == "x"]
-    notes = []
-    for k, i in enumerate(onsets):
-        beat = i / 4
-        root = _in_range(_chord_at(chords, beat)[0], low, low + 11)
-        r = rng.random()
-        pitch = root + 12 if r < 0.2 else root + 7 if r < 0.3 else root
-        nxt = onsets[k + 1] / 4 if k + 1 < len(onsets) else 4.0
-        notes.append(Note(beat, pitch, 0.9 if i % 4 == 0 else 0.75, (nxt - beat) * gate))
-    return notes
-
-
-PLUCK_RHYTHMS = ("x..x..x...x.x...", "x.x..x.x..x.x...", "x..x..x.x..x.x..", "..x.x..x..x.x..x",
-                 "x...x.x..x..x.x.", "x.x.x..x.x..x...")
-
-
-def _pluck(rng, chords, scale_keys, low, high) -> list[Note]:
-    """Syncopated plucked melody: a random walk on the pentatonic scale, short notes, some double stops."""
-    rhythm = _pick(rng, PLUCK_RHYTHMS)
-    penta = [p for p in scale_keys if low <= p <= high]
-    idx = int(rng.integers(len(penta) // 3, 2 * len(penta) // 3))
-    notes = []
-    for i, ch in enumerate(rhythm):
-        if ch != "x":
-            continue
-        idx = int(np.clip(idx + rng.choice([-2, -1, 1, 2, 0]), 0, len(penta) - 1))
-        dur = rng.uniform(0.2, 0.5)
-        notes.append(Note(i / 4, penta[idx], 0.85 if i % 4 == 0 else 0.7, dur))
-        if rng.random() < 0.25 and idx + 2 < len(penta):
-            notes.append(Note(i / 4, penta[idx + 2], 0.6, dur))                     # double stop
-    return notes
-
-
-def _lead_riff(rng, chords, scale_keys, low, high) -> list[Note]:
-    """Monophonic legato riff: mixed note lengths (8ths to dotted quarters) moving step-wise on the scale."""
-    scale = [p for p in scale_keys if low <= p <= high]
-    idx = int(rng.integers(len(scale) // 4, 3 * len(scale) // 4))
-    beat, notes = 0.0, []
-    while beat < 4.0 - 1e-6:
-        dur = min(float(_pick(rng, {0.5: 4, 1.0: 3, 0.75: 2, 1.5: 1, 0.25: 1})), 4.0 - beat)
-        if rng.random() < 0.12 and beat > 0:
-            beat += dur                                                               # a rest
-            continue
-        idx = int(np.clip(idx + rng.choice([-2, -1, -1, 1, 1, 2, 3, -3]), 0, len(scale) - 1))
-        notes.append(Note(beat, scale[idx], 0.8 if beat % 1 == 0 else 0.7, dur * 0.95))
-        beat += dur
-    return notes
-
-
-STAB_RHYTHMS = ("..x...x...x...x.", "x..x..x...x..x..", "x.....x.x.....x.", "...x..x...x..x..",
-                "..x..x....x..x..", "x..x...x..x.....")
-
-
-def _chord_stabs(rng, chords, scale_keys, low, high) -> list[Note]:
-    """Short staccato chords on syncopated off-beats (house/funk stabs)."""
-    rhythm = _pick(rng, STAB_RHYTHMS)
-    dur = rng.uniform(0.1, 0.3)
-    n_voices = int(rng.integers(3, 5))
-    notes = []
-    for i, ch in enumerate(rhythm):
-        if ch != "x":
-            continue
-        for pitch in _voicing(_chord_at(chords, i / 4), low, high, n_voices):
-            notes.append(Note(i / 4, pitch, rng.uniform(0.75, 1.0), dur))
-    return notes
-
-
-# GM programs (0-based): 0-7 pianos, 8-15 chromatic percussion, 16-23 organs, 24-31 guitars, 32-39 basses,
-# 40-47 strings, 48-55 ensembles, 56-63 brass, 64-79 reeds/pipes, 80-87 synth leads, 88-95 synth pads,
-# 104-111 ethnic, 112-119 percussive.
-SYNTH_TEMPLATES: dict[str, SynthStyle] = {
-    "arpeggio": SynthStyle((80, 81, 84, 4, 5, 8, 10, 11, 46, 98), (1, 2), 57, 88, _arpeggio, timing_ms=1.5),
-    "pad_chords": SynthStyle((88, 89, 90, 91, 92, 94, 95, 48, 49, 50, 52), (1, 2), 48, 76, _pad_chords),
-    "bassline": SynthStyle((32, 33, 34, 35, 36, 37, 38, 39, 87), (1, 2, 4), 28, 52, _bassline, timing_ms=3.0),
-    "pluck": SynthStyle((24, 25, 45, 46, 105, 107, 108, 12, 13, 114, 15), (1, 2), 60, 86, _pluck, timing_ms=5.0),
-    "lead_riff": SynthStyle((80, 81, 82, 84, 85, 86, 29, 30, 56, 65, 66, 73, 71), (1, 2), 62, 88, _lead_riff,
-                            timing_ms=6.0),
-    "chord_stabs": SynthStyle((0, 2, 4, 16, 17, 61, 62, 63, 90, 50, 55), (2, 4), 52, 79, _chord_stabs,
-                              timing_ms=3.0),
-}
-
-
-def _synth_loop(style: str, rng: np.random.Generator, bars: int):
-    """Key, mode, progression and instrument per loop, then `bars` humanised bars of the style."""
-    s = SYNTH_TEMPLATES[style]
-    root = int(rng.integers(12))
-    scale = MAJOR if rng.random() < 0.5 else MINOR
-    progression = _pick(rng, PROGRESSIONS[scale])
-    n_chords = int(_pick(rng, s.chords_per_bar))
-    seventh = rng.random() < 0.3
-    chords = [_chord(root, scale, d, seventh) for d in progression[:n_chords]]
-    penta = (0, 2, 4, 7, 9) if scale is MAJOR else (0, 3, 5, 7, 10)
-    melodic = penta if style == "pluck" else scale
-    scale_keys = sorted(root + 12 * o + p for o in range(11) for p in melodic if root + 12 * o + p < 128)
-    program = int(_pick(rng, s.programs))
-    swing = rng.uniform(0.0, 0.2) if rng.random() < 0.3 else 0.0
-    bar_notes = s.make(rng, chords, scale_keys, s.low, s.high)
-    notes = []
-    for bar in range(bars):
-        for nt in bar_notes:
-            beat = _swing(nt.beat, swing)
-            shift = s.timing_ms * rng.standard_normal()
-            if beat == 0.0:
-                shift = 0.25 * abs(shift)                                             # see _drum_note
-            vel = float(np.clip(nt.vel * (1 + s.vel_jitter * rng.standard_normal()), 0.05, 1.0))
-            notes.append(Note(4.0 * bar + beat, nt.key, vel, nt.dur, shift))
-    return notes, program
-
-
-# ---------------------------------------------------------------------------------------------
 # Public API.
 # ---------------------------------------------------------------------------------------------
-DRUM_GENRES: tuple[str, ...] = tuple(DRUM_TEMPLATES)
-SYNTH_STYLES: tuple[str, ...] = tuple(SYNTH_TEMPLATES)
-GENRES = {"drum": DRUM_GENRES, "synth": SYNTH_STYLES}
+GENRES = {"drum": DRUM_GENRES, "synth": SYNTH_STYLES}   # the genre labels of each kind of demo loop
 
 
 def _check_loops(loops: str) -> None:
@@ -677,9 +233,9 @@ def render_loop(loops: str, genre: str, seed: int, bpm: float = DEMO_BPM, bars: 
     rng = np.random.default_rng([int(seed) & 0xFFFFFFFF, zlib.crc32(f"{loops}:{genre}".encode())])
     n_out = loop_samples(bpm, bars)
     if loops == "drum":
-        notes, kit, tuning = _drum_loop(genre, rng, bars)
+        notes, kit, tuning = drum_notes(genre, rng, bars)
         return _render(notes, n_out, 4.0 * bars, drum=True, program=kit, tuning=tuning)
-    notes, program = _synth_loop(genre, rng, bars)
+    notes, program = synth_notes(genre, rng, bars)
     return _render(notes, n_out, 4.0 * bars, drum=False, program=program)
 
 
@@ -709,7 +265,6 @@ def _render_and_save(task: tuple) -> dict:
 
 
 def _init_worker() -> None:
-    import torch
     torch.set_num_threads(1)          # one process per core; torch must not oversubscribe it
 
 
@@ -757,7 +312,6 @@ def build_demo_set(loops: str, n: int, out_dir, seed: int = 0, workers: int = DE
 
     rows = _plan(loops, n, seed)
     tasks = [(loops, str(out_dir), row) for row in rows]
-    from tqdm import tqdm
     if workers == 1:
         with tqdm(total=n, desc=f"demo {loops} loops", unit="loop", disable=not progress, file=sys.stderr) as bar:
             for task in tasks:
