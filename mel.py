@@ -80,8 +80,7 @@ def log_mel(audio: np.ndarray | torch.Tensor) -> np.ndarray | torch.Tensor:
     x = torch.as_tensor(np.asarray(audio, dtype=np.float32)) if as_numpy else audio.float()
     lead = x.shape[:-1]
     x = x.reshape(-1, x.shape[-1])                                                     # (B, N)
-    if x.shape[-1] < HOP:
-        raise ValueError(f"log_mel needs at least {HOP} samples, got {x.shape[-1]}")
+    assert x.shape[-1] >= HOP, f"log_mel needs at least {HOP} samples (one frame), got {x.shape[-1]}"
     mode = "reflect" if x.shape[-1] > PAD else "constant"                              # reflect needs N > pad
     x = torch.nn.functional.pad(x[:, None], (PAD, PAD), mode=mode)[:, 0]               # (B, N + 864)
     spec = torch.stft(x, N_FFT, hop_length=HOP, win_length=N_FFT, window=_window(str(x.device)),
