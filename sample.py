@@ -23,15 +23,24 @@ import html
 import json
 from pathlib import Path
 
+import matplotlib
+matplotlib.use("Agg")            # files only, no display; chosen before pyplot is imported
+import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np
+import pyrubberband as pyrb
 import torch
 
-import preprocess as P
+import melgan
+from audio_io import fix_length, peak_normalise
+from dataset import atomic_write, write_npy, write_wav
+from mel import BPM, LOG_FLOOR, SR, from_gan
 from checkpoint import load_checkpoint
+from generator import Generator, GeneratorConfig
 
 GRID_COLS = 4            # mel grid layout, like the paper's figures
 GRID_LOOPS = 16          # loops shown in grid.png
 PAGE_REPEAT = 4          # the listening test played each loop 4 times (paper Section 6)
+NOISE_STREAM = 1         # SeedSequence key of the noise stream (the latents are stream 0: `seed` itself)
 CKPT_KEYS = ("g_ema", "g_config", "mel_mean", "mel_std", "features", "loops", "step")
 
 
@@ -50,26 +59,44 @@ def resolve_checkpoint(run_or_ckpt: str | Path) -> Path:
 
 def load_generator(run_or_ckpt: str | Path, device: str | torch.device = "cpu"):
     """-> (EMA generator in eval mode on `device`, the checkpoint dict)."""
-    from generator import Generator, GeneratorConfig
     ckpt = load_checkpoint(resolve_checkpoint(run_or_ckpt), map_location="cpu", required=CKPT_KEYS)
     G = Generator(GeneratorConfig(**ckpt["g_config"]))
     G.load_state_dict(ckpt["g_ema"])
     return G.to(device).eval().requires_grad_(False), ckpt
 
 
+def noise_seed(seed: int) -> int:
+    """The seed of the per-pixel noise for the loops of `seed`: derived, not `seed` itself, so the noise
+    stream is not the very stream the latents z were drawn from."""
+    return int(np.random.SeedSequence([seed, NOISE_STREAM]).generate_state(1)[0])
+
+
 @torch.no_grad()
-def generate_mels(G, ckpt: dict, n: int, seed: int = 0, truncation: float = 1.0, batch: int = 64) -> np.ndarray:
-    """n loops from fixed seeds -> log10 mels (n, F=64, T=200), de-standardised with the checkpoint's stats."""
+def mels_from_z(G, ckpt: dict, z: torch.Tensor, truncation: float = 1.0, noise_mode: str = "const") -> np.ndarray:
+    """Latents z (B, 32) -> log10 mels (B, F=64, T=200), de-standardised with the checkpoint's stats.
+    noise_mode "random" draws fresh per-loop noise from torch's global generator (seed it first)."""
+    device = next(G.parameters()).device
+    x = G(z.to(device), truncation_psi=truncation, noise_mode=noise_mode).float()       # (B, 1, T=200, F=64)
+    return from_gan(x, ckpt["mel_mean"], ckpt["mel_std"])                              # (B, F=64, T=200)
+
+
+@torch.no_grad()
+def generate_mels(G, ckpt: dict, n: int, seed: int = 0, truncation: float = 1.0, batch: int = 64,
+                  noise_mode: str = "const") -> np.ndarray:
+    """n loops from fixed seeds -> log10 mels (n, F=64, T=200), de-standardised with the checkpoint's stats.
+
+    noise_mode "const": every loop shares the generator's stored noise field; the loops depend on (seed, n)
+    only, not on `batch` (pictures and listening pages). "random": fresh per-loop noise, as StyleGAN2's
+    metric code and the authors' inference; seeded by `noise_seed(seed)`, so (seed, n, batch, device)
+    reproduces the set (metrics: evaluate.generate_set). torch's global random state is left untouched."""
     device = next(G.parameters()).device
     gen = torch.Generator().manual_seed(seed)
-    mean, std = ckpt["mel_mean"].to(device), ckpt["mel_std"].to(device)
     out = []
-    for start in range(0, n, batch):
-        b = min(batch, n - start)
-        z = torch.randn(b, G.cfg.z_dim, generator=gen).to(device)                     # (b, 32)
-        x = G(z, truncation_psi=truncation, noise_mode="const").float()                # (b, 1, T=200, F=64)
-        mel = P.destandardise(x[:, 0].transpose(1, 2), mean, std)                      # (b, F=64, T=200)
-        out.append(mel.cpu().numpy())
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        torch.manual_seed(noise_seed(seed))
+        for start in range(0, n, batch):
+            z = torch.randn(min(batch, n - start), G.cfg.z_dim, generator=gen)           # (b, 32)
+            out.append(mels_from_z(G, ckpt, z, truncation, noise_mode))                 # (b, 64, 200)
     return np.concatenate(out).astype(np.float32)                                      # (n, 64, 200)
 
 
@@ -91,10 +118,9 @@ def change_tempo(audio: np.ndarray, bpm: float) -> np.ndarray:
     """Time-stretch a 120-BPM bar to `bpm` (Rubber Band), the paper's stated workaround (Section 7).
     The loop is stretched as three copies in a row and the middle one kept, so the result loops as
     seamlessly as the input (Rubber Band has no wrap-around of its own)."""
-    import pyrubberband as pyrb
-    n_out = int(round(len(audio) * P.BPM / bpm))
-    out = pyrb.time_stretch(tile(audio.astype(np.float32), 3), P.SR, bpm / P.BPM)          # (~3 n_out,)
-    return P.fix_length(out[n_out:], n_out)                                                # the middle copy
+    n_out = int(round(len(audio) * BPM / bpm))
+    out = pyrb.time_stretch(tile(audio.astype(np.float32), 3), SR, bpm / BPM)          # (~3 n_out,)
+    return fix_length(out[n_out:], n_out)                                                # the middle copy
 
 
 # ---------------------------------------------------------------------------------------------
@@ -102,30 +128,24 @@ def change_tempo(audio: np.ndarray, bpm: float) -> np.ndarray:
 # ---------------------------------------------------------------------------------------------
 def save_mel_grid(mels: np.ndarray, path: str | Path, title: str | None = None, cols: int = GRID_COLS) -> None:
     """log10 mels (N, 64, T) -> one PNG grid, low frequencies at the bottom (paper Figures 1 and 3)."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     n = len(mels)
     rows = (n + cols - 1) // cols
     fig, axes = plt.subplots(rows, cols, figsize=(3 * cols, 1.6 * rows), squeeze=False)
     for i, ax in enumerate(axes.flat):
         ax.axis("off")
         if i < n:
-            ax.imshow(mels[i], origin="lower", aspect="auto", cmap="magma", vmin=np.log10(P.LOG_FLOOR), vmax=1.0)
+            ax.imshow(mels[i], origin="lower", aspect="auto", cmap="magma", vmin=np.log10(LOG_FLOOR), vmax=1.0)
     if title:
         fig.suptitle(title)
     fig.tight_layout()
-    P.atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=80))
+    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=80))
     plt.close(fig)
 
 
 def save_mel_image(mel: np.ndarray, path: str | Path) -> None:
     """One log10 mel (64, T) as a small PNG for the listening page."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     img = np.repeat(mel[::-1], 2, axis=0)                                              # (128, T), low f at the bottom
-    P.atomic_write(path, lambda tmp: plt.imsave(tmp, img, cmap="magma", vmin=np.log10(P.LOG_FLOOR), vmax=1.0, format="png"))
+    atomic_write(path, lambda tmp: plt.imsave(tmp, img, cmap="magma", vmin=np.log10(LOG_FLOOR), vmax=1.0, format="png"))
 
 
 PAGE_TEMPLATE = """<!doctype html>
@@ -167,7 +187,7 @@ def write_listening_page(out_dir: str | Path, names: list[str], info: str, repea
             f'x{repeat}<audio controls preload="metadata" src="loop_{name}_x{repeat}.wav"></audio></div>')
     page = PAGE_TEMPLATE.format(info=html.escape(info), items="\n".join(items))
     path = Path(out_dir) / "index.html"
-    P.atomic_write(path, lambda tmp: Path(tmp).write_text(page))
+    atomic_write(path, lambda tmp: Path(tmp).write_text(page))
     return path
 
 
@@ -183,16 +203,16 @@ def write_samples(mels: np.ndarray, vocoder, out_dir: str | Path, repeat: int = 
     names = []
     for i, (mel, wav) in enumerate(zip(mels, audio)):
         name = f"{i:04d}"
-        wav = P.peak_normalise(wav)
+        wav = peak_normalise(wav)
         if bpm is not None:
             wav = change_tempo(wav, bpm)
-        P.write_wav(out / f"loop_{name}.wav", wav)
-        P.write_wav(out / f"loop_{name}_x{repeat}.wav", tile(wav, repeat))
-        P.write_npy(out / f"loop_{name}.npy", mel)
+        write_wav(out / f"loop_{name}.wav", wav)
+        write_wav(out / f"loop_{name}_x{repeat}.wav", tile(wav, repeat))
+        write_npy(out / f"loop_{name}.npy", mel)
         save_mel_image(mel, out / f"mel_{name}.png")
         names.append(name)
     save_mel_grid(mels[:GRID_LOOPS], out / "grid.png", title=info or None)
-    P.atomic_write(out / "vocoder.txt", lambda tmp: Path(tmp).write_text(vocoder.name + "\n"))
+    atomic_write(out / "vocoder.txt", lambda tmp: Path(tmp).write_text(vocoder.name + "\n"))
     write_listening_page(out, names, info=f"{info} | vocoder: {vocoder.name}", repeat=repeat)
     return names
 
@@ -209,7 +229,6 @@ def main(argv=None):
     ap.add_argument("--vocoder", default=None, help="MelGAN checkpoint (default checkpoints/melgan_<loops>.pt, "
                                                     "else Griffin-Lim)")
     args = ap.parse_args(argv)
-    import melgan
     device = "cuda" if torch.cuda.is_available() else "cpu"
     G, ckpt = load_generator(args.run, device)
     vocoder = melgan.load_vocoder(args.vocoder, loops=ckpt["loops"])
@@ -218,7 +237,7 @@ def main(argv=None):
     info = (f"{ckpt['loops']} loops, features {','.join(ckpt['features']) or 'none'}, step {ckpt['step']}, "
             f"seed {args.seed}, truncation {args.truncation}" + (f", {args.bpm} BPM" if args.bpm else ""))
     write_samples(mels, vocoder, out, repeat=args.repeat, bpm=args.bpm, info=info)
-    P.atomic_write(out / "info.json", lambda tmp: Path(tmp).write_text(json.dumps(
+    atomic_write(out / "info.json", lambda tmp: Path(tmp).write_text(json.dumps(
         {"checkpoint": str(resolve_checkpoint(args.run)), "n": args.n, "seed": args.seed,
          "truncation": args.truncation, "bpm": args.bpm, "vocoder": vocoder.name}, indent=1)))
     print(f"wrote {args.n} loops to {out} (vocoder: {vocoder.name}); open {out / 'index.html'} in a browser")

@@ -25,7 +25,7 @@ def test_render_train_resume_sample_evaluate(tmp_path):
     data, run_dir = tmp_path / "data", tmp_path / "run"
     run(REPO / "demoloops.py", "--loops", "drum", "-n", "20", "--out", data, "--quiet", cwd=tmp_path)
     tiny = ["--loops", "drum", "--features", "aisfx", "--data", data, "--out", run_dir, "--batch", "4",
-            "--g_channels", "16", "--d_channels", "16", "--ckpt_every", "1", "--sample_every", "1"]
+            "--g-channels", "16", "--d-channels", "16", "--ckpt-every", "1", "--sample-every", "1"]
     out = run(REPO / "train.py", *tiny, "--steps", "2", cwd=tmp_path)
     assert "CPU preset" in out and (run_dir / "latest.pt").exists() and (run_dir / "grid_0000002.png").exists()
     out = run(REPO / "train.py", *tiny, "--steps", "3", "--resume", cwd=tmp_path)

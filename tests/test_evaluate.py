@@ -259,6 +259,34 @@ def test_compute_metrics_of_a_set_against_itself_gives_zero_fad_and_unit_density
     assert 1.0 < m["IS"] <= 6.0 and m["n_real"] == m["n_fake"] == 60
 
 
+def test_headline_fad_and_kid_use_the_random_vgg16_embedding_in_units_of_the_real_spread():
+    real, fake = fake_features(200, 0), fake_features(200, 1, shift=0.5)
+    m = E.compute_metrics(real, fake, kid_subsets=3, kid_subset_size=100)
+    assert m["FAD_vgg16rand"] > 0 and m["KID_vgg16rand"] > 0
+    # The random net's output gain is arbitrary: scaling both sets changes neither number, nor D&C.
+    small = {**real, "vgg16": real["vgg16"] * 1e-3}, {**fake, "vgg16": fake["vgg16"] * 1e-3}
+    m_small = E.compute_metrics(*small, kid_subsets=3, kid_subset_size=100)
+    for k in ("FAD_vgg16rand", "KID_vgg16rand", "density", "coverage"):
+        assert m_small[k] == pytest.approx(m[k], rel=1e-6), k
+
+
+def test_the_is_classifier_accuracy_is_reported_beside_is():
+    f = fake_features(40, 0)
+    m = E.compute_metrics(f, f, kid_subsets=2, kid_subset_size=10, clf_accuracy=0.9)
+    assert m["IS_clf_acc"] == 0.9
+    row = E.checkpoint_row({"step": 1}, "runs/x/a.pt", m)
+    assert "classifier acc 0.900" in E.format_row(row)
+    unknown = E.checkpoint_row({"step": 1}, "runs/x/a.pt", E.compute_metrics(f, f, kid_subsets=2, kid_subset_size=10))
+    assert "accuracy unknown" in E.format_row(unknown)
+
+
+def test_kid_with_subsets_as_large_as_both_sets_is_one_exact_value():
+    rng = np.random.default_rng(1)
+    a, b = rng.normal(size=(40, 4)), rng.normal(size=(40, 4)) + 0.3
+    mean, std = E.kid(a, b, subsets=50, subset_size=1000)
+    assert std == 0.0 and mean == pytest.approx(E.kid(a[::-1], b, subsets=1, subset_size=40)[0], rel=1e-9)
+
+
 def test_real_anchor_compares_two_disjoint_halves():
     f = fake_features(61, 1)
     m = E.real_anchor_metrics(f, seed=0, kid_subsets=5, kid_subset_size=20)
@@ -279,6 +307,21 @@ def test_evaluate_sets_runs_end_to_end_on_audio_with_the_available_networks():
     m = E.evaluate_sets(audio[:6], audio[6:], mels[:6], mels[6:], nets, kid_subsets=3, kid_subset_size=6)
     assert m["n_real"] == m["n_fake"] == 6 and 0 <= m["coverage"] <= 1 and m["loop_fake"] > 0
     assert (m["FAD_aisfx"] >= 0) if nets.sfx is not None else math.isnan(m["FAD_aisfx"])
+
+
+def test_a_new_csv_has_each_column_once_and_a_second_row_keeps_the_header(tmp_path):
+    path = tmp_path / "new.csv"
+    m = E.compute_metrics(fake_features(30, 3), fake_features(30, 4), kid_subsets=2, kid_subset_size=10)
+    row = E.checkpoint_row({"step": 10, "features": ["aisfx"], "loops": "drum"}, "runs/x/ckpt.pt", m, "griffin-lim")
+    E.append_csv(path, row)
+    header = path.read_text().splitlines()[0].split(",")
+    assert len(header) == len(set(header)) and header[:2] == ["model", "features"]
+    assert set(E.ROW_FIELDS) <= set(header)
+    E.append_csv(path, {**row, "step": 20})
+    assert path.read_text().splitlines()[0].split(",") == header
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [r["step"] for r in rows] == ["10", "20"] and rows[1]["model"] == "x"
 
 
 def test_csv_append_keeps_previous_rows_and_adds_new_columns(tmp_path):
@@ -360,3 +403,63 @@ def test_cli_evaluates_a_run_and_draws_the_training_curve(tmp_path):
         out = list(csv.DictReader(f))
     assert [r["step"] for r in out] == ["", "100", "200"] and out[1]["hours"] == "1.0"
     assert (run / "curve.png").exists()
+
+
+# ---------------------------------------------------------------------------------------------
+# The Python API: prepare_real once, evaluate_checkpoint per checkpoint
+# ---------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    """A one-genre data set of 12 loops (no IS: a classifier needs two genres) and a tiny generator
+    checkpoint whose noise is switched on."""
+    from dataclasses import asdict
+    from generator import Generator, GeneratorConfig
+    from checkpoint import save_checkpoint
+    root = tmp_path_factory.mktemp("api")
+    data = root / "data"
+    rng = np.random.default_rng(0)
+    rows = []
+    for i in range(12):
+        save_loop(data, f"l{i}", (0.1 * rng.standard_normal(LOOP_SAMPLES)).astype(np.float32))
+        rows.append({"id": f"l{i}", "source": "t", "bar": 0, "bpm": 120, "genre": "g"})
+    mean, std = finalize_dataset(data, rows, [])
+    cfg = GeneratorConfig(max_channels=8)
+    torch.manual_seed(0)
+    G = Generator(cfg)
+    with torch.no_grad():
+        for name, p in G.named_parameters():
+            if name.endswith("noise_strength"):
+                p.fill_(1.0)                          # untrained generators start with the noise off
+    save_checkpoint({"g_ema": G.state_dict(), "g_config": asdict(cfg), "step": 30, "mel_mean": torch.from_numpy(mean),
+                     "mel_std": torch.from_numpy(std), "features": ["aisfx"], "loops": "drum",
+                     "train_seconds": 120.0}, root / "run" / "ckpt_0000030.pt")
+    return data, root / "run" / "ckpt_0000030.pt", root
+
+
+def test_metric_sets_give_two_loops_of_one_latent_different_noise(tiny_run):
+    import sample
+    _, ckpt_path, _ = tiny_run
+    G, ck = sample.load_generator(ckpt_path)
+    _, a = E.generate_set(G, ck, None, 4, seed=3)
+    assert np.array_equal(a, E.generate_set(G, ck, None, 4, seed=3)[1])          # seeded: reproducible
+    const = sample.generate_mels(G, ck, 4, seed=3, noise_mode="const")              # the same latents z
+    assert not np.allclose(a, const)
+    assert E.METRIC_NOISE == "random"
+
+
+def test_prepare_real_caches_the_embedded_real_set_and_evaluate_checkpoint_returns_a_full_row(tiny_run, capsys):
+    data, ckpt_path, root = tiny_run
+    kw = dict(cache_dir=root / "cache", ckpt_dir=root / "ckpts", fc_dim=64)
+    real = E.prepare_real(data, 8, seed=0, device="cpu", **kw)
+    assert real.n == 8 and real.feats["vgg16"].shape == (8, 64) and len(list((root / "cache").glob("*.npz"))) == 1
+    again = E.prepare_real(data, 8, seed=0, device="cpu", **kw)
+    assert "from the cache" in capsys.readouterr().err
+    assert all(np.array_equal(real.feats[k], again.feats[k]) for k in real.feats)
+    row = E.evaluate_checkpoint(ckpt_path, real, n=8, seed=0, with_audio=False, verbose=False)
+    assert set(E.ROW_FIELDS) <= set(row)
+    assert row["step"] == 30 and row["train_minutes"] == 2.0 and row["n_fake"] == 8
+    assert row["FAD_vgg16rand"] > 0 and 0 <= row["coverage"] <= 1
+    assert math.isnan(row["FAD_aisfx"]) and math.isnan(row["loop_fake"]) and math.isnan(row["IS"])
+    again = E.evaluate_checkpoint(ckpt_path, real, n=8, seed=0, with_audio=False, verbose=False)
+    for k in ("FAD_vgg16rand", "KID_vgg16rand", "density", "coverage"):       # reproducible
+        assert again[k] == row[k], k

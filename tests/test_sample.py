@@ -125,3 +125,31 @@ def test_listening_page_players_load_audio_of_the_right_duration(tiny_ckpt, tmp_
     for src, seconds in durations.items():
         expected = 8.0 if "_x4" in src else 2.0
         assert abs(seconds - expected) < 1e-3, (src, seconds)
+
+
+def with_noise(G):
+    """An untrained generator's noise strengths start at 0 (StyleGAN2): switch the noise on."""
+    with torch.no_grad():
+        for name, p in G.named_parameters():
+            if name.endswith("noise_strength"):
+                p.fill_(1.0)
+    return G
+
+
+def test_random_noise_makes_two_loops_of_one_latent_differ_and_const_noise_does_not(tiny_ckpt):
+    G, ck = sample.load_generator(tiny_ckpt)
+    G = with_noise(G)
+    z = torch.randn(1, G.cfg.z_dim).repeat(2, 1)                                        # (2, 32): one z twice
+    const = sample.mels_from_z(G, ck, z, noise_mode="const")
+    rand = sample.mels_from_z(G, ck, z, noise_mode="random")
+    assert np.allclose(const[0], const[1]) and not np.allclose(rand[0], rand[1])
+
+
+def test_random_noise_sets_are_reproducible_for_a_seed_and_leave_the_global_rng_alone(tiny_ckpt):
+    G, ck = sample.load_generator(tiny_ckpt)
+    G = with_noise(G)
+    state = torch.random.get_rng_state()
+    a = sample.generate_mels(G, ck, 3, seed=5, noise_mode="random")
+    assert torch.equal(torch.random.get_rng_state(), state)
+    assert np.array_equal(a, sample.generate_mels(G, ck, 3, seed=5, noise_mode="random"))
+    assert not np.allclose(a, sample.generate_mels(G, ck, 3, seed=5, noise_mode="const"))
