@@ -47,7 +47,7 @@ EVAL_SEED = 0           # the same latents, noise and real subset for every eval
 HEADLINE = "FAD_vgg16rand"   # the independent FAD: an embedding no row's discriminator uses (evaluate.py)
 PANELS = [("FAD_vgg16rand", "FAD (random VGG16, independent)"), ("KID_vgg16rand", "KID (random VGG16)"),
           ("density", "density"), ("coverage", "coverage"), ("IS", "IS (loop classifier)")]
-TABLE_METRICS = [("IS", ".2f"), ("FAD_vgg16rand", ".1f"), ("KID_vgg16rand", ".3f"), ("density", ".2f"),
+TABLE_METRICS = [("IS", ".2f"), ("FAD_vgg16rand", ".2e"), ("KID_vgg16rand", ".1e"), ("density", ".2f"),
                  ("coverage", ".2f"), ("FAD_aisfx", ".0f"), ("loop_fake", ".2f")]
 
 

@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope="module")
 def net():
-    return features.build("aisfx", features.FeatureContext())
+    return features.build("aisfx", features.FeatureContext(adapter="affine"))   # our own grid; the native grid: test_adapter.py
 
 
 def test_checkpoint_loads_with_weights_only_and_has_the_four_conv_blocks():
