@@ -1,6 +1,10 @@
 """Objective evaluation: IS, FAD, Density & Coverage, plus KID and a loopability score
 (paper Section 5, Table 1 and Figure 4; docs/design.md §7).
 
+The code: metrics.py holds the metrics as pure functions, eval_embeddings.py the networks that embed
+a set of loops; this file makes the sets (real loops, generated loops), turns two embedded sets into a
+table row, and writes rows (CSV), the Figure-4 curve and the command line.
+
 What goes in, for one set of loops (real or generated):
 
     audio  (N, S=32 000)     16 kHz waveforms, one bar each (generated ones: vocoded seamlessly by
@@ -70,7 +74,7 @@ import hashlib
 import math
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import matplotlib
@@ -79,28 +83,20 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np
 import soundfile as sf
 import torch
-from torch import nn
 
 import melgan
 import sample
 import scnn
-import sfxnet
-import train_scnn
-import vggish
 from audio_io import peak_normalise
 from checkpoint import load_checkpoint
-from dataset import atomic_write, is_complete, load_stats, read_csv, write_csv
-from mel import BEATS_PER_BAR, HOP, N_FFT, N_FRAMES, PAD, log_mel, to_gan
+from dataset import atomic_write, is_complete, read_csv, write_csv
+from eval_embeddings import VGG16_FC_DIM, EvalNets, embed_set, load_eval_nets, take
+from metrics import (DC_K, IS_SPLITS, KID_SUBSET_SIZE, KID_SUBSETS, density_coverage, fad_from_embeddings,
+                     inception_score, kid)
 
 # ---------------------------------------------------------------------------------------------
 # The paper's numbers, named once.
 # ---------------------------------------------------------------------------------------------
-IS_SPLITS = 10            # Salimans et al.'s convention, as in the paper's IS mean +- std
-DC_K = 5                  # Naeem et al.'s recommended k for Density & Coverage
-DC_EMBED_DIM = 64         # "fc2 space whose dimension is deliberately set to a small value 64" (Section 5)
-VGG16_FC_DIM = 4096       # VGG16's fc1 width; configurable so tests and CPU runs stay light
-KID_SUBSETS = 100         # Binkowski et al.'s reference implementation uses 100 subsets of 1000
-KID_SUBSET_SIZE = 1000
 N_EVAL_GPU = 10_000       # the paper: "Each model generates 10,000 random loops to compute the scores"
 N_EVAL_CPU = 1_000        # a CPU cannot vocode and embed 10 000 loops in reasonable time
 CSV_DEFAULT = "results.csv"
@@ -108,361 +104,8 @@ METRIC_NOISE = "random"   # generated sets for metrics: per-loop noise (StyleGAN
 
 
 # =============================================================================================
-# Pure metric functions (numpy / torch, float64 where sums of many terms are taken)
+# Metrics of two embedded sets (outputs of eval_embeddings.embed_set)
 # =============================================================================================
-def inception_score(probs: np.ndarray, splits: int = IS_SPLITS) -> tuple[float, float]:
-    """probs (N, K) class probabilities -> (mean, std) over `splits` of exp(E_x KL(p(y|x) || p(y))).
-
-    p(y) is the marginal within each split (Salimans et al. 2016). Uniform predictions give 1;
-    confident predictions spread evenly over K classes give K (the maximum).
-    """
-    p = np.asarray(probs, dtype=np.float64)
-    if p.ndim != 2 or len(p) < splits:
-        raise ValueError(f"inception_score needs probs (N >= splits={splits}, K), got shape {p.shape}")
-    if np.any(p < 0) or not np.allclose(p.sum(1), 1.0, atol=1e-3):
-        raise ValueError("inception_score needs rows of probabilities (non-negative, summing to 1)")
-    p = np.clip(p, 1e-12, 1.0)   # 0 log 0 = 0: a clipped zero contributes ~1e-12 * log(...) ~ 0
-    scores = []
-    for part in np.array_split(p, splits):                      # `splits` x (~N/splits, K)
-        marginal = part.mean(axis=0, keepdims=True)             # (1, K) p(y) of this split
-        kl = (part * (np.log(part) - np.log(marginal))).sum(1)  # (n,) KL(p(y|x) || p(y))
-        scores.append(math.exp(kl.mean()))
-    return float(np.mean(scores)), float(np.std(scores))
-
-
-def gaussian_stats(emb: np.ndarray | torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
-    """Embeddings (N, D) -> mean (D,), covariance (D, D), float64 (unbiased, N - 1, as Kilgour et al.)."""
-    e = np.asarray(emb.detach().cpu() if isinstance(emb, torch.Tensor) else emb, dtype=np.float64)
-    if e.ndim != 2 or len(e) < 2:
-        raise ValueError(f"gaussian_stats needs embeddings (N >= 2, D), got shape {e.shape}")
-    return e.mean(axis=0), np.cov(e, rowvar=False)
-
-
-def _sqrt_psd(s: np.ndarray) -> np.ndarray:
-    """Symmetric square root of a symmetric positive semi-definite matrix (eigenvalues clipped at 0)."""
-    w, v = np.linalg.eigh((s + s.T) / 2)
-    return (v * np.sqrt(np.clip(w, 0, None))) @ v.T
-
-
-def frechet_distance(mu1, sigma1, mu2, sigma2) -> float:
-    """d^2 = |mu1 - mu2|^2 + Tr(S1 + S2 - 2 (S1 S2)^(1/2)) between two Gaussians (Dowson & Landau).
-
-    Stable form: S1 S2 is not symmetric, and scipy's general sqrtm on it returns small imaginary
-    parts and errors for near-singular covariances (which is where the paper's real-vs-real 0.01 comes
-    from). (S1 S2)^(1/2) has the same eigenvalues as the symmetric PSD matrix A = S1^(1/2) S2 S1^(1/2)
-    (similar matrices: S1 S2 = S1^(1/2) A S1^(-1/2)), so Tr (S1 S2)^(1/2) = sum sqrt(eig(A)), with
-    eigenvalues from a symmetric solver clipped at 0.
-    """
-    mu1, mu2 = np.asarray(mu1, np.float64), np.asarray(mu2, np.float64)
-    s1, s2 = np.atleast_2d(np.asarray(sigma1, np.float64)), np.atleast_2d(np.asarray(sigma2, np.float64))
-    if mu1.shape != mu2.shape or s1.shape != s2.shape or s1.shape != (mu1.size, mu1.size):
-        raise ValueError(f"frechet_distance: shapes do not match: mu {mu1.shape}, {mu2.shape}; "
-                         f"sigma {s1.shape}, {s2.shape}")
-    r1 = _sqrt_psd(s1)
-    a = r1 @ s2 @ r1                                              # (D, D) symmetric PSD
-    tr_sqrt = np.sqrt(np.clip(np.linalg.eigvalsh((a + a.T) / 2), 0, None)).sum()
-    d2 = float(((mu1 - mu2) ** 2).sum() + np.trace(s1) + np.trace(s2) - 2 * tr_sqrt)
-    return max(d2, 0.0)   # a true squared distance; rounding can leave -1e-12 for identical sets
-
-
-def fad_from_embeddings(a, b) -> float:
-    """Frechet distance between Gaussians fitted to two sets of embeddings (N_a, D), (N_b, D)."""
-    return frechet_distance(*gaussian_stats(a), *gaussian_stats(b))
-
-
-def _as_torch64(x, device=None) -> torch.Tensor:
-    t = x.detach() if isinstance(x, torch.Tensor) else torch.as_tensor(np.ascontiguousarray(x))
-    return t.to(device=device, dtype=torch.float64)
-
-
-def density_coverage(real, fake, k: int = DC_K, chunk: int = 1024,
-                     device: str | torch.device | None = None) -> tuple[float, float]:
-    """Density and Coverage (Naeem et al. 2020) of fake (M, D) against real (N, D).
-
-    r_i = distance from real i to its k-th nearest neighbour among the OTHER reals;
-    Density  = 1/(k M) sum_j #{i : |f_j - x_i| < r_i}   (how many real balls hold each fake; can be > 1)
-    Coverage = 1/N #{i : min_j |f_j - x_i| < r_i}        (share of real balls holding at least one fake)
-    Strict "<", as the reference `prdc` package. With it, fake == real gives D = C = 1 exactly: every
-    ball strictly contains its own centre plus k - 1 other reals (the k-th lies on the boundary), so the
-    counts sum to k N; and every centre (distance 0) covers its ball. With "<=" D would be (k + 1) / k.
-    Distances are exact Euclidean in float64 (no |x|^2 + |y|^2 - 2xy shortcut), in chunks of reals.
-    """
-    x, f = _as_torch64(real, device), _as_torch64(fake, device)
-    if x.ndim != 2 or f.ndim != 2 or x.shape[1] != f.shape[1]:
-        raise ValueError(f"density_coverage needs (N, D) and (M, D) features, got {tuple(x.shape)}, {tuple(f.shape)}")
-    if not 1 <= k < len(x):
-        raise ValueError(f"density_coverage needs 1 <= k < N real points, got k={k}, N={len(x)}")
-    mode = "donot_use_mm_for_euclid_dist"
-    radii = torch.empty(len(x), dtype=torch.float64, device=x.device)
-    for s in range(0, len(x), chunk):
-        d = torch.cdist(x[s:s + chunk], x, compute_mode=mode)                     # (c, N)
-        rows = torch.arange(len(d), device=d.device)
-        d[rows, rows + s] = float("inf")                                           # exclude itself
-        radii[s:s + chunk] = d.kthvalue(k, dim=1).values                           # (c,)
-    inside = torch.zeros(len(f), dtype=torch.float64, device=x.device)            # (M,) balls holding fake j
-    covered = torch.zeros(len(x), dtype=torch.bool, device=x.device)              # (N,)
-    for s in range(0, len(x), chunk):
-        d = torch.cdist(x[s:s + chunk], f, compute_mode=mode)                     # (c, M)
-        hit = d < radii[s:s + chunk, None]                                         # (c, M)
-        inside += hit.sum(0)
-        covered[s:s + chunk] = hit.any(1)
-    return float(inside.mean() / k), float(covered.double().mean())
-
-
-def kid(a, b, subsets: int = KID_SUBSETS, subset_size: int = KID_SUBSET_SIZE, seed: int = 0,
-        device: str | torch.device | None = None) -> tuple[float, float]:
-    """Kernel Inception Distance (Binkowski et al. 2018): unbiased MMD^2 between embeddings a (N, D)
-    and b (M, D) with the kernel k(x, y) = (x.y / D + 1)^3, averaged over random subsets (seeded,
-    without replacement, size min(subset_size, N, M)). Returns (mean, std) over the subsets.
-    Unbiased: for two samples of one distribution the mean is ~0 (and can be slightly negative)."""
-    x, y = _as_torch64(a, device), _as_torch64(b, device)
-    if x.ndim != 2 or y.ndim != 2 or x.shape[1] != y.shape[1]:
-        raise ValueError(f"kid needs (N, D) and (M, D) embeddings, got {tuple(x.shape)}, {tuple(y.shape)}")
-    m = min(subset_size, len(x), len(y))
-    if m < 2:
-        raise ValueError(f"kid needs at least 2 embeddings per set, got {len(x)} and {len(y)}")
-    d = x.shape[1]
-    if m == len(x) == len(y):
-        subsets = 1   # every "subset" would be the whole of both sets: one value, std 0
-    rng = np.random.default_rng(seed)
-    values = []
-    for _ in range(subsets):
-        xs = x[torch.as_tensor(rng.choice(len(x), m, replace=False), device=x.device)]   # (m, D)
-        ys = y[torch.as_tensor(rng.choice(len(y), m, replace=False), device=y.device)]   # (m, D)
-        kxx = (xs @ xs.T / d + 1) ** 3                                                   # (m, m)
-        kyy = (ys @ ys.T / d + 1) ** 3
-        kxy = (xs @ ys.T / d + 1) ** 3
-        # Unbiased: the diagonals k(x_i, x_i) are left out of the within-set means.
-        within = (kxx.sum() - kxx.diagonal().sum() + kyy.sum() - kyy.diagonal().sum()) / (m * (m - 1))
-        values.append(float(within - 2 * kxy.mean()))
-    return float(np.mean(values)), float(np.std(values))
-
-
-# ---------------------------------------------------------------------------------------------
-# Loopability (pjloop's own metric; the paper's loops are meant to repeat seamlessly, Section 1).
-# ---------------------------------------------------------------------------------------------
-BEAT_FRAMES = N_FRAMES // BEATS_PER_BAR   # 50 frames = one beat at 120 BPM
-LOOP_EPS = 0.01   # log10 units (0.2 dB): keeps silence-vs-silence at ratio 1 instead of 0 / 0
-
-
-def _boundary_transitions(b: int, n_frames: int = N_FRAMES) -> np.ndarray:
-    """Indices t of the frame transitions (t -> t+1, cyclic) whose STFT windows touch sample b * HOP.
-
-    Frame t's window covers samples [t HOP - PAD, t HOP - PAD + N_FFT) (mel.py), so frames
-    t = b-3 .. b+2 contain the boundary and the transitions b-4 .. b+2 (7 of them, 70 ms) see it.
-    """
-    s = b * HOP
-    first = math.floor((s + PAD - N_FFT) / HOP) + 1
-    last = math.floor((s + PAD) / HOP)                      # frames first..last touch sample s
-    return np.arange(first - 1, last + 1) % n_frames           # transitions into, within and out of them
-
-
-def loop_spectrogram(audio: torch.Tensor) -> torch.Tensor:
-    """(B, S) loops -> (B, F=64, T=S/160) log10 mel of the loop AS IT SOUNDS WHEN REPEATED.
-
-    We analyse the loop tiled three times and keep the middle copy's frames: each of those frames' windows
-    lies inside the tiled signal, so the frames across the seam see the end of the loop followed by its
-    start -- exactly what a listener hears -- and the result is periodic in T.
-    """
-    n = audio.shape[-1] // HOP
-    m = log_mel(audio.repeat(1, 3))                           # (B, 64, 3T)
-    return m[..., n:2 * n]                                      # (B, 64, T)
-
-
-def loopability(audio, batch: int = 64, device: str | torch.device | None = None) -> np.ndarray:
-    """Seam abruptness of each loop, audio (N, S=32 000) 16 kHz -> (N,) ratios; ~1 is a seamless loop.
-
-    Definition (pjloop's; not in the paper):
-      1. M = log10 mel of the repeated loop (`loop_spectrogram`), periodic in T = 200 frames.
-      2. Spectral flux per transition: d_t = RMS over the 64 bands of M[:, t+1] - M[:, t] (log10 units),
-         cyclic, so d_199 is the step from the loop's last frame to its first.
-      3. Abruptness at a bar position b: the largest d_t over the 7 transitions whose STFT windows
-         touch sample 160 b (`_boundary_transitions`): a click or a jump in level or timbre shows there.
-      4. loopability = (abruptness at the seam, b = 0 + eps) / (mean abruptness at the other beats of
-         the bar, b = 50, 100, 150 + eps).
-    Why the other beats: a one-bar loop's seam IS its downbeat. Drum loops hit hard there, so comparing
-    the seam with the quiet frames between hits would call every good drum loop a bad one; comparing it
-    with the bar's other beat boundaries asks "does the loop change more abruptly where it wraps than
-    where its beats change?". A cut that is not at a period of the content (phase or level jump) gives
-    > 1; a seamless loop ~1 (real loops start on an accented downbeat, so expect slightly above 1: compare
-    generated loops with the real loops' value, which evaluate.py reports beside them).
-    """
-    x = audio.detach().cpu().float() if isinstance(audio, torch.Tensor) else torch.as_tensor(np.asarray(audio, np.float32))
-    if x.ndim != 2 or x.shape[1] % HOP or x.shape[1] // HOP < 2 * BEAT_FRAMES:
-        raise ValueError(f"loopability needs loops (N, S) with S a multiple of {HOP} and at least "
-                         f"{2 * BEAT_FRAMES * HOP} samples, got {tuple(x.shape)}")
-    n_frames = x.shape[1] // HOP
-    beat = n_frames // BEATS_PER_BAR
-    seam_idx = torch.as_tensor(_boundary_transitions(0, n_frames), device=device)
-    beat_idx = [torch.as_tensor(_boundary_transitions(b * beat, n_frames), device=device)
-                for b in range(1, BEATS_PER_BAR)]
-    out = []
-    for s in range(0, len(x), batch):   # the whole set stays on the CPU; one batch at a time on `device`
-        m = loop_spectrogram(x[s:s + batch].to(device)).double()                     # (b, 64, T)
-        flux = (m.roll(-1, dims=2) - m).pow(2).mean(1).sqrt()                        # (b, T): d_t
-        seam = flux[:, seam_idx].amax(1)                                             # (b,)
-        beats = torch.stack([flux[:, i].amax(1) for i in beat_idx], 1).mean(1)       # (b,)
-        out.append(((seam + LOOP_EPS) / (beats + LOOP_EPS)).cpu().numpy())
-    return np.concatenate(out) if out else np.zeros(0)
-
-
-# =============================================================================================
-# The random VGG16 embedding for Density & Coverage (Naeem et al. 2020, paper Section 5).
-# =============================================================================================
-VGG16_CFG = (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M")
-VGG16_POOL = (6, 2)   # (T, F) after 5 halvings of (200, 64): the native size, so the pool is an identity
-
-
-class RandomVGG16(nn.Module):
-    """VGG16 (13 3x3 convs + ReLU, 5 max-pools, 1-channel input) with random, FROZEN weights,
-    then adaptive average pool to `pool` and fc1 (-> fc_dim) - ReLU - fc2 (-> out_dim).
-
-    Input (B, 1, T=200, F=64) standardised mels; `embed` -> (B, out_dim) fc2 outputs (before any ReLU:
-    after a ReLU about half of 64 random units would be zero for most inputs). The paper's network is
-    this with fc_dim = 4096 and out_dim = 64 (Naeem et al.: random embeddings are a fair, domain-free
-    feature space for D&C, and a small fc2 keeps k-NN balls meaningful). The weights depend only on
-    `seed` (initialised on CPU with a private generator, torchvision's VGG scheme: Kaiming-normal
-    fan-out convs, N(0, 0.01) linears, zero biases), so every evaluation uses the same network.
-    `width` divides the conv channels -- only for fast tests.
-    """
-
-    def __init__(self, out_dim: int = DC_EMBED_DIM, seed: int = 0, fc_dim: int = VGG16_FC_DIM,
-                 pool: tuple[int, int] = VGG16_POOL, width: int = 1):
-        super().__init__()
-        self.out_dim, self.seed = out_dim, seed
-        layers, c_in = [], 1
-        for v in VGG16_CFG:
-            if v == "M":
-                layers.append(nn.MaxPool2d(2))
-            else:
-                layers += [nn.Conv2d(c_in, v // width, 3, padding=1), nn.ReLU()]
-                c_in = v // width
-        self.features = nn.Sequential(*layers)
-        self.pool = nn.AdaptiveAvgPool2d(pool)
-        self.fc1 = nn.Linear(c_in * pool[0] * pool[1], fc_dim)
-        self.fc2 = nn.Linear(fc_dim, out_dim)
-        gen = torch.Generator().manual_seed(seed)
-        for mod in self.modules():
-            if isinstance(mod, nn.Conv2d):
-                nn.init.kaiming_normal_(mod.weight, mode="fan_out", nonlinearity="relu", generator=gen)
-                nn.init.zeros_(mod.bias)
-            elif isinstance(mod, nn.Linear):
-                nn.init.normal_(mod.weight, 0.0, 0.01, generator=gen)
-                nn.init.zeros_(mod.bias)
-        self.requires_grad_(False)
-        nn.Module.train(self, False)
-
-    def train(self, mode: bool = True) -> "RandomVGG16":
-        return nn.Module.train(self, False)   # a fixed function: never anything but eval
-
-    def forward(self, mel: torch.Tensor) -> torch.Tensor:
-        if mel.dim() != 4 or mel.shape[1] != 1:
-            raise ValueError(f"RandomVGG16 expects (B, 1, T, F) mels, got {tuple(mel.shape)}")
-        h = self.pool(self.features(mel))                       # (B, 512, 6, 2)
-        h = torch.relu(self.fc1(h.flatten(1)))                  # (B, fc_dim)
-        return self.fc2(h)                                      # (B, out_dim)
-
-    @torch.no_grad()
-    def embed(self, mels: torch.Tensor | np.ndarray, batch: int = 64) -> torch.Tensor:
-        """(N, 1, T, F) standardised mels -> (N, out_dim) float32 on CPU."""
-        device = next(self.parameters()).device
-        mels = torch.as_tensor(mels)
-        out = [self(mels[i:i + batch].to(device, torch.float32)).float().cpu() for i in range(0, len(mels), batch)]
-        return torch.cat(out) if out else torch.zeros(0, self.out_dim)
-
-
-# =============================================================================================
-# The evaluation networks, loaded once, each optional but the random VGG16.
-# =============================================================================================
-@dataclass
-class EvalNets:
-    device: str
-    mel_mean: np.ndarray                 # (64,) the data set's stats: standardise mels for RandomVGG16 and aisfx
-    mel_std: np.ndarray
-    vgg16: RandomVGG16
-    classifier: object | None = None     # scnn.ShortChunkCNN (IS)
-    clf_stats: tuple | None = None       # (mean, std) the classifier was trained with
-    clf_accuracy: float = float("nan")   # its held-out test accuracy (NaN: its checkpoint does not say)
-    vggish: object | None = None         # vggish.VGGish (FAD)
-    sfx: object | None = None            # sfxnet.SfxFeatures (FAD_aisfx)
-    notes: list[str] = field(default_factory=list)   # why a metric is missing
-
-
-def load_eval_nets(data_dir: str | Path, device: str = "cpu", vggish_path: str | None = None,
-                   ckpt_dir: str | Path = "checkpoints", fc_dim: int = VGG16_FC_DIM,
-                   vgg16_seed: int = 0, verbose: bool = True) -> EvalNets:
-    """Load every evaluation network that is available; print why the others are not."""
-    mean, std = load_stats(data_dir)
-    nets = EvalNets(device, mean, std, RandomVGG16(seed=vgg16_seed, fc_dim=fc_dim).to(device))
-
-    def note(msg):
-        nets.notes.append(msg)
-        if verbose:
-            print(f"[evaluate] {msg}", file=sys.stderr)
-    try:
-        nets.classifier, nets.clf_stats, nets.clf_accuracy = load_classifier(data_dir, ckpt_dir, device)
-    except Exception as e:   # no labels to train on (one genre), foreign checkpoint, module absent
-        note(f"IS skipped: no loop-genre classifier ({type(e).__name__}: {e})")
-    try:
-        nets.vggish = vggish.load_vggish(vggish_path, download=False).to(device)
-    except Exception as e:   # vggish.VGGishWeightsMissing offline, or the module absent
-        note(f"FAD (VGGish) and KID skipped: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''} "
-             "(evaluation never downloads; `python train.py --features vgg` or --vggish PATH provides them)")
-    try:
-        nets.sfx = sfxnet.load_sfxnet().to(device)
-    except Exception as e:
-        note(f"FAD_aisfx skipped: {type(e).__name__}: {e}")
-    return nets
-
-
-def load_classifier(data_dir: str | Path, ckpt_dir: str | Path = "checkpoints", device: str = "cpu"):
-    """-> (SCNN_Loop in eval mode, its input stats (mean, std), its held-out test accuracy or NaN)."""
-    path = train_scnn.ensure_loop_classifier(None, data_dir, ckpt_dir, device)   # trains first only if absent
-    model, _, stats = scnn.load_loop_classifier(path, device=device)
-    acc = load_checkpoint(path).get("accuracy")   # train_scnn stores the held-out test accuracy
-    return model, tuple(np.asarray(s, np.float32) for s in stats), float("nan") if acc is None else float(acc)
-
-
-def embed_set(audio: np.ndarray | None, mels: np.ndarray, nets: EvalNets, batch: int = 64,
-              verbose: bool = True) -> dict[str, np.ndarray]:
-    """One set of loops -> every per-loop quantity the metrics need, indexed by loop along axis 0:
-
-        probs  (N, K)        classifier softmax           vggish (N, W=2, 128)   aisfx (N, C=2, 512)
-        vgg16  (N, 64)       RandomVGG16 fc2              loop   (N,)            loopability
-
-    Keeping the windows of one loop together lets the real set be split by loops (`take`).
-    audio None: the mel-only quantities (vgg16, probs), for a fast evaluation without a vocoder.
-    """
-    n, t0 = len(mels), time.time()
-    out = {"vgg16": nets.vgg16.embed(to_gan(mels, nets.mel_mean, nets.mel_std), batch).numpy()}
-    if nets.classifier is not None:
-        z = to_gan(mels, *nets.clf_stats)                                     # (N, 1, T, F=64)
-        out["probs"] = torch.cat([nets.classifier.predict_proba(z[i:i + batch].to(nets.device)).float().cpu()
-                                  for i in range(0, n, batch)]).numpy()
-    if audio is None:
-        return out
-    audio = np.asarray(audio, np.float32)
-    assert audio.ndim == 2 and len(audio) == n, f"embed_set: audio (N={n}, S) expected, got {audio.shape}"
-    # Audio embedders are fed a few hundred loops at a time: their STFTs of 10 000 loops would not fit.
-    chunks = range(0, n, 4 * batch)
-    if nets.vggish is not None:
-        e = torch.cat([vggish.embed_audio(nets.vggish, audio[i:i + 4 * batch]) for i in chunks])
-        out["vggish"] = e.reshape(n, -1, e.shape[-1]).numpy()                      # (N, W, 128)
-    if nets.sfx is not None:
-        e = torch.cat([sfxnet.embed_audio(nets.sfx, audio[i:i + 4 * batch], nets.mel_mean, nets.mel_std)
-                       for i in chunks])
-        out["aisfx"] = e.reshape(n, -1, e.shape[-1]).numpy()                       # (N, C, 512)
-    out["loop"] = loopability(audio, batch, nets.device)
-    if verbose:
-        print(f"[evaluate] embedded {n} loops ({', '.join(out)}) in {time.time() - t0:.0f} s", file=sys.stderr)
-    return out
-
-
-def take(feats: dict[str, np.ndarray], idx) -> dict[str, np.ndarray]:
-    """The same loops' rows of every feature (for subsets and the real-vs-real halves)."""
-    return {k: v[idx] for k, v in feats.items()}
-
-
 def compute_metrics(real: dict[str, np.ndarray], fake: dict[str, np.ndarray], k: int = DC_K,
                     kid_subsets: int = KID_SUBSETS, kid_subset_size: int = KID_SUBSET_SIZE,
                     seed: int = 0, device=None, clf_accuracy: float = float("nan")) -> dict[str, float]:
@@ -480,9 +123,10 @@ def compute_metrics(real: dict[str, np.ndarray], fake: dict[str, np.ndarray], k:
             a = real[key].reshape(-1, real[key].shape[-1])                          # (N * W, D)
             b = fake[key].reshape(-1, fake[key].shape[-1])                          # (M * W, D)
             if key == "vgg16":
-                # The random net's output gain is arbitrary (~1e-2): divide both sets by the real set's
-                # RMS spread so FAD reads in units of the real variance and KID's cubic kernel sees O(1)
-                # inner products (D&C below is scale-free and uses the raw embedding).
+                # The 64-d fc2 output, the very embedding D&C uses (not the wider fc1). The random net's
+                # output gain is arbitrary (~1e-2): divide both sets by the real set's RMS spread, so FAD
+                # reads in units of the real variance and KID's cubic kernel sees O(1) inner products
+                # (D&C below is scale-free and uses the raw embedding).
                 scale = float(np.sqrt(a.var(axis=0).mean())) or 1.0
                 a, b = a / scale, b / scale
             m["FAD" + suffix] = fad_from_embeddings(a, b)

@@ -1,5 +1,6 @@
-"""Spec of evaluate.py: the paper's metrics (IS, FAD, Density & Coverage; Section 5), KID, loopability,
-the random VGG16 embedding, and the evaluation plumbing (features -> metrics -> CSV rows -> curve)."""
+"""Spec of evaluate.py and eval_embeddings.py: the random VGG16 embedding, and the evaluation plumbing
+(loops -> embeddings -> metrics -> rows -> CSV -> curve; the Python API). The metrics themselves:
+test_metrics.py."""
 import csv
 import math
 
@@ -7,9 +8,10 @@ import numpy as np
 import pytest
 import torch
 
+import eval_embeddings as EE
 import evaluate as E
 from dataset import finalize_dataset, save_loop
-from mel import LOOP_SAMPLES, SR, log_mel
+from mel import LOOP_SAMPLES, log_mel
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -23,199 +25,14 @@ def one_thread():
 
 
 # ---------------------------------------------------------------------------------------------
-# Frechet distance
-# ---------------------------------------------------------------------------------------------
-def test_frechet_distance_equals_closed_form_for_diagonal_gaussians():
-    rng = np.random.default_rng(0)
-    mu1, mu2 = rng.normal(size=8), rng.normal(size=8)
-    a, b = rng.uniform(0.1, 3, 8), rng.uniform(0.1, 3, 8)
-    # Commuting (diagonal) covariances: Tr(S1 + S2 - 2 (S1 S2)^1/2) = sum (sqrt a - sqrt b)^2.
-    expected = ((mu1 - mu2) ** 2).sum() + ((np.sqrt(a) - np.sqrt(b)) ** 2).sum()
-    assert E.frechet_distance(mu1, np.diag(a), mu2, np.diag(b)) == pytest.approx(expected, rel=1e-10)
-
-
-def test_frechet_distance_matches_scipy_sqrtm_for_full_covariances():
-    from scipy.linalg import sqrtm
-    rng = np.random.default_rng(1)
-    m1, m2 = rng.normal(size=(6, 6)), rng.normal(size=(6, 6))
-    s1, s2 = m1 @ m1.T + 0.1 * np.eye(6), m2 @ m2.T + 0.1 * np.eye(6)
-    mu1, mu2 = rng.normal(size=6), rng.normal(size=6)
-    ref = ((mu1 - mu2) ** 2).sum() + np.trace(s1 + s2 - 2 * sqrtm(s1 @ s2).real)
-    assert E.frechet_distance(mu1, s1, mu2, s2) == pytest.approx(ref, rel=1e-8)
-
-
-def test_frechet_distance_is_symmetric_and_survives_singular_covariances():
-    rng = np.random.default_rng(2)
-    low_rank = rng.normal(size=(5, 2))
-    s1 = low_rank @ low_rank.T                         # rank 2 of 5: singular, as with N < D embeddings
-    s2 = np.eye(5)
-    d12 = E.frechet_distance(np.zeros(5), s1, np.ones(5), s2)
-    d21 = E.frechet_distance(np.ones(5), s2, np.zeros(5), s1)
-    assert np.isfinite(d12) and d12 == pytest.approx(d21, rel=1e-8)
-
-
-def test_fad_of_identical_sets_is_zero_and_grows_with_a_mean_shift():
-    x = np.random.default_rng(3).normal(size=(400, 16))
-    assert E.fad_from_embeddings(x, x) == pytest.approx(0.0, abs=1e-8)
-    # Shifting every point by 1 in each of 16 dims moves only the mean: d^2 = 16 exactly.
-    assert E.fad_from_embeddings(x, x + 1.0) == pytest.approx(16.0, rel=1e-8)
-
-
-def test_gaussian_stats_are_the_unbiased_mean_and_covariance():
-    x = np.random.default_rng(4).normal(size=(50, 3))
-    mu, sigma = E.gaussian_stats(torch.from_numpy(x))
-    np.testing.assert_allclose(mu, x.mean(0))
-    np.testing.assert_allclose(sigma, np.cov(x, rowvar=False))
-    with pytest.raises(ValueError, match="N >= 2"):
-        E.gaussian_stats(x[:1])
-
-
-def test_frechet_distance_rejects_mismatched_shapes():
-    with pytest.raises(ValueError, match="shapes"):
-        E.frechet_distance(np.zeros(3), np.eye(3), np.zeros(4), np.eye(4))
-
-
-# ---------------------------------------------------------------------------------------------
-# Density & Coverage
-# ---------------------------------------------------------------------------------------------
-def brute_force_density_coverage(real, fake, k):
-    """Naeem et al.'s definitions written as loops (the slow, obvious reference)."""
-    n = len(real)
-    radii = []
-    for i in range(n):
-        d = sorted(np.linalg.norm(real[i] - real[j]) for j in range(n) if j != i)
-        radii.append(d[k - 1])
-    density = sum(np.linalg.norm(f - real[i]) < radii[i] for f in fake for i in range(n)) / (k * len(fake))
-    coverage = np.mean([min(np.linalg.norm(f - real[i]) for f in fake) < radii[i] for i in range(n)])
-    return density, coverage
-
-
-def test_density_coverage_equal_brute_force_and_the_prdc_package():
-    from prdc import compute_prdc
-    rng = np.random.default_rng(5)
-    real = rng.normal(size=(60, 4))
-    fake = rng.normal(loc=0.3, scale=1.2, size=(45, 4))
-    d, c = E.density_coverage(real, fake, k=5, chunk=16)   # chunk < N: exercises the chunking
-    bd, bc = brute_force_density_coverage(real, fake, 5)
-    ref = compute_prdc(real.astype(np.float32), fake.astype(np.float32), nearest_k=5)
-    assert d == pytest.approx(bd, abs=1e-12) and c == pytest.approx(bc, abs=1e-12)
-    assert d == pytest.approx(ref["density"], abs=1e-9) and c == pytest.approx(ref["coverage"], abs=1e-9)
-
-
-def test_density_coverage_of_identical_sets_are_exactly_one_as_prdc():
-    # Strict "<" (prdc's convention): each real ball contains its own centre plus k - 1 other reals (the
-    # k-th nearest lies on the boundary), so the counts sum to k N -> D = 1; each centre covers itself -> C = 1.
-    from prdc import compute_prdc
-    x = np.random.default_rng(6).normal(size=(80, 8))
-    assert E.density_coverage(x, x, k=5) == (pytest.approx(1.0), pytest.approx(1.0))
-    ref = compute_prdc(x.astype(np.float32), x.astype(np.float32), nearest_k=5)
-    assert ref["density"] == pytest.approx(1.0) and ref["coverage"] == pytest.approx(1.0)
-
-
-def test_density_coverage_of_a_far_away_fake_set_are_zero():
-    rng = np.random.default_rng(7)
-    real = rng.normal(size=(40, 3))
-    assert E.density_coverage(real, real[:20] + 100.0) == (0.0, 0.0)
-
-
-def test_density_coverage_reject_k_not_below_the_number_of_reals():
-    with pytest.raises(ValueError, match="k < N"):
-        E.density_coverage(np.zeros((5, 2)), np.zeros((5, 2)), k=5)
-
-
-# ---------------------------------------------------------------------------------------------
-# Inception Score
-# ---------------------------------------------------------------------------------------------
-def test_inception_score_of_uniform_predictions_is_one():
-    mean, std = E.inception_score(np.full((100, 7), 1 / 7))
-    assert mean == pytest.approx(1.0) and std == pytest.approx(0.0, abs=1e-12)
-
-
-def test_inception_score_of_confident_predictions_spread_over_k_classes_is_k():
-    k = 8
-    probs = np.eye(k)[np.arange(400) % k]          # one-hot, every split holds each class equally often
-    mean, std = E.inception_score(probs, splits=10)
-    assert mean == pytest.approx(k, rel=1e-6) and std == pytest.approx(0.0, abs=1e-6)
-
-
-def test_inception_score_of_collapsed_confident_predictions_is_one():
-    probs = np.zeros((100, 5))
-    probs[:, 2] = 1.0                              # mode collapse: always the same class
-    assert E.inception_score(probs)[0] == pytest.approx(1.0)
-
-
-def test_inception_score_rejects_non_probabilities_and_too_few_samples():
-    with pytest.raises(ValueError, match="probabilities"):
-        E.inception_score(np.ones((20, 3)))
-    with pytest.raises(ValueError, match="splits"):
-        E.inception_score(np.full((5, 3), 1 / 3), splits=10)
-
-
-# ---------------------------------------------------------------------------------------------
-# KID
-# ---------------------------------------------------------------------------------------------
-def test_kid_is_near_zero_for_one_distribution_and_clearly_positive_for_a_shift():
-    rng = np.random.default_rng(8)
-    a, b = rng.normal(size=(600, 16)), rng.normal(size=(600, 16))
-    mean, std = E.kid(a, b, subsets=30, subset_size=300)
-    assert abs(mean) < 2 * std                      # unbiased: zero within its own spread
-    shifted, shifted_std = E.kid(a, b + 0.5, subsets=30, subset_size=300)
-    assert shifted > 10 * max(shifted_std, abs(mean)) and shifted > 0
-
-
-def test_kid_is_deterministic_for_a_seed():
-    rng = np.random.default_rng(9)
-    a, b = rng.normal(size=(100, 4)), rng.normal(size=(120, 4))
-    assert E.kid(a, b, subsets=5, subset_size=50, seed=3) == E.kid(a, b, subsets=5, subset_size=50, seed=3)
-
-
-# ---------------------------------------------------------------------------------------------
-# Loopability
-# ---------------------------------------------------------------------------------------------
-T = np.arange(LOOP_SAMPLES) / SR
-WOBBLE = 1 + 0.5 * np.sin(2 * np.pi * 2 * T)        # 2 Hz: 4 periods per 2-s loop, so it wraps smoothly
-
-
-def test_loop_boundary_covers_the_frames_whose_windows_straddle_the_seam():
-    # Frames 197..199 and 0..2 have STFT windows across sample 0 of the repeated loop (mel.py).
-    assert sorted(E._boundary_transitions(0)) == [0, 1, 2, 196, 197, 198, 199]
-    assert list(E._boundary_transitions(50)) == list(range(46, 53))
-
-
-def test_loopability_ranks_a_seamless_loop_above_the_same_loop_with_a_hard_cut():
-    seamless = 0.5 * np.sin(2 * np.pi * 500 * T) * WOBBLE            # 500 Hz: 1000 periods in the loop
-    phase_jump = 0.5 * np.sin(2 * np.pi * 437.3 * T) * WOBBLE        # 874.6 periods: the seam cuts a cycle
-    level_jump = seamless * np.linspace(0.3, 1.0, len(T))           # fades in, drops 1 -> 0.3 at the seam
-    scores = E.loopability(np.stack([seamless, phase_jump, level_jump]).astype(np.float32))
-    assert scores[0] == pytest.approx(1.0, abs=0.1)
-    assert scores[1] > 3 * scores[0] and scores[2] > 1.5 * scores[0]
-
-
-def test_loopability_of_a_rhythmic_loop_whose_notes_repeat_at_the_seam_is_one():
-    n = np.arange(LOOP_SAMPLES // 8)                                # eighth notes at 120 BPM (0.25 s)
-    note = (np.sin(2 * np.pi * 440 * n / SR) + 0.5 * np.sin(2 * np.pi * 660 * n / SR)) * np.exp(-n / 800)
-    score = E.loopability(np.tile(note, 8)[None].astype(np.float32))
-    assert score[0] == pytest.approx(1.0, abs=0.05)   # the seam is just another beat of the bar
-
-
-def test_loopability_of_silence_is_one_not_nan():
-    assert E.loopability(np.zeros((2, LOOP_SAMPLES), np.float32)).tolist() == [1.0, 1.0]
-
-
-def test_loopability_rejects_audio_that_is_not_whole_frames():
-    with pytest.raises(ValueError, match="multiple of 160"):
-        E.loopability(np.zeros((1, 32001), np.float32))
-
-
-# ---------------------------------------------------------------------------------------------
 # RandomVGG16
 # ---------------------------------------------------------------------------------------------
 def small_vgg(seed=0):
-    return E.RandomVGG16(seed=seed, fc_dim=32, width=8)
+    return EE.RandomVGG16(seed=seed, fc_dim=32, width=8)
 
 
 def test_random_vgg16_has_vgg16s_thirteen_convs_and_outputs_64_dims():
-    net = E.RandomVGG16()   # the paper's size: fc1 4096, fc2 64
+    net = EE.RandomVGG16()   # the paper's size: fc1 4096, fc2 64
     convs = [m for m in net.features if isinstance(m, torch.nn.Conv2d)]
     assert [c.out_channels for c in convs] == [64, 64, 128, 128, 256, 256, 256, 512, 512, 512, 512, 512, 512]
     assert convs[0].in_channels == 1 and net.fc1.out_features == 4096
@@ -280,13 +97,6 @@ def test_the_is_classifier_accuracy_is_reported_beside_is():
     assert "accuracy unknown" in E.format_row(unknown)
 
 
-def test_kid_with_subsets_as_large_as_both_sets_is_one_exact_value():
-    rng = np.random.default_rng(1)
-    a, b = rng.normal(size=(40, 4)), rng.normal(size=(40, 4)) + 0.3
-    mean, std = E.kid(a, b, subsets=50, subset_size=1000)
-    assert std == 0.0 and mean == pytest.approx(E.kid(a[::-1], b, subsets=1, subset_size=40)[0], rel=1e-9)
-
-
 def test_real_anchor_compares_two_disjoint_halves():
     f = fake_features(61, 1)
     m = E.real_anchor_metrics(f, seed=0, kid_subsets=5, kid_subset_size=20)
@@ -298,7 +108,7 @@ def test_evaluate_sets_runs_end_to_end_on_audio_with_the_available_networks():
     rng = np.random.default_rng(2)
     audio = (0.1 * rng.standard_normal((12, LOOP_SAMPLES))).astype(np.float32)
     mels = log_mel(audio)                                                      # (12, 64, 200)
-    nets = E.EvalNets("cpu", np.zeros(64, np.float32) - 2, np.ones(64, np.float32), small_vgg())
+    nets = EE.EvalNets("cpu", np.zeros(64, np.float32) - 2, np.ones(64, np.float32), small_vgg())
     try:
         import sfxnet
         nets.sfx = sfxnet.load_sfxnet()
