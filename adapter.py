@@ -44,6 +44,12 @@ def htk_centres_hz(n_mels: int, fmin: float, fmax: float) -> np.ndarray:
     return librosa.mel_frequencies(n_mels + 2, fmin=fmin, fmax=fmax, htk=True)[1:-1]
 
 
+def slaney_centres_hz(n_mels: int, fmin: float, fmax: float) -> np.ndarray:
+    """Centre frequencies of librosa's default (Slaney-scale) filterbank with n_mels bands over
+    [fmin, fmax], (n_mels,): musicnn's native grid is slaney_centres_hz(96, 0, 8000)."""
+    return librosa.mel_frequencies(n_mels + 2, fmin=fmin, fmax=fmax, htk=False)[1:-1]
+
+
 def band_interpolation(src_hz: np.ndarray, dst_hz: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Weights W (F_dst, F_src) of linear interpolation by centre frequency, and a mask (F_dst,) of the
     destination bands above the source's top centre (they get no weight: silence). Destination bands
