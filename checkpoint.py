@@ -5,7 +5,8 @@ name. A kill at any moment leaves either the old checkpoint or the new one, neve
 
 Load: always `torch.load(..., weights_only=True)` -- a checkpoint is data, never code. So checkpoints
 hold only tensors, numbers, strings, lists and dicts (configs are stored as `dataclasses.asdict`).
-A truncated or foreign file gives a clear error that names the file.
+A truncated or foreign file, or a crafted pickle (refused before any of it runs), gives a one-line
+`CheckpointError` that names the file and the reason; the CLIs print it and exit non-zero.
 
 Interrupt: `StopRequest` turns Ctrl-C and SIGTERM into a request that the training loop honours after the
 current step, so the checkpoint it then writes holds whole steps only.
@@ -13,8 +14,10 @@ current step, so the checkpoint it then writes holds whole steps only.
 from __future__ import annotations
 
 import os
+import pickle
 import signal
 import threading
+import warnings
 from pathlib import Path
 
 import torch
@@ -43,15 +46,28 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu",
     if not path.is_file():
         raise CheckpointError(f"no checkpoint at {path}")
     try:
-        obj = torch.load(path, map_location=map_location, weights_only=True)
+        with warnings.catch_warnings():     # torch warns about foreign pickle protocols; the error says enough
+            warnings.simplefilter("ignore")
+            obj = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as e:   # truncated zip, pickle of code objects, not a torch file at all, ...
-        raise CheckpointError(f"{path} is not a readable pjloop checkpoint ({type(e).__name__}: {e})") from e
+        raise CheckpointError(f"{path} is not a readable pjloop checkpoint: {_load_failure(e)}") from None
     if not isinstance(obj, dict):
         raise CheckpointError(f"{path} holds a {type(obj).__name__}, not a checkpoint dict")
     missing = [k for k in required if k not in obj]
     if missing:
         raise CheckpointError(f"{path} lacks {missing}: it is not the kind of checkpoint expected here")
     return obj
+
+
+def _load_failure(e: Exception) -> str:
+    """torch.load's error in one line: why the file was refused (torch's own messages run to ten lines)."""
+    lines = [line.strip() for line in str(e).splitlines() if line.strip()]
+    if isinstance(e, pickle.UnpicklingError):     # weights_only met something that is not plain data
+        detail = next((line for line in lines if "unsupported" in line.lower()), lines[-1] if lines else "")
+        return f"it holds Python objects or code, not only tensors and plain data: refused, none of it ran ({detail})"
+    if isinstance(e, EOFError) or "zip archive" in str(e) or "central directory" in str(e):
+        return "the file is empty, truncated or corrupt (not a complete torch zip archive)"
+    return f"not a torch checkpoint ({type(e).__name__}: {lines[0] if lines else 'no detail'})"
 
 
 class StopRequest:

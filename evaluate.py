@@ -88,7 +88,7 @@ import melgan
 import sample
 import scnn
 from audio_io import peak_normalise
-from checkpoint import load_checkpoint
+from checkpoint import CheckpointError, load_checkpoint
 from dataset import atomic_write, is_complete, read_csv, write_csv
 from eval_embeddings import VGG16_FC_DIM, EvalNets, embed_set, load_eval_nets, take
 from metrics import (DC_K, IS_SPLITS, KID_SUBSET_SIZE, KID_SUBSETS, density_coverage, fad_from_embeddings,
@@ -444,4 +444,7 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except CheckpointError as e:     # a missing, truncated, crafted or foreign checkpoint: one line, no traceback
+        sys.exit(f"evaluate.py: {e}")

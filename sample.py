@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import html
 import json
+import sys
 from pathlib import Path
 
 import matplotlib
@@ -34,7 +35,7 @@ import melgan
 from audio_io import fix_length, peak_normalise
 from dataset import atomic_write, write_npy, write_wav
 from mel import BPM, LOG_FLOOR, SR, from_gan
-from checkpoint import load_checkpoint
+from checkpoint import CheckpointError, load_checkpoint
 from generator import Generator, GeneratorConfig
 
 GRID_COLS = 4            # mel grid layout, like the paper's figures
@@ -244,4 +245,7 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except CheckpointError as e:     # a missing, truncated, crafted or foreign checkpoint: one line, no traceback
+        sys.exit(f"sample.py: {e}")
