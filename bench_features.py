@@ -7,6 +7,10 @@ that cannot be built here is skipped with the reason, except VGGish without its 
 with random weights in the official layout (speed does not depend on the values) and says so; the
 SCNNs likewise without a checkpoint (a benchmark never trains one).
 
+Then the evaluation embedding (MSD_musicnn's penultimate layer, musicnn_features.py) on the same batch of
+two-second loops, both ways in: from the raw mels through the grid adapter, and from the audio through
+musicnn's own front end (librosa, included in the time). Skipped with the reason without the musicnn wheel.
+
     python bench_features.py [--threads 1] [--runs 5] [--batch 64] [--device cpu] [--data DIR]
 """
 from __future__ import annotations
@@ -20,10 +24,11 @@ import numpy as np
 import torch
 
 import features
+import musicnn_features
 import scnn
 import vggish
 from featurenet import FeatureContext, FeatureNet, FeatureNetUnavailable
-from mel import CHUNK_FRAMES, N_MELS
+from mel import CHUNK_FRAMES, LOOP_SAMPLES, N_FRAMES, N_MELS
 
 
 def build_for_bench(name: str, ctx: FeatureContext) -> tuple[FeatureNet | None, str]:
@@ -69,6 +74,26 @@ def time_stages(net: FeatureNet, x: torch.Tensor, runs: int) -> float:
     return statistics.median(once() for _ in range(runs))
 
 
+def time_embedding(batch: int, runs: int, device: str) -> None:
+    """Print the MSD_musicnn embedding's time per batch of `batch` two-second loops, from mels and from audio."""
+    try:
+        emb = musicnn_features.load_embedding(device)
+    except FeatureNetUnavailable as e:
+        print(f"  {'msd_musicnn':10s} skipped: {str(e).splitlines()[0]}")
+        return
+    mels = torch.randn(batch, N_MELS, N_FRAMES) - 2.0                              # (B, 64, 200) raw log10 mels
+    audio = np.random.default_rng(0).uniform(-0.5, 0.5, (batch, LOOP_SAMPLES)).astype(np.float32)
+    for path, run in (("mels", lambda: musicnn_features.embed_mels(emb, mels, batch)),
+                      ("audio", lambda: musicnn_features.embed_audio(emb, audio, batch))):
+        run()                                                                       # warm-up
+        times = []
+        for _ in range(runs):
+            t0 = time.perf_counter()
+            run()
+            times.append((time.perf_counter() - t0) * 1000)
+        print(f"  {'msd_musicnn':10s} {statistics.median(times):9.1f} ms/batch   eval embedding (B, 200) from {path}")
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--batch", type=int, default=64, help="two-second mels per batch (x2 chunks); 64 as the authors")
@@ -92,6 +117,7 @@ def main(argv=None) -> None:
             continue
         shapes = " ".join("x".join(map(str, o.shape[1:])) for o in net.stages(x[:1]))
         print(f"  {name:10s} {time_stages(net, x, args.runs):9.1f} ms/batch   stages {shapes}   [{note}]")
+    time_embedding(args.batch, args.runs, args.device)
 
 
 if __name__ == "__main__":
