@@ -1,9 +1,12 @@
-"""Stand-in feature networks for the projector and discriminator tests.
+"""Shared test helpers: stand-in feature networks for the projector and discriminator tests, and `run_cli`.
 
 Tiny conv stacks with the real networks' stage SIZES (VGGish max-pool floors, SCNN stride-2 convs, aisfx's
 unpooled fourth block), so those tests are fast and need no weights. A BatchNorm up front lets the tests
 check that a frozen net stays in eval mode.
 """
+import subprocess
+import sys
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -42,3 +45,11 @@ def stub(kind="vgg", **kw):
 def random_mel(b: int, seed: int = 0) -> torch.Tensor:
     """A reproducible standardised-mel stand-in (B, 1, T=200, F=64)."""
     return torch.randn(b, 1, 200, 64, generator=torch.Generator().manual_seed(seed))
+
+
+def run_cli(*args, cwd) -> str:
+    """Run a pjloop command-line tool as a user types it (`python tool.py ...`) and return its output;
+    a non-zero exit fails the test with the tail of both streams."""
+    res = subprocess.run([sys.executable, *map(str, args)], cwd=cwd, capture_output=True, text=True, timeout=900)
+    assert res.returncode == 0, f"{args[0]} failed:\n{res.stdout[-3000:]}\n{res.stderr[-3000:]}"
+    return res.stdout + res.stderr

@@ -4,38 +4,32 @@
 
 Each step is the real command in a subprocess, as a user types it; only the sizes are tiny."""
 import csv
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import soundfile as sf
 
+from stubs import run_cli
+
 REPO = Path(__file__).resolve().parents[1]
-
-
-def run(*args, cwd):
-    res = subprocess.run([sys.executable, *map(str, args)], cwd=cwd, capture_output=True, text=True, timeout=900)
-    assert res.returncode == 0, f"{args[0]} failed:\n{res.stdout[-3000:]}\n{res.stderr[-3000:]}"
-    return res.stdout + res.stderr
 
 
 @pytest.mark.slow
 def test_render_train_resume_sample_evaluate(tmp_path):
     data, run_dir = tmp_path / "data", tmp_path / "run"
-    run(REPO / "demoloops.py", "--loops", "drum", "-n", "20", "--out", data, "--quiet", cwd=tmp_path)
+    run_cli(REPO / "demoloops.py", "--loops", "drum", "-n", "20", "--out", data, "--quiet", cwd=tmp_path)
     tiny = ["--loops", "drum", "--features", "aisfx", "--data", data, "--out", run_dir, "--batch", "4",
             "--g-channels", "16", "--d-channels", "16", "--ckpt-every", "1", "--sample-every", "1"]
-    out = run(REPO / "train.py", *tiny, "--steps", "2", cwd=tmp_path)
+    out = run_cli(REPO / "train.py", *tiny, "--steps", "2", cwd=tmp_path)
     assert "CPU preset" in out and (run_dir / "latest.pt").exists() and (run_dir / "grid_0000002.png").exists()
-    out = run(REPO / "train.py", *tiny, "--steps", "3", "--resume", cwd=tmp_path)
+    out = run_cli(REPO / "train.py", *tiny, "--steps", "3", "--resume", cwd=tmp_path)
     assert "resumed" in out and (run_dir / "grid_0000003.png").exists()
 
-    run(REPO / "sample.py", run_dir, "-n", "2", "--out", tmp_path / "samples", cwd=tmp_path)
+    run_cli(REPO / "sample.py", run_dir, "-n", "2", "--out", tmp_path / "samples", cwd=tmp_path)
     wav, sr = sf.read(tmp_path / "samples" / "loop_0001.wav")
     assert (sr, len(wav)) == (16000, 32000)
 
-    out = run(REPO / "evaluate.py", run_dir / "latest.pt", "--data", data, "-n", "8", "--csv", tmp_path / "r.csv",
+    out = run_cli(REPO / "evaluate.py", run_dir / "latest.pt", "--data", data, "-n", "8", "--csv", tmp_path / "r.csv",
               "--vgg16-fc", "256", cwd=tmp_path)
     rows = list(csv.DictReader(open(tmp_path / "r.csv")))
     assert len(rows) == 1 and "FAD_aisfx" in out

@@ -2,28 +2,22 @@
 a tiny N. It must leave the table, the CSV (one line per row and snapshot) and the Figure-4 curve, and a
 second call must reuse everything instead of training or evaluating again."""
 import csv
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from stubs import run_cli
+
 REPO = Path(__file__).resolve().parents[1]
-
-
-def run(*args, cwd):
-    res = subprocess.run([sys.executable, *map(str, args)], cwd=cwd, capture_output=True, text=True, timeout=900)
-    assert res.returncode == 0, f"{args[0]} failed:\n{res.stdout[-3000:]}\n{res.stderr[-3000:]}"
-    return res.stdout + res.stderr
 
 
 @pytest.mark.slow
 def test_two_rows_in_seconds_give_table_csv_and_curve_and_a_rerun_reuses_them(tmp_path):
     data = tmp_path / "data"
-    run(REPO / "demoloops.py", "--loops", "drum", "-n", "24", "--out", data, "--quiet", cwd=tmp_path)
+    run_cli(REPO / "demoloops.py", "--loops", "drum", "-n", "24", "--out", data, "--quiet", cwd=tmp_path)
     args = [REPO / "reproduce.py", "--loops", "drum", "--data", data, "--minutes", "0.15", "--evals", "2",
             "-n", "8", "--rows", "stylegan2,general", "--out", tmp_path / "results", "--threads", "1"]
-    run(*args, cwd=tmp_path)
+    run_cli(*args, cwd=tmp_path)
     out = tmp_path / "results" / "drum"
     rows = list(csv.DictReader(open(out / "results.csv")))
     assert {r["row"] for r in rows} == {"stylegan2", "general"}
@@ -35,6 +29,6 @@ def test_two_rows_in_seconds_give_table_csv_and_curve_and_a_rerun_reuses_them(tm
     assert "| stylegan2 |" in table and "| general |" in table
     assert (out / "curve.png").stat().st_size > 1000
 
-    again = run(*args, cwd=tmp_path)
+    again = run_cli(*args, cwd=tmp_path)
     assert "trained (" in again and "-- training" not in again
     assert len(list(csv.DictReader(open(out / "results.csv")))) == len(rows)  # nothing evaluated twice
