@@ -15,7 +15,16 @@ Data: (B, 1, T=200, F=64) standardised mels (dataset.LoopMelDataset); the embedd
 and cached on first use.
 
 Everything a run needs to continue exactly is in its checkpoint: G, D, EMA, both optimisers, the step, the
-RNG states, the mel stats, the feature names and the config. Checkpoints are written atomically.
+RNG states (one per rank), the mel stats, the feature names and the config. Checkpoints are written atomically.
+
+Past one GPU, the same script under torchrun (distributed.py has the rules: DDP, per-rank batches and seeds,
+rank 0 writes, every rank stops after the same step):
+    torchrun --nproc_per_node=8 train.py --loops drum --features vgg,scnn_loop      # --batch is the global batch
+A checkpoint resumes under any number of processes. "Exact" means: under the same number of processes the
+run continues bit for bit (each rank gets its own saved RNG state back). Under another number the weights,
+optimisers, EMA, step and clock continue, but each rank's random streams restart from
+distributed.rank_seed(seed, rank, step) and the per-rank batch (batch-norm, minibatch-stddev) changes, so the
+continuation is deterministic for that world size, not the samples the old world size would have drawn.
 """
 from __future__ import annotations
 
@@ -23,12 +32,13 @@ import argparse
 import copy
 import sys
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
 import torch
 from tqdm import tqdm
 
+import distributed
 import features
 import losses
 import train_scnn
@@ -36,7 +46,8 @@ from checkpoint import CheckpointError, StopRequest, load_checkpoint, rng_state,
 from dataset import LoopMelDataset
 from demoloops import ensure_demo_set
 from discriminator import ProjectedDiscriminator, StyleGAN2Discriminator, frozen_fingerprint
-from featurenet import FeatureContext
+from distributed import World
+from featurenet import FeatureContext, FeatureNetUnavailable
 from generator import Generator, GeneratorConfig, ema_beta, update_ema
 from mel import from_gan
 from projector import PROJECTOR_SEED
@@ -49,7 +60,7 @@ class TrainConfig:
     features: str = "vgg,scnn_loop"   # comma list of features.REGISTRY names, or 'none' (the paper's best: fusion)
     data: str | None = None           # preprocessed data set; None = the embedded demo loops
     out: str | None = None            # run directory; None = runs/<loops>_<features>
-    batch: int = 64                   # the authors' script
+    batch: int = 64                   # the authors' script; the global batch (each of N processes takes batch / N)
     g_channels: int = 512             # the paper: 512 channels at every resolution (GPU default)
     d_channels: int = 512             # width cap of the baseline StyleGAN2 discriminator
     lr: float = 0.002                 # StyleGAN2's Adam learning rate (the authors' for G; D gets x 16/17)
@@ -104,6 +115,17 @@ def build_feature_nets(cfg: TrainConfig, names: list[str], data: LoopMelDataset,
     return {n: features.build(n, ctx) for n in names}
 
 
+def prepare(cfg: TrainConfig, names: list[str], device: str) -> tuple[TrainConfig, LoopMelDataset, dict]:
+    """The data set and the feature networks: all the set-up that may fill a cache (VGGish weights, the
+    demo set, scnn_loop), so that under torchrun rank 0 does it first (distributed.main_first)."""
+    if "vgg" in names:   # missing VGGish weights must stop us before any other work is done
+        features.build("vgg", FeatureContext(vggish_path=cfg.vggish))
+    if cfg.data is None:
+        cfg = replace(cfg, data=str(ensure_demo_set(cfg.loops)))
+    data = LoopMelDataset(cfg.data)
+    return cfg, data, build_feature_nets(cfg, names, data, device)
+
+
 def d_step(G, D, real, z, baseline: bool, step: int, autocast):
     """Discriminator loss on a real and a (detached) fake batch, in separate passes."""
     with autocast():
@@ -127,7 +149,7 @@ def g_step(G, D, z, baseline: bool, autocast):
 
 def autocast_for(device: str):
     """A context-manager factory: bf16 autocast on CUDA, plain float32 elsewhere."""
-    if device == "cuda":
+    if torch.device(device).type == "cuda":
         return lambda: torch.autocast("cuda", dtype=torch.bfloat16)
     return lambda: torch.autocast("cpu", enabled=False)
 
@@ -138,43 +160,58 @@ def ema_half_life(cfg: TrainConfig, step: int) -> float:
     return min(cfg.ema_half_life, seen * cfg.ema_rampup) if cfg.ema_rampup else cfg.ema_half_life
 
 
-def check_finite(which: str, loss: torch.Tensor, step: int, out: Path) -> None:
-    """Stop before a NaN/inf reaches the weights; the last good checkpoint stays as it was."""
-    if not torch.isfinite(loss):
-        raise FloatingPointError(f"non-finite {which} loss ({loss.item()}) at step {step}: stopping; the last good "
-                                 f"checkpoint {out / 'latest.pt'} is left as it was (try a lower --lr or another --seed)")
+def check_finite(which: str, loss: torch.Tensor, step: int, out: Path, world: World) -> None:
+    """Stop before a NaN/inf reaches the weights (on every rank, if it is on any); the last good checkpoint
+    stays as it was."""
+    if not distributed.all_true(world, bool(torch.isfinite(loss))):
+        raise FloatingPointError(f"non-finite {which} loss (rank {world.rank}: {loss.item()}) at step {step}: "
+                                 f"stopping; the last good checkpoint {out / 'latest.pt'} is left as it was "
+                                 f"(try a lower --lr or another --seed)")
 
 
 class Run:
     """Everything that trains and is saved: models, optimisers, the step and the clock, the RNG.
 
     `state()` is the checkpoint; `restore()` continues a checkpoint exactly; `save()` checks first that the
-    frozen parts did not move and that no weight is NaN.
+    frozen parts did not move and that no weight is NaN. Under torchrun every rank holds a Run; G_sync and
+    D_sync are G and D in DistributedDataParallel (G and D themselves in a world of one).
     """
 
-    def __init__(self, cfg: TrainConfig, names: list[str], nets: dict, data: LoopMelDataset, device: str):
-        self.cfg, self.names, self.data, self.device = cfg, names, data, device
+    def __init__(self, cfg: TrainConfig, names: list[str], nets: dict, data: LoopMelDataset | None, world: World):
+        self.cfg, self.names, self.data, self.world, self.device = cfg, names, data, world, world.device
         self.g_cfg = GeneratorConfig(max_channels=cfg.g_channels)
-        self.G = Generator(self.g_cfg).to(device)
+        torch.manual_seed(cfg.seed)          # the same initial weights on every rank (and in every run of a seed)
+        self.G = Generator(self.g_cfg).to(self.device)
         self.G_ema = copy.deepcopy(self.G).eval().requires_grad_(False)
-        self.D = build_discriminator(cfg, names, nets).to(device)
-        if device == "cuda":     # NHWC convolutions are the fast path for bf16 tensor cores
+        self.D = build_discriminator(cfg, names, nets).to(self.device)
+        if torch.device(self.device).type == "cuda":     # NHWC convolutions are the fast path for bf16 tensor cores
             for m in (self.G, self.G_ema, self.D):
                 m.to(memory_format=torch.channels_last)
-        # Only D's heads learn: the feature networks and CCM/CSM have requires_grad=False.
+        # Only D's heads learn: the feature networks and CCM/CSM have requires_grad=False (so DDP skips them).
         self.d_params = [p for p in self.D.parameters() if p.requires_grad]
+        self.G_sync, self.D_sync = distributed.wrap(self.G, world), distributed.wrap(self.D, world)
         self.opt_G = torch.optim.Adam(self.G.parameters(), lr=cfg.lr * G_LAZY, betas=(0.0, ADAM_BETA2 ** G_LAZY))
         self.opt_D = torch.optim.Adam(self.d_params, lr=cfg.lr * D_LAZY, betas=(0.0, ADAM_BETA2 ** D_LAZY))
-        self.gen = torch.Generator().manual_seed(cfg.seed)   # latents and batch indices: saved, so resume is exact
+        self.gen = torch.Generator()         # this rank's latents and batch indices: saved, so resume is exact
         self.step, self.seconds = 0, 0.0
+        self.reseed()
         self.fingerprint = frozen_fingerprint(self.D)
 
-    def state(self) -> dict:
+    def reseed(self) -> None:
+        """This rank's random streams (its generator and torch's global one: noise inputs, style mixing), from
+        the current step: a new run, or a resume under another number of processes."""
+        seed = distributed.rank_seed(self.cfg.seed, self.world.rank, self.step)
+        self.gen.manual_seed(seed)
+        torch.manual_seed(seed)
+
+    def state(self, rng_per_rank: list[dict] | None = None) -> dict:
+        rngs = rng_per_rank or [rng_state(self.gen)]
         return {"g": self.G.state_dict(), "d": self.D.state_dict(), "g_ema": self.G_ema.state_dict(),
                 "opt_g": self.opt_G.state_dict(), "opt_d": self.opt_D.state_dict(), "step": self.step,
-                "train_seconds": self.seconds, "rng": rng_state(self.gen), "g_config": asdict(self.g_cfg),
-                "mel_mean": torch.from_numpy(self.data.mean), "mel_std": torch.from_numpy(self.data.std),
-                "features": self.names, "loops": self.cfg.loops, "config": asdict(self.cfg), "frozen": self.fingerprint}
+                "train_seconds": self.seconds, "rng": rngs[0], "rng_per_rank": rngs, "world_size": len(rngs),
+                "g_config": asdict(self.g_cfg), "mel_mean": torch.from_numpy(self.data.mean),
+                "mel_std": torch.from_numpy(self.data.std), "features": self.names, "loops": self.cfg.loops,
+                "config": asdict(self.cfg), "frozen": self.fingerprint}
 
     def restore(self, path: Path) -> None:
         # On the CPU: RNG states must stay CPU tensors; load_state_dict moves the rest to the device.
@@ -187,16 +224,23 @@ class Run:
         for module, key in ((self.G, "g"), (self.D, "d"), (self.G_ema, "g_ema"), (self.opt_G, "opt_g"), (self.opt_D, "opt_d")):
             module.load_state_dict(ck[key])
         self.step, self.seconds = ck["step"], ck["train_seconds"]
-        set_rng_state(self.gen, ck["rng"])
+        if ck.get("world_size", 1) == self.world.size:       # exact: every rank gets its own stream back
+            set_rng_state(self.gen, ck.get("rng_per_rank", [ck["rng"]])[self.world.rank])
+        else:                                                # another world size: fresh streams (module docstring)
+            self.reseed()
         self.fingerprint = frozen_fingerprint(self.D)      # the frozen parts as the checkpoint restored them
 
     def save(self, out: Path, snapshot: bool = False) -> None:
+        """Called on every rank (the RNG states are gathered; every rank checks its frozen parts); rank 0 writes."""
+        rngs = distributed.gather(self.world, rng_state(self.gen))
         if frozen_fingerprint(self.D) != self.fingerprint:
             raise RuntimeError("a frozen network (feature net or CCM/CSM) changed during training: this is a bug")
         if not all(torch.isfinite(p).all() for p in list(self.G.parameters()) + self.d_params):
             raise FloatingPointError(f"non-finite weights at step {self.step} (finite loss, non-finite gradients): "
                                      f"not saved; the last good checkpoint {out / 'latest.pt'} is left as it was")
-        s = self.state()
+        if not self.world.main:
+            return
+        s = self.state(rngs)
         save_checkpoint(s, out / "latest.pt")
         if snapshot:
             save_checkpoint(s, out / f"ckpt_{self.step:07d}.pt")
@@ -209,69 +253,72 @@ class Run:
 
 
 def train(cfg: TrainConfig, device: str | None = None, resume: bool = False) -> Path:
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    """Train (or continue, `resume`) the run of `cfg`; under torchrun this process is one rank of it (call
+    distributed.close() afterwards, as `__main__` does)."""
     names = features.parse_feature_names(cfg.features)
     baseline = not names
     out = Path(cfg.out or f"runs/{cfg.loops}_{'_'.join(names) or 'stylegan2'}")
     if not resume and (out / "latest.pt").exists():
         raise CheckpointError(f"{out / 'latest.pt'} exists: pass --resume to continue that run, "
                               "or choose another --out (nothing was overwritten)")
-    torch.manual_seed(cfg.seed)
-    if "vgg" in names:   # missing VGGish weights must stop us before any other work is done
-        features.build("vgg", FeatureContext(vggish_path=cfg.vggish))
-    data_dir = cfg.data or str(ensure_demo_set(cfg.loops))
-    if cfg.data is None:
-        cfg = TrainConfig(**{**asdict(cfg), "data": data_dir})
-    data = LoopMelDataset(data_dir)
+    world = distributed.init(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    device, batch = world.device, distributed.local_batch(cfg.batch, world)     # batch: this rank's share
+    cfg, data, nets = distributed.main_first(world, lambda: prepare(cfg, names, world.device))
     reals = data.mels.to(device)                                                        # (N, 1, T=200, F=64)
-    if device == "cuda":
+    if torch.device(device).type == "cuda":
         reals = reals.contiguous(memory_format=torch.channels_last)
-    run = Run(cfg, names, build_feature_nets(cfg, names, data, device), data, device)
+    run = Run(cfg, names, nets, data, world)
     if resume and (out / "latest.pt").exists():
-        run.restore(out / "latest.pt")
-        print(f"resumed {out / 'latest.pt'} at step {run.step}")
-    out.mkdir(parents=True, exist_ok=True)
+        distributed.together(world, lambda: run.restore(out / "latest.pt"))
+        if world.main:
+            print(f"resumed {out / 'latest.pt'} at step {run.step} ({world.size} process(es))")
+    if world.main:
+        out.mkdir(parents=True, exist_ok=True)
 
     G, D, autocast, stop = run.G, run.D, autocast_for(device), StopRequest()
-    bar = tqdm(total=cfg.steps, initial=run.step, desc=out.name, dynamic_ncols=True, file=sys.stdout)
-    t0, seconds_before = time.time() - run.seconds, run.seconds
+    bar = tqdm(total=cfg.steps, initial=run.step, desc=out.name, dynamic_ncols=True, file=sys.stdout,
+               disable=not world.main)
+    t0, seconds_before, step_before, stopping = time.time() - run.seconds, run.seconds, run.step, False
     next_snapshot = (seconds_before // 60 // cfg.snapshot_minutes + 1) * cfg.snapshot_minutes if cfg.snapshot_minutes else None
     G.train(); D.train()
     try:
-        while (cfg.steps is None or run.step < cfg.steps) and not stop.requested and \
+        while (cfg.steps is None or run.step < cfg.steps) and not stopping and \
                 (cfg.minutes is None or run.seconds - seconds_before < 60 * cfg.minutes):
-            real = reals[torch.randint(len(reals), (cfg.batch,), generator=run.gen).to(device)]   # (B, 1, 200, 64)
-            z_d = torch.randn(cfg.batch, run.g_cfg.z_dim, generator=run.gen).to(device)
-            z_g = torch.randn(cfg.batch, run.g_cfg.z_dim, generator=run.gen).to(device)
+            real = reals[torch.randint(len(reals), (batch,), generator=run.gen).to(device)]   # (B/N, 1, 200, 64)
+            z_d = torch.randn(batch, run.g_cfg.z_dim, generator=run.gen).to(device)
+            z_g = torch.randn(batch, run.g_cfg.z_dim, generator=run.gen).to(device)
 
-            # 1. D step. Gradients into the heads only (the frozen parts have requires_grad=False for good).
+            # 1. D step. Gradients into the heads only (the frozen parts have requires_grad=False for good);
+            #    D_sync all-reduces them across ranks.
             for p in run.d_params:
                 p.requires_grad_(True)
-            loss_d = d_step(G, D, real, z_d, baseline, run.step, autocast)
-            check_finite("D", loss_d, run.step, out)
+            loss_d = d_step(G, run.D_sync, real, z_d, baseline, run.step, autocast)
+            check_finite("D", loss_d, run.step, out, world)
             run.opt_D.zero_grad(set_to_none=True)
             loss_d.backward()
             run.opt_D.step()
 
             # 2. G step. D is a fixed function here: switching its heads' gradients off saves their
-            #    weight-gradient work, while gradients still flow through D into G.
+            #    weight-gradient work, while gradients still flow through D (unwrapped) into G_sync.
             for p in run.d_params:
                 p.requires_grad_(False)
-            loss_g = g_step(G, D, z_g, baseline, autocast)
-            check_finite("G", loss_g, run.step, out)
+            loss_g = g_step(run.G_sync, D, z_g, baseline, autocast)
+            check_finite("G", loss_g, run.step, out, world)
             run.opt_G.zero_grad(set_to_none=True)
             loss_g.backward()
             run.opt_G.step()
 
-            # 3. EMA generator (the one that is sampled and evaluated).
+            # 3. EMA generator (the one that is sampled and evaluated); G's w_avg first becomes the global
+            #    batch's (the mean over ranks), so G and the EMA stay identical on every rank.
+            distributed.average_(world, [G.mapping.w_avg])
             update_ema(run.G_ema, G, ema_beta(cfg.batch, ema_half_life(cfg, run.step)))
 
             run.step += 1
-            run.seconds = time.time() - t0
+            stopping, run.seconds = distributed.agree(world, stop.requested, time.time() - t0)
             bar.update(1)
             bar.set_postfix(loss_d=f"{loss_d.item():.3f}", loss_g=f"{loss_g.item():.3f}",
-                            it_s=f"{(run.step - bar.initial) / max(run.seconds - seconds_before, 1e-9):.2f}")
-            if run.step % cfg.sample_every == 0:
+                            it_s=f"{(run.step - step_before) / max(run.seconds - seconds_before, 1e-9):.2f}")
+            if run.step % cfg.sample_every == 0 and world.main:
                 run.save_grid(out)
             timed = next_snapshot is not None and run.seconds >= 60 * next_snapshot
             if timed:
@@ -281,12 +328,14 @@ def train(cfg: TrainConfig, device: str | None = None, resume: bool = False) -> 
     finally:
         bar.close()
         stop.restore()
-    if stop.requested:
+    if stopping and world.main:
         print(f"\ninterrupted after step {run.step}: saving {out / 'latest.pt'} (continue with --resume)")
     run.save(out, snapshot=True)
-    run.save_grid(out)
-    print(f"done: {run.step} steps in {run.seconds / 60:.1f} min; checkpoint {out / 'latest.pt'}, "
-          f"samples {out / f'grid_{run.step:07d}.png'}")
+    if world.main:
+        run.save_grid(out)
+        print(f"done: {run.step} steps in {run.seconds / 60:.1f} min; checkpoint {out / 'latest.pt'}, "
+              f"samples {out / f'grid_{run.step:07d}.png'}")
+    distributed.report(world, run.step, {"G": G, "G_ema": run.G_ema, "D": D})      # tests only
     return out
 
 
@@ -320,7 +369,7 @@ def parse_args(argv=None) -> tuple[TrainConfig, bool, str | None]:
         preset = {k: v for k, v in CPU_PRESET.items() if k not in given}
         for k, v in preset.items():
             setattr(cfg, k, v)
-        if preset:
+        if preset and distributed.env_rank() == 0:
             print("No GPU: using the small CPU preset (" + ", ".join(f"{k}={v}" for k, v in preset.items()) +
                   "); pass --paper for the paper's configuration, or set any of these flags yourself.")
     return cfg, args.resume, device
@@ -330,5 +379,8 @@ if __name__ == "__main__":
     cfg, resume, device = parse_args()
     try:
         train(cfg, device=device, resume=resume)
-    except (features.FeatureNetUnavailable, CheckpointError, FloatingPointError, ValueError, FileNotFoundError) as e:
-        sys.exit(f"train.py: {e}")
+    except (FeatureNetUnavailable, CheckpointError, FloatingPointError, ValueError, FileNotFoundError,
+            distributed.PeerFailed) as e:
+        sys.exit(f"train.py: {e}")      # one line on every rank, no traceback
+    finally:
+        distributed.close()

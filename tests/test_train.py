@@ -3,71 +3,52 @@ crash-safe checkpoints, clear refusals. Tiny widths so that the whole file runs 
 import os
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 
 import train
 from checkpoint import CheckpointError, load_checkpoint
-from dataset import finalize_dataset, save_loop
-
-TINY = dict(batch=4, g_channels=16, d_channels=16, sample_every=1000, ckpt_every=2, snapshot_every=1000)
+from train_fixtures import cfg_for, tiny_drum_set   # noqa: F401  (fixture)
 
 
-@pytest.fixture(scope="module")
-def tiny_set(tmp_path_factory):
-    """Eight demo drum loops: two genres, four loops each (enough for every code path, seconds to render)."""
-    import demoloops
-    out = tmp_path_factory.mktemp("tiny_drum")
-    rows = []
-    for i in range(8):
-        genre = demoloops.DRUM_GENRES[i % 2]
-        save_loop(out, f"t{i}", demoloops.render_loop("drum", genre, seed=i))
-        rows.append({"id": f"t{i}", "source": "test", "bar": 0, "bpm": 120, "genre": genre})
-    finalize_dataset(out, rows, [])
-    return out
-
-
-def cfg_for(tmp_path, data, features, **kw):
-    return train.TrainConfig(loops="drum", features=features, data=str(data), out=str(tmp_path / "run"),
-                             **{**TINY, **kw})
-
-
-def test_one_step_baseline_stylegan2(tmp_path, tiny_set):
-    out = train.train(cfg_for(tmp_path, tiny_set, "none", steps=1), device="cpu")
+def test_one_step_baseline_stylegan2(tmp_path, tiny_drum_set):
+    out = train.train(cfg_for(tmp_path, tiny_drum_set, "none", steps=1), device="cpu")
     ck = load_checkpoint(out / "latest.pt")
     assert ck["step"] == 1 and ck["features"] == []
 
 
-def test_one_step_offline_general_network_and_frozen_parts_untouched(tmp_path, tiny_set):
-    out = train.train(cfg_for(tmp_path, tiny_set, "aisfx", steps=2), device="cpu")
+def test_one_step_offline_general_network_and_frozen_parts_untouched(tmp_path, tiny_drum_set):
+    out = train.train(cfg_for(tmp_path, tiny_drum_set, "aisfx", steps=2), device="cpu")
     ck = load_checkpoint(out / "latest.pt")
     # the fingerprint of the feature net + CCM/CSM saved at the start equals the one after two D and G steps
     from discriminator import ProjectedDiscriminator
     import features
-    net = features.build("aisfx", features.FeatureContext(data_dir=tiny_set))
+    from dataset import LoopMelDataset
+    data = LoopMelDataset(tiny_drum_set)       # the adapter's level and grid come from the set's mel statistics
+    ctx = features.FeatureContext(data_dir=tiny_drum_set, mel_mean=data.mean, mel_std=data.std)
+    net = features.build("aisfx", ctx)
     D = ProjectedDiscriminator([net], seed=0, csm_kernel=3)
     D.load_state_dict(ck["d"])
     assert train.frozen_fingerprint(D) == ck["frozen"]
     # the D optimiser holds exactly the heads: no feature-net, CCM or CSM tensor is in it
     n_opt = len(ck["opt_d"]["param_groups"][0]["params"])
     assert n_opt == len([p for p in D.parameters() if p.requires_grad]) == len(list(D.heads.parameters()))
-    fresh = features.build("aisfx", features.FeatureContext(data_dir=tiny_set)).state_dict()
+    fresh = features.build("aisfx", ctx).state_dict()
     for k, v in fresh.items():   # the feature network's weights AND batch-norm buffers did not move
         assert torch.equal(ck["d"][next(n for n in ck["d"] if n.endswith(k) and ck["d"][n].shape == v.shape)], v)
 
 
-def test_one_step_vggish_with_fixture_weights_in_official_layout(tmp_path, tiny_set, monkeypatch):
+def test_one_step_vggish_with_fixture_weights_in_official_layout(tmp_path, tiny_drum_set, monkeypatch):
     import vggish
     fixture = tmp_path / "vggish_fixture.pth"
     torch.save(vggish.VGGish().state_dict(), fixture)      # random values, official key layout
-    out = train.train(cfg_for(tmp_path, tiny_set, "vgg", steps=1, vggish=str(fixture)), device="cpu")
+    out = train.train(cfg_for(tmp_path, tiny_drum_set, "vgg", steps=1, vggish=str(fixture)), device="cpu")
     assert load_checkpoint(out / "latest.pt")["features"] == ["vgg"]
 
 
-def test_one_step_scnn_loop_and_fusion(tmp_path, tiny_set, monkeypatch):
+def test_one_step_scnn_loop_and_fusion(tmp_path, tiny_drum_set, monkeypatch):
     monkeypatch.chdir(tmp_path)          # scnn_loop's checkpoint is trained into ./checkpoints on first use
-    out = train.train(cfg_for(tmp_path, tiny_set, "aisfx,scnn_loop", steps=1), device="cpu")
+    out = train.train(cfg_for(tmp_path, tiny_drum_set, "aisfx,scnn_loop", steps=1), device="cpu")
     ck = load_checkpoint(out / "latest.pt")
     assert ck["features"] == ["aisfx", "scnn_loop"]
 
@@ -96,16 +77,16 @@ def _same_state(a_path, b_path):
 
 
 @pytest.mark.parametrize("features", ["none", "aisfx"])
-def test_resume_is_exact(tmp_path, tiny_set, features):
-    straight = train.train(cfg_for(tmp_path / "a", tiny_set, features, steps=4), device="cpu")
-    train.train(cfg_for(tmp_path / "b", tiny_set, features, steps=2), device="cpu")
-    resumed = train.train(cfg_for(tmp_path / "b", tiny_set, features, steps=4), device="cpu", resume=True)
+def test_resume_is_exact(tmp_path, tiny_drum_set, features):
+    straight = train.train(cfg_for(tmp_path / "a", tiny_drum_set, features, steps=4), device="cpu")
+    train.train(cfg_for(tmp_path / "b", tiny_drum_set, features, steps=2), device="cpu")
+    resumed = train.train(cfg_for(tmp_path / "b", tiny_drum_set, features, steps=4), device="cpu", resume=True)
     _same_state(straight / "latest.pt", resumed / "latest.pt")
 
 
-def test_ctrl_c_finishes_the_step_saves_it_and_resume_stays_exact(tmp_path, tiny_set, monkeypatch):
+def test_ctrl_c_finishes_the_step_saves_it_and_resume_stays_exact(tmp_path, tiny_drum_set, monkeypatch):
     import signal
-    straight = train.train(cfg_for(tmp_path / "a", tiny_set, "none", steps=3), device="cpu")
+    straight = train.train(cfg_for(tmp_path / "a", tiny_drum_set, "none", steps=3), device="cpu")
     real_g_step, calls = train.g_step, []
 
     def ctrl_c_in_the_middle_of_step_2(*a):
@@ -114,29 +95,29 @@ def test_ctrl_c_finishes_the_step_saves_it_and_resume_stays_exact(tmp_path, tiny
             os.kill(os.getpid(), signal.SIGINT)          # as if the user pressed Ctrl-C here
         return real_g_step(*a)
     monkeypatch.setattr(train, "g_step", ctrl_c_in_the_middle_of_step_2)
-    out = train.train(cfg_for(tmp_path / "b", tiny_set, "none", steps=3), device="cpu")
+    out = train.train(cfg_for(tmp_path / "b", tiny_drum_set, "none", steps=3), device="cpu")
     assert load_checkpoint(out / "latest.pt")["step"] == 2        # step 2 completed, then saved
     monkeypatch.undo()
-    train.train(cfg_for(tmp_path / "b", tiny_set, "none", steps=3), device="cpu", resume=True)
+    train.train(cfg_for(tmp_path / "b", tiny_drum_set, "none", steps=3), device="cpu", resume=True)
     _same_state(straight / "latest.pt", out / "latest.pt")
 
 
-def test_an_existing_run_is_not_overwritten_without_resume(tmp_path, tiny_set):
-    out = train.train(cfg_for(tmp_path, tiny_set, "none", steps=1), device="cpu")
+def test_an_existing_run_is_not_overwritten_without_resume(tmp_path, tiny_drum_set):
+    out = train.train(cfg_for(tmp_path, tiny_drum_set, "none", steps=1), device="cpu")
     before = _weights(out / "latest.pt")
     with pytest.raises(CheckpointError, match="--resume"):
-        train.train(cfg_for(tmp_path, tiny_set, "none", steps=2), device="cpu")
+        train.train(cfg_for(tmp_path, tiny_drum_set, "none", steps=2), device="cpu")
     assert all(torch.equal(v, _weights(out / "latest.pt")[k]) for k, v in before.items())
 
 
-def test_resume_with_another_feature_set_is_refused(tmp_path, tiny_set):
-    train.train(cfg_for(tmp_path, tiny_set, "none", steps=1), device="cpu")
+def test_resume_with_another_feature_set_is_refused(tmp_path, tiny_drum_set):
+    train.train(cfg_for(tmp_path, tiny_drum_set, "none", steps=1), device="cpu")
     with pytest.raises(CheckpointError, match="another configuration"):
-        train.train(cfg_for(tmp_path, tiny_set, "aisfx", steps=2), device="cpu", resume=True)
+        train.train(cfg_for(tmp_path, tiny_drum_set, "aisfx", steps=2), device="cpu", resume=True)
 
 
-def test_checkpoint_killed_mid_write_leaves_previous_one_loadable(tmp_path, tiny_set, monkeypatch):
-    out = train.train(cfg_for(tmp_path, tiny_set, "none", steps=2), device="cpu")
+def test_checkpoint_killed_mid_write_leaves_previous_one_loadable(tmp_path, tiny_drum_set, monkeypatch):
+    out = train.train(cfg_for(tmp_path, tiny_drum_set, "none", steps=2), device="cpu")
     before = _weights(out / "latest.pt")
 
     def killed(obj, f, *a, **k):           # the process dies after writing half a file
@@ -144,19 +125,19 @@ def test_checkpoint_killed_mid_write_leaves_previous_one_loadable(tmp_path, tiny
         raise KeyboardInterrupt("killed mid-write")
     monkeypatch.setattr(torch, "save", killed)
     with pytest.raises(KeyboardInterrupt):
-        train.train(cfg_for(tmp_path, tiny_set, "none", steps=4), device="cpu", resume=True)
+        train.train(cfg_for(tmp_path, tiny_drum_set, "none", steps=4), device="cpu", resume=True)
     monkeypatch.undo()
     after = _weights(out / "latest.pt")
     assert all(torch.equal(before[k], after[k]) for k in before)
     assert not [p for p in os.listdir(out) if p.endswith(".tmp")]
 
 
-def test_non_finite_loss_stops_with_clear_message_and_keeps_checkpoint(tmp_path, tiny_set, monkeypatch):
-    out = train.train(cfg_for(tmp_path, tiny_set, "none", steps=2), device="cpu")
+def test_non_finite_loss_stops_with_clear_message_and_keeps_checkpoint(tmp_path, tiny_drum_set, monkeypatch):
+    out = train.train(cfg_for(tmp_path, tiny_drum_set, "none", steps=2), device="cpu")
     before = _weights(out / "latest.pt")
     monkeypatch.setattr(train.losses, "d_logistic", lambda r, f: torch.tensor(float("nan"), requires_grad=True))
     with pytest.raises(FloatingPointError, match="non-finite"):
-        train.train(cfg_for(tmp_path, tiny_set, "none", steps=4), device="cpu", resume=True)
+        train.train(cfg_for(tmp_path, tiny_drum_set, "none", steps=4), device="cpu", resume=True)
     after = _weights(out / "latest.pt")
     assert all(torch.equal(before[k], after[k]) for k in before)
 
