@@ -5,6 +5,8 @@
     SCNN_Loop       the loop-genre classifier's softmax (B, K) for IS (scnn.py; trained by train_scnn.py)
     VGGish          (B, W=2, 128) per 0.96-s window, for the paper's FAD (vggish.py; weights offline only)
     aisfx           (B, C=2, 512) per 1-s chunk, the offline FAD stand-in (sfxnet.py)
+    musicnn         (B, 200) MSD_musicnn's penultimate layer, the headline FAD/KID (musicnn_features.py):
+                    from the audio through musicnn's own front end; musicnn_mel: from the mels (adapter)
     loopability     (B,) seam abruptness (metrics.py)
 
 `load_eval_nets` loads every network that is available (only RandomVGG16 is always there) and says why
@@ -21,6 +23,7 @@ import numpy as np
 import torch
 from torch import nn
 
+import musicnn_features
 import scnn
 import sfxnet
 import train_scnn
@@ -112,6 +115,7 @@ class EvalNets:
     clf_accuracy: float = float("nan")   # its held-out test accuracy (NaN: its checkpoint does not say)
     vggish: object | None = None         # vggish.VGGish (FAD)
     sfx: object | None = None            # sfxnet.SfxFeatures (FAD_aisfx)
+    musicnn: object | None = None        # musicnn_features.MusicnnEmbedding (FAD/KID_musicnn, the headline)
     notes: list[str] = field(default_factory=list)   # why a metric is missing
 
 
@@ -139,6 +143,10 @@ def load_eval_nets(data_dir: str | Path, device: str = "cpu", vggish_path: str |
         nets.sfx = sfxnet.load_sfxnet().to(device)
     except Exception as e:
         note(f"FAD_aisfx skipped: {type(e).__name__}: {e}")
+    try:
+        nets.musicnn = musicnn_features.load_embedding(device)
+    except Exception as e:   # musicnn_port.MusicnnMissing: the wheel is absent
+        note(f"FAD/KID_musicnn skipped: {type(e).__name__}: {e}")
     return nets
 
 
@@ -156,6 +164,7 @@ def embed_set(audio: np.ndarray | None, mels: np.ndarray, nets: EvalNets, batch:
 
         probs  (N, K)        classifier softmax           vggish (N, W=2, 128)   aisfx (N, C=2, 512)
         vgg16  (N, 64)       RandomVGG16 fc2              loop   (N,)            loopability
+        musicnn (N, 200)     MSD_musicnn from the audio   musicnn_mel (N, 200) the same from the mels
 
     Keeping the windows of one loop together lets the real set be split by loops (`take`).
     audio None: the mel-only quantities (vgg16, probs), for a fast evaluation without a vocoder.
@@ -166,6 +175,8 @@ def embed_set(audio: np.ndarray | None, mels: np.ndarray, nets: EvalNets, batch:
         z = to_gan(mels, *nets.clf_stats)                                     # (N, 1, T, F=64)
         out["probs"] = torch.cat([nets.classifier.predict_proba(z[i:i + batch].to(nets.device)).float().cpu()
                                   for i in range(0, n, batch)]).numpy()
+    if nets.musicnn is not None:
+        out["musicnn_mel"] = musicnn_features.embed_mels(nets.musicnn, mels, batch).numpy()
     if audio is None:
         return out
     audio = np.asarray(audio, np.float32)
@@ -179,6 +190,8 @@ def embed_set(audio: np.ndarray | None, mels: np.ndarray, nets: EvalNets, batch:
         e = torch.cat([sfxnet.embed_audio(nets.sfx, audio[i:i + 4 * batch], nets.mel_mean, nets.mel_std)
                        for i in chunks])
         out["aisfx"] = e.reshape(n, -1, e.shape[-1]).numpy()                       # (N, C, 512)
+    if nets.musicnn is not None:
+        out["musicnn"] = musicnn_features.embed_audio(nets.musicnn, audio, batch).numpy()   # (N, 200)
     out["loop"] = loopability(audio, batch, nets.device)
     if verbose:
         print(f"[evaluate] embedded {n} loops ({', '.join(out)}) in {time.time() - t0:.0f} s", file=sys.stderr)

@@ -18,14 +18,16 @@ and what each metric reads:
                 uses (train_scnn.ensure_loop_classifier: trained first, announced, when absent); its
                 held-out test accuracy is printed beside every IS (IS_clf_acc): an IS is only as
                 meaningful as the classifier behind it
-    FAD_vgg16rand, KID_vgg16rand   THE HEADLINE: Frechet distance / KID on the random, frozen VGG16's
-                64-d fc2 output (the very embedding D&C uses, below), both sets divided by the real set's
-                RMS spread. No discriminator row uses this network. Why it leads: a projected GAN's
-                discriminator sees the generator through a pre-trained feature network, and a Frechet
-                distance computed in that same feature space can be lowered by matching its statistics
-                without making the loops better (Kynkaanniemi et al., ICLR 2023, "The Role of ImageNet
-                Classes in Frechet Inception Distance"). A domain embedding trained on music (musicnn on
-                the Million Song Dataset) is meant to replace it as the headline later
+    FAD_musicnn, KID_musicnn   THE HEADLINE: Frechet distance / KID on MSD_musicnn's 200-d penultimate
+                layer (musicnn_features.py) of the vocoded audio, through musicnn's own front end: trained
+                on real music (the Million Song Dataset), with data and an architecture no discriminator
+                row uses. A Frechet distance computed in a discriminator's own feature space can be lowered
+                by matching its statistics without making the loops better (Kynkaanniemi et al., ICLR 2023,
+                "The Role of ImageNet Classes in Frechet Inception Distance"). FAD/KID_musicnn_mel: the
+                same network fed the generator's mels through the grid adapter (no vocoder; --mel-only too)
+    FAD_vgg16rand, KID_vgg16rand   secondary: the same distances on the random, frozen VGG16's 64-d fc2
+                output (the very embedding D&C uses, below), both sets divided by the real set's RMS
+                spread; no discriminator uses it either, but it has learnt nothing about sound
     FAD         Frechet distance of Gaussians on 128-d VGGish embeddings of the audio (two 0.96 s
                 windows per loop; only when VGGish's weights are present -- they cannot be downloaded
                 offline). Secondary: the paper's FAD, but the vgg rows' discriminator sees VGGish
@@ -42,9 +44,10 @@ and what each metric reads:
 Generated sets for metrics use fresh, seeded per-loop noise (noise_mode "random", as StyleGAN2's metric
 code and the authors' inference); pictures (sample.py) keep the generator's constant noise.
 
-IS, FAD/KID_vgg16rand and D&C read the generator's mels directly, so the vocoder does not affect
-them; FAD, FAD_aisfx, KID, KID_aisfx and loopability read the vocoded audio, so they include the vocoder (the Griffin-Lim fallback, when no MelGAN
-checkpoint exists, shows up there -- the CSV row names the vocoder). Real loops are the data set's wavs.
+IS, FAD/KID_vgg16rand, FAD/KID_musicnn_mel and D&C read the generator's mels directly, so the vocoder does
+not affect them; FAD/KID_musicnn, FAD, FAD_aisfx, KID, KID_aisfx and loopability read the vocoded audio, so
+they include the vocoder (the Griffin-Lim fallback, when no MelGAN checkpoint exists, shows up there -- the
+CSV row names the vocoder). Real loops are the data set's wavs.
 
 Sample size matters: FAD and D&C are biased in N, so compare rows only at the same N (the paper: 10 000;
 default here 10 000 on a GPU, 1 000 on a CPU). The real reference set is N loops of the data set (a seeded
@@ -112,13 +115,16 @@ def compute_metrics(real: dict[str, np.ndarray], fake: dict[str, np.ndarray], k:
     """Table-1 metrics of `fake` against `real` (outputs of `embed_set`); NaN where a network is missing.
     `clf_accuracy` (the IS classifier's held-out accuracy) is reported beside IS as IS_clf_acc."""
     nan = float("nan")
-    m = dict(IS=nan, IS_std=nan, IS_clf_acc=nan, FAD_vgg16rand=nan, KID_vgg16rand=nan, KID_vgg16rand_std=nan, FAD=nan,
+    m = dict(IS=nan, IS_std=nan, IS_clf_acc=nan, FAD_musicnn=nan, KID_musicnn=nan, KID_musicnn_std=nan,
+             FAD_musicnn_mel=nan, KID_musicnn_mel=nan, KID_musicnn_mel_std=nan, FAD_vgg16rand=nan,
+             KID_vgg16rand=nan, KID_vgg16rand_std=nan, FAD=nan,
              FAD_aisfx=nan, KID=nan, KID_std=nan, KID_aisfx=nan, KID_aisfx_std=nan, density=nan, coverage=nan,
              loop_fake=nan, loop_real=nan, n_real=len(real["vgg16"]), n_fake=len(fake["vgg16"]))
     if "probs" in fake:
         m["IS"], m["IS_std"] = inception_score(fake["probs"], splits=min(IS_SPLITS, len(fake["probs"])))
         m["IS_clf_acc"] = clf_accuracy
-    for key, suffix in (("vgg16", "_vgg16rand"), ("vggish", ""), ("aisfx", "_aisfx")):
+    for key, suffix in (("musicnn", "_musicnn"), ("musicnn_mel", "_musicnn_mel"), ("vgg16", "_vgg16rand"),
+                        ("vggish", ""), ("aisfx", "_aisfx")):
         if key in real and key in fake:
             a = real[key].reshape(-1, real[key].shape[-1])                          # (N * W, D)
             b = fake[key].reshape(-1, fake[key].shape[-1])                          # (M * W, D)
@@ -207,7 +213,7 @@ class RealSet:
 def _nets_signature(nets: EvalNets, fc_dim: int, vgg16_seed: int) -> str:
     """What a cached real set was embedded with; a different set of networks means recompute."""
     return (f"v{CACHE_VERSION} vgg16 fc{fc_dim} seed{vgg16_seed} clf={nets.classifier is not None} "
-            f"vggish={nets.vggish is not None} aisfx={nets.sfx is not None}")
+            f"vggish={nets.vggish is not None} aisfx={nets.sfx is not None} musicnn={nets.musicnn is not None}")
 
 
 def real_cache_path(cache_dir: str | Path, data_dir: str | Path, n: int, seed: int) -> Path:
@@ -252,8 +258,9 @@ def evaluate_checkpoint(ckpt_path: str | Path, real: RealSet, n: int | None = No
     """One generator checkpoint (or run directory) -> one table row: every metric against `real`.
     n generated loops (default: as many as the real set; compare rows only at equal n), seeded noise and
     latents; vocoder: a melgan Vocoder, default the loops' MelGAN checkpoint else Griffin-Lim.
-    with_audio=False skips vocoding and the audio metrics (FAD_aisfx, FAD, KID(_aisfx), loop_fake: NaN);
-    the headline FAD/KID_vgg16rand, IS and D&C read the mels and do not change. Keys: ROW_FIELDS."""
+    with_audio=False skips vocoding and the audio metrics (FAD/KID_musicnn, FAD_aisfx, FAD, KID(_aisfx),
+    loop_fake: NaN); FAD/KID_musicnn_mel, FAD/KID_vgg16rand, IS and D&C read the mels and do not change.
+    Keys: ROW_FIELDS."""
     t0 = time.time()
     device = device or real.nets.device
     G, ckpt = sample.load_generator(ckpt_path, device)
@@ -271,7 +278,8 @@ def evaluate_checkpoint(ckpt_path: str | Path, real: RealSet, n: int | None = No
 # Table rows, CSV and the Figure-4 curve
 # =============================================================================================
 ROW_FIELDS = ["model", "features", "loops", "step", "hours", "train_minutes", "n_fake", "n_real", "IS", "IS_std",
-              "IS_clf_acc", "FAD_vgg16rand", "KID_vgg16rand", "KID_vgg16rand_std", "density", "coverage",
+              "IS_clf_acc", "FAD_musicnn", "KID_musicnn", "KID_musicnn_std", "FAD_musicnn_mel", "KID_musicnn_mel",
+              "KID_musicnn_mel_std", "FAD_vgg16rand", "KID_vgg16rand", "KID_vgg16rand_std", "density", "coverage",
               "FAD_aisfx", "KID_aisfx", "KID_aisfx_std", "FAD", "KID", "KID_std", "loop_fake", "loop_real",
               "vocoder", "eval_seconds", "ckpt"]
 
@@ -290,11 +298,13 @@ def _clf_note(row: dict) -> str:
 
 
 def format_row(row: dict) -> str:
-    """One Table-1-style line. Headline FAD/KID: the random VGG16 (independent of every discriminator);
-    FAD_aisfx is the offline stand-in for the paper's FAD; KID's scale depends on the embedding."""
+    """One Table-1-style line. Headline FAD/KID: MSD_musicnn from the audio (independent of every
+    discriminator; from the mels in brackets); FAD_aisfx is the offline stand-in for the paper's FAD."""
     return (f"{row.get('model', '?'):<28} {row.get('features', ''):<16} step {row.get('step', '-'):>7} "
             f"{_fmt(row.get('hours', float('nan')), '.2f'):>6} h "
             f"| IS {_fmt(row['IS'])} ± {_fmt(row['IS_std'])} ({_clf_note(row)}) "
+            f"| FAD_musicnn {_fmt(row.get('FAD_musicnn'), '.3f')} KID_musicnn {_fmt(row.get('KID_musicnn'), '.4g')} "
+            f"(mels: {_fmt(row.get('FAD_musicnn_mel'), '.3f')}, {_fmt(row.get('KID_musicnn_mel'), '.4g')}) "
             f"| FAD_vgg16rand {_fmt(row.get('FAD_vgg16rand'), '.3f')} KID_vgg16rand {_fmt(row.get('KID_vgg16rand'), '.4g')} "
             f"| D {_fmt(row['density'])} C {_fmt(row['coverage'])} "
             f"| FAD {_fmt(row['FAD'])} | FAD_aisfx (offline stand-in) {_fmt(row['FAD_aisfx'], '.3f')} "
@@ -303,9 +313,9 @@ def format_row(row: dict) -> str:
 
 
 def table_header() -> str:
-    return ("Table 1 (pjloop): IS↑ (+ its classifier's held-out accuracy) FAD_vgg16rand↓ KID_vgg16rand↓ "
-            "(headline: an embedding no discriminator uses) D↑ C↑ | FAD↓ (VGGish) FAD_aisfx↓ (offline "
-            "stand-in) KID↓ | loopability (~real is good)")
+    return ("Table 1 (pjloop): IS↑ (+ its classifier's held-out accuracy) | FAD_musicnn↓ KID_musicnn↓ (headline: "
+            "a music embedding no discriminator uses; from the mels in brackets) | FAD_vgg16rand↓ KID_vgg16rand↓ "
+            "D↑ C↑ | FAD↓ (VGGish) FAD_aisfx↓ (offline stand-in) KID↓ | loopability (~real is good)")
 
 
 def append_csv(path: str | Path, row: dict) -> None:
@@ -332,15 +342,15 @@ def real_row(metrics: dict, data_dir) -> dict:
 
 
 def plot_curve(rows: list[dict], path: str | Path) -> None:
-    """Figure 4: FAD (and FAD_aisfx) and IS against training hours, one run."""
+    """Figure 4: FAD_musicnn (and the secondary FADs) and IS against training hours, one run."""
     rows = sorted(rows, key=lambda r: float(r["step"]))
     hours = [float(r["hours"]) for r in rows]
 
     def col(k):
         return [float(r[k]) if r.get(k, "") != "" else float("nan") for r in rows]
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.6))
-    for key, label in (("FAD_vgg16rand", "FAD_vgg16rand (headline)"), ("FAD", "FAD (VGGish)"),
-                       ("FAD_aisfx", "FAD_aisfx (offline stand-in)")):
+    for key, label in (("FAD_musicnn", "FAD_musicnn (headline)"), ("FAD_vgg16rand", "FAD_vgg16rand"),
+                       ("FAD", "FAD (VGGish)"), ("FAD_aisfx", "FAD_aisfx (offline stand-in)")):
         if not all(math.isnan(v) for v in col(key)):
             ax1.plot(hours, col(key), "o-", label=label)
     ax1.set_xlabel("training hours"), ax1.set_ylabel("Fréchet distance ↓"), ax1.legend()
@@ -390,8 +400,8 @@ def main(argv=None) -> int:
     ap.add_argument("--ckpt-dir", default="checkpoints", help="where the loop-genre classifier is kept")
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--vgg16-fc", type=int, default=VGG16_FC_DIM, help="RandomVGG16 fc1 width (paper: 4096)")
-    ap.add_argument("--mel-only", action="store_true", help="skip vocoding: only the mel metrics (IS, "
-                                                             "FAD/KID_vgg16rand, D&C), several times faster")
+    ap.add_argument("--mel-only", action="store_true", help="skip vocoding: only the mel metrics (IS, FAD/KID_"
+                                                             "musicnn_mel, FAD/KID_vgg16rand, D&C), faster")
     args = ap.parse_args(argv)
     if not (args.ckpt or args.curve or args.real_anchor):
         ap.error("give a checkpoint, --curve RUN_DIR, or --real-anchor")

@@ -11,6 +11,8 @@ import pytest
 import torch
 
 import demoloops
+import eval_embeddings as EE
+import evaluate as E
 import features
 import make_musicnn_fixture
 import mel as M
@@ -168,3 +170,17 @@ def test_embedding_has_both_ways_in_and_they_see_the_same_loop_alike():
     assert from_audio.shape == from_mels.shape == (3, MF.EMBED_DIM)
     dist = torch.cdist(from_audio, from_mels)                                 # (3, 3)
     assert int(dist[2].argmin()) == 2 and int(dist[:, 2].argmin()) == 2      # the synth loop finds itself
+
+
+def test_evaluation_leads_with_fad_and_kid_on_msd_musicnn_from_audio_and_from_mels():
+    rng = np.random.default_rng(0)
+    audio = np.stack([demoloops.render_loop("drum", g, s) for g, s in (("house", 1), ("rock", 2), ("funk", 3))] +
+                     [(0.1 * rng.standard_normal(M.LOOP_SAMPLES)).astype(np.float32) for _ in range(3)])
+    nets = EE.EvalNets("cpu", np.zeros(64, np.float32), np.ones(64, np.float32), EE.RandomVGG16(fc_dim=64))
+    nets.musicnn = MF.load_embedding()
+    feats = EE.embed_set(audio, np.stack([M.log_mel(a) for a in audio]), nets, verbose=False)
+    assert feats["musicnn"].shape == feats["musicnn_mel"].shape == (6, MF.EMBED_DIM)
+    m = E.compute_metrics(EE.take(feats, slice(0, 3)), EE.take(feats, slice(3, 6)), k=2, kid_subsets=2, kid_subset_size=3)
+    assert m["FAD_musicnn"] > 0 and m["FAD_musicnn_mel"] > 0 and np.isfinite(m["KID_musicnn"])
+    assert E.ROW_FIELDS.index("FAD_musicnn") == E.ROW_FIELDS.index("IS_clf_acc") + 1      # the headline column
+    assert "FAD_musicnn" in E.format_row(E.checkpoint_row({"step": 1}, "runs/x/a.pt", m))
