@@ -59,9 +59,9 @@ from adapter import GridAdapter, slaney_centres_hz
 from featurenet import FeatureNet
 from musicnn_port import (MUSICNN_HOP, MUSICNN_MELS, MUSICNN_SR, PATCH_FRAMES, VGG_CHANNELS, Musicnn, MusicnnVGG,
                           load_musicnn, musicnn_log_mel, repeat_to_patch)
+from projector import N_STAGES
 
-STAGE_CHANNELS = (VGG_CHANNELS,) * 4
-N_STAGES = 4                        # pool1..pool4: pool5 of a 62-frame chunk would be empty in time
+STAGE_CHANNELS = (VGG_CHANNELS,) * N_STAGES   # pool1..pool4: pool5 of a 62-frame chunk would be empty in time
 POWER_GAIN_LOG10 = 0.80             # log10 G in P ~= G M^2 (module docstring)
 LOG_SCALE_LOG10 = 4.0               # log10 of musicnn's 10000
 LN10 = math.log(10.0)

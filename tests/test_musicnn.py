@@ -19,6 +19,7 @@ import mel as M
 import musicnn_features as MF
 import musicnn_port as P
 from adapter import slaney_centres_hz
+from discriminator import ProjectedDiscriminator
 from featurenet import FeatureContext, FeatureNetUnavailable
 
 FIXTURE = Path(__file__).resolve().parent / "musicnn_reference.json"
@@ -184,3 +185,11 @@ def test_evaluation_leads_with_fad_and_kid_on_msd_musicnn_from_audio_and_from_me
     assert m["FAD_musicnn"] > 0 and m["FAD_musicnn_mel"] > 0 and np.isfinite(m["KID_musicnn"])
     assert E.ROW_FIELDS.index("FAD_musicnn") == E.ROW_FIELDS.index("IS_clf_acc") + 1      # the headline column
     assert "FAD_musicnn" in E.format_row(E.checkpoint_row({"step": 1}, "runs/x/a.pt", m))
+
+
+def test_mtt_vgg_drives_a_projected_discriminator_alone_and_beside_aisfx(mtt_vgg):
+    nets = [mtt_vgg] + ([features.build("aisfx", FeatureContext())] if importlib.util.find_spec("aisfx") else [])
+    D = ProjectedDiscriminator(nets)                                          # row E; with aisfx, row G
+    logits = D(torch.randn(2, 1, M.N_FRAMES, M.N_MELS))
+    assert len(logits) == 4 * len(nets) and all(l.shape[0] == 2 and torch.isfinite(l).all() for l in logits)
+    assert D.projectors[0].scale_sizes() == [(120, 96), (60, 48), (28, 24), (12, 12)]   # 2 chunks x2 upsampled
