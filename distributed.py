@@ -30,6 +30,9 @@ What is split across ranks and what is shared:
 * Errors: a failure in set-up or resume on any rank stops every rank (`together`, `main_first`): the
   failing rank raises its own error, the others `PeerFailed`; no rank waits for a peer that has gone.
 
+Several nodes: every rank reads the data set and, with --resume, the run's latest.pt, and set-up caches are
+filled by global rank 0 first, so the nodes are expected to share a filesystem (as torchrun clusters usually do).
+
 Test hook: with PJLOOP_DIST_REPORT=DIR every rank writes DIR/rank<k>.json at the end of training: the step,
 hashes of its G, G_ema and D, and every path it opened for writing, made, renamed or removed.
 """
@@ -173,6 +176,12 @@ def gather(world: World, obj) -> list:
     out = [None] * world.size
     dist.all_gather_object(out, obj)
     return out
+
+
+def barrier(world: World) -> None:
+    """Wait until every rank gets here (benchmark timing)."""
+    if world.size > 1:
+        dist.barrier()
 
 
 def _attempt(fn):
