@@ -79,6 +79,8 @@ class TrainConfig:
     adapter: str = "grid"             # aisfx's input: 'grid' = its native grid (adapter.py), 'affine' = ours
     batch_stats: bool = False         # the authors' SCNN: feature-net batch-norm on batch statistics
     fuse_logits: bool = False         # the authors' fusion: add the networks' logits, then one hinge per scale
+    clock: str = "wall"               # what --minutes counts: 'wall' time, or this process's 'cpu' time (fair
+                                      # budgets for single-threaded runs on a machine shared with other work)
     vggish: str | None = None         # path to the official VGGish weights (else env / hub cache)
 
 
@@ -268,7 +270,8 @@ def train(cfg: TrainConfig, device: str | None = None, resume: bool = False) -> 
     if torch.device(device).type == "cuda":
         reals = reals.contiguous(memory_format=torch.channels_last)
     run = Run(cfg, names, nets, data, world)
-    if resume and (out / "latest.pt").exists():
+    # Resume when any rank sees the checkpoint; a rank that cannot read it stops them all (no silent fresh start).
+    if resume and distributed.any_true(world, (out / "latest.pt").exists()):
         distributed.together(world, lambda: run.restore(out / "latest.pt"))
         if world.main:
             print(f"resumed {out / 'latest.pt'} at step {run.step} ({world.size} process(es))")
@@ -278,7 +281,8 @@ def train(cfg: TrainConfig, device: str | None = None, resume: bool = False) -> 
     G, D, autocast, stop = run.G, run.D, autocast_for(device), StopRequest()
     bar = tqdm(total=cfg.steps, initial=run.step, desc=out.name, dynamic_ncols=True, file=sys.stdout,
                disable=not world.main)
-    t0, seconds_before, step_before, stopping = time.time() - run.seconds, run.seconds, run.step, False
+    clock = time.process_time if cfg.clock == "cpu" else time.time
+    t0, seconds_before, step_before, stopping = clock() - run.seconds, run.seconds, run.step, False
     next_snapshot = (seconds_before // 60 // cfg.snapshot_minutes + 1) * cfg.snapshot_minutes if cfg.snapshot_minutes else None
     G.train(); D.train()
     try:
@@ -314,7 +318,7 @@ def train(cfg: TrainConfig, device: str | None = None, resume: bool = False) -> 
             update_ema(run.G_ema, G, ema_beta(cfg.batch, ema_half_life(cfg, run.step)))
 
             run.step += 1
-            stopping, run.seconds = distributed.agree(world, stop.requested, time.time() - t0)
+            stopping, run.seconds = distributed.agree(world, stop.requested, clock() - t0)
             bar.update(1)
             bar.set_postfix(loss_d=f"{loss_d.item():.3f}", loss_g=f"{loss_g.item():.3f}",
                             it_s=f"{(run.step - step_before) / max(run.seconds - seconds_before, 1e-9):.2f}")
