@@ -343,6 +343,11 @@ def train(cfg: TrainConfig, device: str | None = None, resume: bool = False) -> 
     return out
 
 
+def flags(settings: dict) -> str:
+    """{'g_channels': 32} -> '--g-channels 32': a preset written the way it is typed."""
+    return " ".join(f"--{k.replace('_', '-')} {v}" for k, v in settings.items())
+
+
 def _yes_no(s: str) -> bool:
     if s.lower() not in ("1", "0", "true", "false", "yes", "no"):
         raise argparse.ArgumentTypeError(f"expected yes/no, got {s!r}")
@@ -355,7 +360,7 @@ def parse_args(argv=None) -> tuple[TrainConfig, bool, str | None]:
         description="Train a Projected StyleGAN2 on one-bar loops (pjloop).",
         epilog=f"--features networks (comma list, or 'none' for plain StyleGAN2): {networks}. "
                f"Presets: on a GPU the paper's configuration ({PAPER}); without one the CPU preset "
-               f"({', '.join(f'{k}={v}' for k, v in CPU_PRESET.items())}) unless --paper.")
+               f"({flags(CPU_PRESET)}) unless --paper.")
     defaults = TrainConfig()
     for f in fields(TrainConfig):
         kind = {bool: _yes_no, int: int, float: float}.get(type(f.default), str)
@@ -374,7 +379,7 @@ def parse_args(argv=None) -> tuple[TrainConfig, bool, str | None]:
         for k, v in preset.items():
             setattr(cfg, k, v)
         if preset and distributed.env_rank() == 0:
-            print("No GPU: using the small CPU preset (" + ", ".join(f"{k}={v}" for k, v in preset.items()) +
+            print("No GPU: using the small CPU preset (" + flags(preset) +
                   "); pass --paper for the paper's configuration, or set any of these flags yourself.")
     return cfg, args.resume, device
 
