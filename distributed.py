@@ -9,9 +9,12 @@ torchrun gives every worker RANK, LOCAL_RANK and WORLD_SIZE. Without them (a pla
 is a world of one: nothing here communicates and train.py behaves exactly as on one device.
 
 What is split across ranks and what is shared:
-* Gradients: G and D are wrapped in DDP (`wrap`), PyTorch's own gradient all-reduce; nothing here reduces a
-  gradient. DDP registers only parameters with requires_grad, so D's frozen parts (feature networks: weights
-  and batch-norm buffers; CCM/CSM: buffers) never take part, and each rank checks their fingerprint itself.
+* Gradients: G and D are each wrapped in DDP (`wrap`), PyTorch's own gradient all-reduce; nothing here
+  reduces a gradient. DDP registers only parameters with requires_grad, so D's frozen parts (feature networks:
+  weights and batch-norm buffers; CCM/CSM: buffers) never take part, and each rank checks their fingerprint
+  itself. train.py's D step goes through D's wrapper (heads' gradients on, all-reduced); its G step through
+  G's wrapper and the bare D (heads' gradients off), so each wrapper sees every one of its parameters get a
+  gradient in each of its backward passes (find_unused_parameters=False holds).
 * Data: `--batch` is the global batch (StyleGAN2-ADA); each rank draws `local_batch` = batch / world size
   indices and latents from its own generator, seeded by `rank_seed(seed, rank, step)`.
 * Batch-norm in D's heads: per-rank statistics, as Projected GAN (DDP without buffer broadcasts, no
@@ -158,6 +161,11 @@ def all_true(world: World, flag: bool) -> bool:
     t = torch.tensor([0.0 if flag else 1.0], device=_comm_device(world))
     dist.all_reduce(t)                                   # (1,): how many ranks said no
     return t.item() == 0
+
+
+def any_true(world: World, flag: bool) -> bool:
+    """True on every rank when `flag` is true on some rank."""
+    return not all_true(world, not flag)
 
 
 def average_(world: World, tensors: list[torch.Tensor]) -> None:
