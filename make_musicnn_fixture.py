@@ -17,8 +17,8 @@ sigmoid of the logits, fed the first 187-frame patch of its `batch_data` front e
 mel) with one difference: the log is taken in float32. The extractor computes log10(10000 x + 1) in
 float16, where 10000 x overflows to inf for any mel power above 6.55 -- 219 of the 17 952 bins of the
 first demo drum clip -- and inf input makes the outputs meaningless (musicnn_port.musicnn_log_mel does
-the same float32 log). Stored per model and clip: the 50
-tag probabilities; for MSD_musicnn also the 200-d penultimate layer (the evaluation embedding).
+the same float32 log). Stored per model and clip: the 50 tag probabilities; for MSD_musicnn also the
+200-d penultimate layer (the evaluation embedding).
 """
 from __future__ import annotations
 

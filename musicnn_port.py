@@ -14,7 +14,9 @@ conventions from its `extractor.py` and `configuration.py`:
 
 - input: 16 kHz audio; librosa STFT, n_fft 512 (Hann, centred, zero-padded), hop 256 (16 ms); 96 mel
   bands, librosa's defaults (Slaney scale and area norm, 0-8 kHz); POWER; rounded to float16; then
-  log10(10000 x + 1). Trained on 3-s patches of 187 frames (`musicnn_log_mel`).
+  log10(10000 x + 1). Trained on 3-s patches of 187 frames (`musicnn_log_mel`). One deliberate
+  difference: the wheel's extractor takes that log IN float16, where 10000 x overflows to inf for any mel
+  power above 6.55 (loud bins of our demo loops); we take it in float32.
 - TF lays activations out NHWC with H = time, W = mel band; ours are NCHW (B, C, T, F): the same
   time-major order, so a TF kernel (kh, kw, in, out) = HWIO becomes PyTorch's OIHW by transpose(3, 2, 0, 1)
   and a dense kernel (in, out) becomes a Linear weight by .T. Every batch-norm has TF's eps 1e-3.
