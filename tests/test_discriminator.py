@@ -128,7 +128,7 @@ def test_runs_under_bf16_autocast():
 
 def test_projected_discriminator_rejects_a_wrong_shape_and_no_nets():
     D = ProjectedDiscriminator([stub("vgg")])
-    with pytest.raises(ValueError, match=r"expected a mel \(B, 1, 200, 64\)"):
+    with pytest.raises(AssertionError, match=r"expected a mel \(B, 1, 200, 64\)"):   # forward: a one-line assert
         D(torch.randn(4, 1, 192, 64))
     with pytest.raises(ValueError, match="at least one feature network"):
         ProjectedDiscriminator([])
@@ -160,3 +160,16 @@ def test_baseline_r1_is_positive_and_trains_d():
 def test_baseline_rejects_a_wrong_shape():
     with pytest.raises(ValueError, match="StyleGAN2Discriminator: expected a mel"):
         StyleGAN2Discriminator(max_channels=8)(torch.randn(4, 1, 64, 200))
+
+
+def test_real_feature_cache_gives_the_same_logits_and_computes_each_loop_once():
+    D = ProjectedDiscriminator([stub("scnn"), stub("aisfx")], upsample=False).eval()
+    reals = random_mel(8)                                             # a tiny "data set" of 8 loops
+    idx = torch.tensor([5, 1, 5, 7])                                  # a batch drawn with replacement
+    want = D(reals[idx])
+    D.cache_real_features()
+    first, again = D(reals[idx], real_idx=idx), D(reals[idx], real_idx=idx)
+    for w, a, b in zip(want, first, again):
+        torch.testing.assert_close(a, w)
+        torch.testing.assert_close(b, w)
+    assert len(D.real_cache) == 2 * 3                                 # 3 distinct loops x 2 feature nets
