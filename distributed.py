@@ -28,6 +28,8 @@ What is split across ranks and what is shared:
 * EMA generator: updated on every rank from identical G weights and buffers, so identical; rank 0 saves it.
 * Decisions: stop (Ctrl-C / SIGTERM on any rank), the time limit, timed snapshots and a non-finite loss are
   taken by all ranks together (`agree`, `all_true`), so every rank stops after the same step, never alone.
+  torchrun forwards a Ctrl-C or SIGTERM it gets to every rank once, then waits --shutdown-timeout seconds
+  (default 30) before SIGKILL: the current step and rank 0's save must fit in that time.
 * Files: rank 0 alone writes checkpoints, grids and the progress bar. Set-up that fills caches (the demo
   set, scnn_loop, the VGGish download) runs on rank 0 first (`main_first`), then on the others.
 * Errors: a failure in set-up or resume on any rank stops every rank (`together`, `main_first`): the
