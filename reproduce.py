@@ -37,6 +37,7 @@ import torch
 import evaluate
 import features
 import vggish
+from checkpoint import load_checkpoint
 from demoloops import ensure_demo_set
 from featurenet import FeatureNetUnavailable
 from train import CPU_PRESET, TrainConfig, train
@@ -125,7 +126,7 @@ def trained_minutes(run_dir: Path) -> float:
     ck = run_dir / "latest.pt"
     if not ck.is_file():
         return 0.0
-    return float(torch.load(ck, map_location="cpu", weights_only=False)["train_seconds"]) / 60
+    return float(load_checkpoint(ck, map_location="cpu", required=("train_seconds",))["train_seconds"]) / 60
 
 
 def train_row(name: str, row: dict, args, run_dir: Path) -> None:

@@ -79,6 +79,8 @@ class TrainConfig:
     adapter: str = "grid"             # aisfx's input: 'grid' = its native grid (adapter.py), 'affine' = ours
     batch_stats: bool = False         # the authors' SCNN: feature-net batch-norm on batch statistics
     fuse_logits: bool = False         # the authors' fusion: add the networks' logits, then one hinge per scale
+    cache_real: bool = False          # keep each real loop's projected features (same math, less compute, more
+                                      # memory: ~1 MB per loop and network on the CPU preset; not with batch_stats)
     clock: str = "wall"               # what --minutes counts: 'wall' time, or this process's 'cpu' time (fair
                                       # budgets for single-threaded runs on a machine shared with other work)
     vggish: str | None = None         # path to the official VGGish weights (else env / hub cache)
@@ -128,12 +130,14 @@ def prepare(cfg: TrainConfig, names: list[str], device: str) -> tuple[TrainConfi
     return cfg, data, build_feature_nets(cfg, names, data, device)
 
 
-def d_step(G, D, real, z, baseline: bool, step: int, autocast):
-    """Discriminator loss on a real and a (detached) fake batch, in separate passes."""
+def d_step(G, D, real, z, baseline: bool, step: int, autocast, real_idx=None):
+    """Discriminator loss on a real and a (detached) fake batch, in separate passes. `real_idx`: the real
+    batch's data-set indices, for the projected D's real-feature cache (`--cache-real`)."""
     with autocast():
         with torch.no_grad():
             fake = G(z)                                                                 # (B, 1, 200, 64)
-        real_logits, fake_logits = D(real), D(fake)
+        real_logits = D(real) if real_idx is None else D(real, real_idx=real_idx)
+        fake_logits = D(fake)
         loss = (losses.d_logistic(real_logits, fake_logits) if baseline
                 else losses.d_hinge(real_logits, fake_logits))
     if baseline and step % losses.R1_INTERVAL == 0:     # lazy R1 (docs/design.md §4), in full precision
@@ -191,6 +195,8 @@ class Run:
                 m.to(memory_format=torch.channels_last)
         # Only D's heads learn: the feature networks and CCM/CSM have requires_grad=False (so DDP skips them).
         self.d_params = [p for p in self.D.parameters() if p.requires_grad]
+        if cfg.cache_real and names and not cfg.batch_stats:
+            self.D.cache_real_features()
         self.G_sync, self.D_sync = distributed.wrap(self.G, world), distributed.wrap(self.D, world)
         self.opt_G = torch.optim.Adam(self.G.parameters(), lr=cfg.lr * G_LAZY, betas=(0.0, ADAM_BETA2 ** G_LAZY))
         self.opt_D = torch.optim.Adam(self.d_params, lr=cfg.lr * D_LAZY, betas=(0.0, ADAM_BETA2 ** D_LAZY))
@@ -288,7 +294,8 @@ def train(cfg: TrainConfig, device: str | None = None, resume: bool = False) -> 
     try:
         while (cfg.steps is None or run.step < cfg.steps) and not stopping and \
                 (cfg.minutes is None or run.seconds - seconds_before < 60 * cfg.minutes):
-            real = reals[torch.randint(len(reals), (batch,), generator=run.gen).to(device)]   # (B/N, 1, 200, 64)
+            idx = torch.randint(len(reals), (batch,), generator=run.gen).to(device)
+            real = reals[idx]                                                           # (B/N, 1, 200, 64)
             z_d = torch.randn(batch, run.g_cfg.z_dim, generator=run.gen).to(device)
             z_g = torch.randn(batch, run.g_cfg.z_dim, generator=run.gen).to(device)
 
@@ -296,7 +303,8 @@ def train(cfg: TrainConfig, device: str | None = None, resume: bool = False) -> 
             #    D_sync all-reduces them across ranks.
             for p in run.d_params:
                 p.requires_grad_(True)
-            loss_d = d_step(G, run.D_sync, real, z_d, baseline, run.step, autocast)
+            loss_d = d_step(G, run.D_sync, real, z_d, baseline, run.step, autocast,
+                            real_idx=idx if cfg.cache_real else None)
             check_finite("D", loss_d, run.step, out, world)
             run.opt_D.zero_grad(set_to_none=True)
             loss_d.backward()

@@ -166,3 +166,13 @@ def test_command_line_names_the_missing_vggish_file_without_a_traceback(tmp_path
     assert res.returncode != 0
     assert "VGGish weights not available" in res.stderr and "--features aisfx" in res.stderr
     assert "Traceback" not in res.stderr
+
+
+def test_real_feature_cache_trains_the_same_weights(tmp_path, tiny_drum_set):
+    plain = train.train(cfg_for(tmp_path / "a", tiny_drum_set, "aisfx", steps=3), device="cpu")
+    cached = train.train(cfg_for(tmp_path / "b", tiny_drum_set, "aisfx", steps=3, cache_real=True), device="cpu")
+    a = torch.load(plain / "latest.pt", weights_only=False)
+    b = torch.load(cached / "latest.pt", weights_only=False)
+    for key in ("g", "d"):
+        for name, t in a[key].items():
+            torch.testing.assert_close(b[key][name], t, rtol=1e-5, atol=1e-6, msg=f"{key}.{name}")
