@@ -62,19 +62,22 @@ def bench(spec: str, args, world: World) -> tuple[float, float, float]:
     ctx = features.FeatureContext(device=device, vggish_path=args.vggish)
     nets = {n: random_net(n, ctx) for n in names}
     cfg = train.TrainConfig(features=spec, batch=args.batch, g_channels=args.g_channels, d_channels=args.g_channels,
-                            csm_upsample=bool(args.csm_upsample))
+                            csm_upsample=bool(args.csm_upsample), cache_real=bool(args.cache_real))
     run = train.Run(cfg, names, nets, None, world)          # as train.py: channels_last on CUDA, DDP wrappers
     batch = distributed.local_batch(args.batch, world)
     real = torch.randn(batch, 1, 200, 64, device=device)                            # (B/N, 1, T=200, F=64)
     if torch.device(device).type == "cuda":
         real = real.contiguous(memory_format=torch.channels_last)
     autocast, beta, nowhere = train.autocast_for(device), ema_beta(args.batch), Path(".")
+    # With --cache-real the same batch's features are cached after the warm-up: the steady state of a run
+    # once every loop has been seen (after one pass over the data set).
+    real_idx = torch.arange(batch, device=device) if cfg.cache_real and names else None
 
     def step(i):
         z = torch.randn(batch, run.g_cfg.z_dim, device=device)
         for p in run.d_params:
             p.requires_grad_(True)
-        loss = train.d_step(run.G, run.D_sync, real, z, not names, i, autocast)
+        loss = train.d_step(run.G, run.D_sync, real, z, not names, i, autocast, real_idx=real_idx)
         train.check_finite("D", loss, i, nowhere, world)
         run.opt_D.zero_grad(set_to_none=True); loss.backward(); run.opt_D.step()
         for p in run.d_params:
@@ -120,9 +123,13 @@ def main():
     ap.add_argument("--warmup", type=int, default=3 if gpu else 1)
     ap.add_argument("--sets", default=";".join(SETS), help="feature sets separated by ';'")
     ap.add_argument("--vggish", default=None)
+    ap.add_argument("--cache-real", type=int, default=0, help="1: the real-feature cache (train.py --cache-real)")
+    ap.add_argument("--threads", type=int, default=None, help="torch threads per process (default: torch's)")
     ap.add_argument("--ddp", type=int, default=None, metavar="N", help="measure 1 and N processes (torchrun)")
     ap.add_argument("--one", default=None, help=argparse.SUPPRESS)   # internal: measure one set, print its row
     args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     if args.one is not None:
         world = distributed.init(args.device)
         its, cpu, peak = bench(args.one, args, world)
@@ -131,10 +138,12 @@ def main():
         distributed.close()
         return
     print(f"device {args.device} ({torch.cuda.get_device_name() if args.device == 'cuda' else f'{torch.get_num_threads()} threads'}), "
-          f"global batch {args.batch}, G width {args.g_channels}, CSM x2 {bool(args.csm_upsample)}, {args.steps} timed steps")
+          f"global batch {args.batch}, G width {args.g_channels}, CSM x2 {bool(args.csm_upsample)}, "
+          f"real-feature cache {bool(args.cache_real)}, {args.steps} timed steps")
     print(f"{'features':<16}{'procs':>6}{'it/s':>8}{'img/s':>9}{'CPU s/it':>10}{'peak GiB':>10}", flush=True)
     passed = ["--device", args.device, "--batch", str(args.batch), "--g-channels", str(args.g_channels),
-              "--csm-upsample", str(args.csm_upsample), "--steps", str(args.steps), "--warmup", str(args.warmup)]
+              "--csm-upsample", str(args.csm_upsample), "--steps", str(args.steps), "--warmup", str(args.warmup),
+              "--cache-real", str(args.cache_real)] + (["--threads", str(args.threads)] if args.threads else [])
     passed += ["--vggish", args.vggish] if args.vggish else []
     for spec in args.sets.split(";"):          # fresh processes per set: peak memory is not inherited
         if args.ddp is None:
