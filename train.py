@@ -88,8 +88,8 @@ class TrainConfig:
 
 # A 2-core CPU cannot train the paper's configuration (52 GMAC per generated loop, `python generator.py`); this
 # preset makes the README's quick start finish on its own in about ten minutes and leave a checkpoint and grids.
-CPU_PRESET = dict(batch=8, g_channels=32, d_channels=32, csm_upsample=False, minutes=8.0, sample_every=50,
-                  ckpt_every=50, snapshot_every=200)
+CPU_PRESET = dict(batch=8, g_channels=32, d_channels=32, csm_upsample=False, cache_real=True, minutes=8.0,
+                  sample_every=50, ckpt_every=50, snapshot_every=200)
 PAPER = "--features vgg,scnn_loop --batch 64 --g-channels 512 --csm-upsample yes (the default on a GPU)"
 # Adam's learning-rate ratios (StyleGAN2's lazy regularisation): D's R1 runs every 16 steps, so D gets 16/17
 # (the authors keep it in the projected runs too). The path-length regulariser is not implemented, so G's is 1.
