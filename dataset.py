@@ -6,9 +6,11 @@ for real loops) looks the same either way, so everything downstream treats them 
     DATA_DIR/
       wav/<id>.wav        one-bar loop, 16 kHz mono float, exactly 32 000 samples
       mel/<id>.npy        (F=64, T=200) float32 raw log10 mel of that wav (mel.log_mel)
-      manifest.csv        id, source, bar, bpm, genre   (one row per kept loop)
+      manifest.csv        id, source, bar, bpm, genre   (one row per kept loop; genre "" = unlabelled)
       stats.npz           mean (64,), std (64,): per-mel-band statistics over the whole set
       skipped.csv         file, reason                  (input that was not used, and why)
+      report.csv          file, genre, bars_kept, bpm, rule, confidence, skipped   (real loops: one row
+                          per source file, and which evidence found its bars; see loop_tempo.py)
       progress.jsonl      one JSON line per processed source file (real loops only: what makes a
                           re-run of preprocess.py resume instead of starting over)
 
@@ -33,6 +35,8 @@ from mel import LOOP_SAMPLES, N_FRAMES, N_MELS, SR, band_stats_of_files, log_mel
 
 MANIFEST_FIELDS = ["id", "source", "bar", "bpm", "genre"]
 SKIP_FIELDS = ["file", "reason"]
+REPORT_FIELDS = ["file", "genre", "bars_kept", "bpm", "rule", "confidence", "skipped"]
+UNLABELLED = ""           # the genre of a loop that has none: the GAN needs no labels, only scnn_loop/IS do
 
 
 # ---------------------------------------------------------------------------------------------
@@ -114,6 +118,17 @@ def finalize_dataset(data_dir: str | Path, rows: list[dict], skipped: list[dict]
     # The manifest is written last: a data set with a manifest is complete.
     write_csv(data_dir / "manifest.csv", MANIFEST_FIELDS, rows)
     return mean, std
+
+
+def require_genre_labels(data_dir: str | Path, who: str) -> None:
+    """Raise ValueError, naming the remedy, when some loop of a data set has no genre label."""
+    rows = read_csv(Path(data_dir) / "manifest.csv")
+    missing = sum(r["genre"] == UNLABELLED for r in rows)
+    if missing:
+        raise ValueError(f"{who} needs a genre label for every loop, but {missing} of {len(rows)} loops in "
+                         f"{data_dir} have none. Give them one: put the loop files in LOOPS_DIR/<genre>/ "
+                         "sub-folders, or pass --labels CSV (columns file,genre), and run preprocess.py again "
+                         "(finished files are reused: only the labels are read anew)")
 
 
 def load_stats(data_dir: str | Path) -> tuple[np.ndarray, np.ndarray]:

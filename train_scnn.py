@@ -34,7 +34,7 @@ from tqdm import tqdm
 import demoloops
 import mtat
 from checkpoint import CheckpointError, save_checkpoint
-from dataset import LoopMelDataset, read_csv
+from dataset import LoopMelDataset, read_csv, require_genre_labels
 from mel import N_MELS
 from scnn import CHUNK, LOOP_WIDTH, SCNNConfig, ShortChunkCNN, loop_checkpoint_path, manifest_hash
 
@@ -157,6 +157,7 @@ def train_loop_classifier(data_dir: str | Path, cfg: LoopTrainConfig = LoopTrain
     t0 = time.time()
     data_dir = Path(data_dir)
     torch.manual_seed(cfg.seed)
+    require_genre_labels(data_dir, "the loop-genre classifier scnn_loop (and the IS built on it)")
     ds = LoopMelDataset(data_dir)                            # mels (N, 1, 200, 64), z-scored with stats.npz
     if len(ds.genres) < 2:
         raise ValueError(f"{data_dir}: a genre classifier needs at least 2 genres, found {ds.genres}")

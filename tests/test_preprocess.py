@@ -1,8 +1,11 @@
 """Spec of preprocess.py: the real-loop CLI (paper Section 4 "Pipeline"; docs/design.md §1):
-downbeats -> full bars -> 2.000 s at 16 kHz -> a data set, with bad input skipped for a reason, resumable and idempotent runs, and a --bpm mode that needs no madmom.
+bars (loop_tempo's evidence chain: name, metadata, length + tempo, downbeats) -> 2.000 s at 16 kHz ->
+a data set, labels optional, with bad input skipped for a reason, a per-file report, resumable and
+idempotent runs, and a --bpm mode that needs no madmom.
 
-The madmom runs (about 10 s of CPU) happen once, in the module-scoped `tracked_set` fixture, on a
-folder that holds two demo drum loops AND the bad-input zoo; the other tests use --bpm mode.
+The madmom runs happen once per module-scoped fixture: `tracked_set` (two demo drum loops AND the
+bad-input zoo) and `library` (loops as a loop library ships them, in a plain folder); the other
+tests use --bpm mode.
 """
 from __future__ import annotations
 
@@ -21,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import preprocess as pp  # noqa: E402
 from audio_io import PEAK_LEVEL, SkipFile, resample  # noqa: E402
 from bar_grid import bars_at_tempo, bars_from_downbeats  # noqa: E402
-from dataset import LoopMelDataset, is_complete, read_csv  # noqa: E402
+from dataset import REPORT_FIELDS, UNLABELLED, LoopMelDataset, is_complete, read_csv  # noqa: E402
 from mel import LOOP_SAMPLES, LOOP_SECONDS, SR, log_mel  # noqa: E402
 
 HAS_RUBBERBAND = shutil.which("rubberband") is not None
@@ -177,7 +180,7 @@ def tracked_set(tmp_path_factory):
     good = (loops / "house" / "demo97.wav").read_bytes()
     (loops / "house" / "corrupt.wav").write_bytes(good[:12] + b"junkjunk" + good[20:4000])
     os.symlink(loops / "nowhere.wav", loops / "house" / "broken_link.wav")
-    write(loops / "loose.wav", drums)                                     # not inside a <genre>/ folder
+    write(loops / "loose.wav", drums)                 # not inside a <genre>/ folder: kept, unlabelled
     write(loops / "locked" / "x.wav", drums)
     (loops / "house" / "readme.txt").write_text("not audio: ignored, not reported")
 
@@ -226,22 +229,24 @@ def test_bad_input_is_skipped_with_a_reason_and_never_crashes_the_run(tracked_se
         "house/notes.wav": "unreadable audio",
         "house/corrupt.wav": "unreadable audio",
         "house/broken_link.wav": "unreadable audio",
-        "loose.wav": "no genre label",
         "locked/": "unreadable directory",
     }
     assert set(why) == set(expected)                                   # readme.txt is not audio: ignored
     for file, category in expected.items():
         assert why[file].startswith(category + ":"), (file, why[file])
     assert "permission denied" in why["locked/"]
-    assert summary["n_skipped"] == len(expected) and summary["kept_files"] == 2
-    sources = {r["source"] for r in read_csv(out / "manifest.csv")}
-    assert sources == {"house/demo97.wav", "techno/demo97_44k_stereo.flac"}
+    assert summary["n_skipped"] == len(expected) and summary["kept_files"] == 3
+    sources = {(r["source"], r["genre"]) for r in read_csv(out / "manifest.csv")}
+    assert sources == {("house/demo97.wav", "house"), ("techno/demo97_44k_stereo.flac", "techno"),
+                       ("loose.wav", UNLABELLED)}                      # labels are optional
 
 
 def test_summary_says_kept_and_skipped_counts_and_groups_the_reasons(tracked_set):
     _, _, summary = tracked_set
     lines = pp.summary_lines(summary)
-    assert lines[0] == f"kept {summary['kept_bars']} bars from 2 files, skipped 9 files"
+    assert lines[0] == f"kept {summary['kept_bars']} bars from 3 files, skipped 8 files"
+    assert "labelled: 2 of 3 kept files have a genre" in lines[1] and "--labels" in lines[1]
+    assert lines[2].startswith("  bars found by: ")
     assert any(line.split() == ["3", "unreadable", "audio"] for line in lines[1:]), lines
 
 
@@ -255,7 +260,7 @@ def test_rerunning_is_idempotent_and_processes_nothing_again(tracked_set, monkey
     monkeypatch.setattr(pp, "process_file", must_not_run)
     refuse_to_list(monkeypatch, loops / "locked")
     again = run(loops, out)
-    assert first["processed"] == 9 and again["processed"] == 0 and again["reused"] == 9
+    assert first["processed"] == 10 and again["processed"] == 0 and again["reused"] == 10
     assert (out / "manifest.csv").read_bytes() == manifest
     assert (out / "skipped.csv").read_bytes() == skipped
     np.testing.assert_array_equal(np.load(out / "stats.npz")["mean"], stats)
@@ -297,17 +302,19 @@ def test_stereo_multichannel_and_odd_sample_rates_are_converted_not_skipped(tmp_
         assert np.argmax(np.abs(audio[:4000])) < 0.02 * SR
 
 
-def test_labels_csv_gives_genres_and_flags_missing_unlabelled_and_conflicting_files(tmp_path):
+def test_labels_csv_gives_genres_keeps_unlabelled_files_and_flags_missing_and_conflicting_ones(tmp_path):
     loops, out = tmp_path / "loops", tmp_path / "data"
     for name in ["a.wav", "sub/b.flac", "c.wav", "d.wav", "e.wav"]:
         write(loops / name, click_loop(bpm=120, bars=1))
     (tmp_path / "labels.csv").write_text("file,genre\na.wav,rock\n./sub/b.flac,jazz\nghost.wav,rock\n"
                                          "d.wav,\ne.wav,rock\ne.wav,pop\n")
     summary = run(loops, out, labels=tmp_path / "labels.csv", bpm=120)   # 120 BPM: no stretching needed
-    assert {(r["source"], r["genre"]) for r in summary["rows"]} == {("a.wav", "rock"), ("sub/b.flac", "jazz")}
+    assert {(r["source"], r["genre"]) for r in summary["rows"]} == {
+        ("a.wav", "rock"), ("sub/b.flac", "jazz"), ("c.wav", UNLABELLED), ("d.wav", UNLABELLED)}
+    assert summary["labelled_files"] == 2 and summary["kept_files"] == 4
     why = reasons(out)
+    assert set(why) == {"ghost.wav", "e.wav"}             # not listed or no label: kept, unlabelled
     assert why["ghost.wav"].startswith("missing file:")
-    assert why["c.wav"].startswith("no genre label:") and why["d.wav"].startswith("no genre label:")
     assert why["e.wav"].startswith("conflicting genre labels:")
     (tmp_path / "bad.csv").write_text("path,label\na.wav,rock\n")
     with pytest.raises(ValueError, match="bad.csv.*'file' and 'genre'"):
@@ -410,3 +417,14 @@ def test_cli_prints_the_summary_and_reports_user_errors_without_a_traceback(tmp_
     (loops / "rock" / "a.wav").unlink()
     assert pp.main([str(loops), "--out", str(tmp_path / "d2"), "--bpm", "120"]) == 1
     assert "no loops kept" in capsys.readouterr().err
+
+
+def test_unlabelled_loops_are_kept_and_scnn_loop_then_names_the_remedy(tmp_path):
+    train_scnn = pytest.importorskip("train_scnn")
+    loops, out = tmp_path / "loops", tmp_path / "data"
+    for i in range(3):
+        write(loops / f"{i}.wav", click_loop(bpm=120, bars=1, seed=i))   # a plain folder: no genres
+    summary = run(loops, out, bpm=120)
+    assert summary["kept_files"] == 3 and summary["labelled_files"] == 0
+    with pytest.raises(ValueError, match=r"scnn_loop.*3 of 3 loops.*<genre>/ sub-folders.*--labels"):
+        train_scnn.train_loop_classifier(out, train_scnn.LoopTrainConfig(width=8, epochs=1), ckpt_dir=tmp_path)
