@@ -171,11 +171,18 @@ def write_result(path: Path, row: dict) -> None:
         os.fsync(f.fileno())
 
 
+def value(row: dict, key: str) -> float:
+    """A metric of a CSV row as a float; NaN where the column is absent or empty."""
+    v = row.get(key)
+    return float(v) if v not in ("", None) else float("nan")
+
+
 def first_reach(rows: list[dict], key: str, target: float, lower_is_better: bool) -> float | None:
-    """Training minutes of the first evaluation at least as good as `target`, else None."""
+    """Training minutes of the first evaluation at least as good as `target`, else None (also when either
+    side was not measured)."""
     for r in sorted(rows, key=lambda r: float(r["train_minutes"])):
-        v = float(r[key])
-        if (v <= target) if lower_is_better else (v >= target):
+        v = value(r, key)
+        if (v <= target) if lower_is_better else (v >= target):      # False for NaN on either side
             return float(r["train_minutes"])
     return None
 
@@ -193,9 +200,9 @@ def make_table(results: list[dict], names: list[str], args) -> str:
     for n, rs in by_row.items():
         last = rs[-1]
         cells = [n, last["features"] or "none", f"{float(last['train_minutes']):.1f}"]
-        cells += [format(float(last[k]), spec) if last.get(k) not in ("", None) else "-" for k, spec in TABLE_METRICS]
+        cells += ["-" if np.isnan(value(last, k)) else format(value(last, k), spec) for k, spec in TABLE_METRICS]
         for key, lower in (("density", False), ("coverage", False), (HEADLINE, True)):
-            t = first_reach(rs, key, float(base[-1][key]), lower) if base else None
+            t = first_reach(rs, key, value(base[-1], key), lower) if base else None
             cells.append("-" if t is None else f"{t:.1f} ({t / float(base[-1]['train_minutes']):.2f}x)")
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
@@ -205,14 +212,16 @@ def plot(results: list[dict], names: list[str], path: Path) -> None:
     import matplotlib                    # plotting only: an optional heavy import kept out of the training path
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    fig, axes = plt.subplots(1, len(PANELS), figsize=(4 * len(PANELS), 3.2))
+    panels = [(k, title) for k, title in PANELS if any(not np.isnan(value(r, k)) for r in results)]
+    fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 3.2), squeeze=False)
+    axes = axes[0]
     for n in names:
         rs = sorted([r for r in results if r["row"] == n], key=lambda r: float(r["train_minutes"]))
         if not rs:
             continue
         t = [float(r["train_minutes"]) for r in rs]
-        for ax, (key, title) in zip(axes, PANELS):
-            ax.plot(t, [float(r[key]) if r.get(key) not in ("", None) else np.nan for r in rs], marker="o", label=n)
+        for ax, (key, title) in zip(axes, panels):
+            ax.plot(t, [value(r, key) for r in rs], marker="o", label=n)
             ax.set_title(title, fontsize=9)
             ax.set_xlabel("training minutes")
     axes[0].legend(fontsize=7)
@@ -237,6 +246,8 @@ def main(argv=None) -> int:
                          "--threads 1 runs on a machine shared with other work)")
     ap.add_argument("--mel-only", action="store_true",
                     help="evaluate without vocoding (IS, FAD/KID on mels, D&C; no audio columns): much faster")
+    ap.add_argument("--report-only", action="store_true",
+                    help="only rewrite table.md and curve.png from results.csv (no training, no evaluation)")
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     args = ap.parse_args(argv)
     args.device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
@@ -251,6 +262,9 @@ def main(argv=None) -> int:
     out = Path(args.out) / args.loops
     out.mkdir(parents=True, exist_ok=True)
     results = out / "results.csv"
+    if args.report_only:
+        write_report(out, results, args)
+        return 0
     args.data = args.data or str(ensure_demo_set(args.loops))
     real = evaluate.prepare_real(args.data, args.n, seed=EVAL_SEED, device=args.device, verbose=False)
     for n in names:       # row by row: train, evaluate its snapshots, refresh the table and the curve
@@ -259,13 +273,18 @@ def main(argv=None) -> int:
             continue
         train_row(n, table[n], args, out / "runs" / n)
         evaluate_row(n, table[n], out / "runs" / n, real, args, results)
-        rows = read_results(results)
-        all_names = list(dict.fromkeys([r["row"] for r in rows]))
-        (out / "table.md").write_text(make_table(rows, all_names, args))
-        plot(rows, all_names, out / "curve.png")
+        write_report(out, results, args)
+    return 0
+
+
+def write_report(out: Path, results: Path, args) -> None:
+    """table.md and curve.png from every row in results.csv."""
+    rows = read_results(results)
+    names = list(dict.fromkeys([r["row"] for r in rows]))
+    (out / "table.md").write_text(make_table(rows, names, args))
+    plot(rows, names, out / "curve.png")
     print((out / "table.md").read_text())
     print(f"[reproduce] wrote {out / 'table.md'}, {results}, {out / 'curve.png'}")
-    return 0
 
 
 if __name__ == "__main__":
