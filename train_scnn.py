@@ -248,6 +248,7 @@ def ensure_loop_classifier(loops: str, data_dir: str | Path | None, ckpt_dir: st
     path = loop_checkpoint_path(data_dir, ckpt_dir)
     if path.is_file():
         return path
+    require_genre_labels(data_dir, "the loop-genre classifier scnn_loop (and the IS built on it)")   # before announcing
     cfg = LoopTrainConfig(device=device)
     n = len(read_csv(data_dir / "manifest.csv"))
     print(f"training the loop-genre classifier scnn_loop on {data_dir} (first use, about "

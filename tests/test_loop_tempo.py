@@ -224,3 +224,15 @@ def test_metadata_decides_when_the_name_says_nothing(tmp_path, monkeypatch):
     append_riff_chunk(path, acid_chunk(90.0, 16))
     plan = lt.find_bars(clicks(90, 4), SR, "groove.wav", path)
     assert (plan.rule, len(plan.bars), round(plan.bpm, 2)) == (lt.RULE_METADATA, 4, 90.0)
+
+
+def test_a_file_without_any_onset_is_bars_only_when_its_length_allows_one_reading():
+    quiet = KnownBeats(1.846, beats=[], downs=[])
+    quiet.evidence, quiet.strong = "none", False
+    x = np.ones(int(1.846 * SR), np.float32)                # a held chord: one bar at 130 BPM, nothing else fits
+    plan = lt.plan_from_length_and_tempo(quiet, [(0.0, 1.846)], lt.TailTest(x, SR))
+    assert len(plan.bars) == 1 and plan.bpm == pytest.approx(130.0, abs=0.1) and plan.confidence == lt.FALLBACK_CONFIDENCE
+    x = np.ones(3 * SR, np.float32)                         # 3 s: 1 bar at 80 or 2 at 160 - no evidence to choose
+    drone = KnownBeats(3.0, beats=[], downs=[])
+    drone.evidence, drone.strong = "none", False
+    assert lt.plan_from_length_and_tempo(drone, [(0.0, 3.0)], lt.TailTest(x, SR)) is None
