@@ -224,6 +224,8 @@ def plot(results: list[dict], names: list[str], path: Path) -> None:
             ax.plot(t, [value(r, key) for r in rs], marker="o", label=n)
             ax.set_title(title, fontsize=9)
             ax.set_xlabel("training minutes")
+            if key.startswith(("FAD", "KID")):
+                ax.set_yscale("log")          # collapsed rows are orders of magnitude off
     axes[0].legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=80)
