@@ -38,6 +38,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
 
 from layers import BLUR_KERNEL, Blur, EqualLinear, Upsample, bias_leaky_relu
 
@@ -361,7 +362,6 @@ def count_params(model: nn.Module, trainable_only: bool = True) -> int:
 def macs_per_sample(cfg: GeneratorConfig) -> int:
     """Multiply-accumulates of one forward pass for one sample (mapping + synthesis, all convs, linears
     and blurs), counted by torch's FlopCounterMode (FLOPs / 2) on the meta device: no memory, no compute."""
-    from torch.utils.flop_counter import FlopCounterMode
     g = Generator(cfg).eval().to("meta")                     # built on CPU (~100 MB at width 512), then emptied
     z = torch.zeros(1, cfg.z_dim, device="meta")
     with FlopCounterMode(display=False) as counter:

@@ -7,11 +7,14 @@ check that a frozen net stays in eval mode.
 import subprocess
 import sys
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from dataset import finalize_dataset, save_loop
 from featurenet import FeatureNet
+from mel import LOOP_SAMPLES, SR, log_mel, to_gan
 
 
 class StubNet(FeatureNet):
@@ -53,3 +56,20 @@ def run_cli(*args, cwd) -> str:
     res = subprocess.run([sys.executable, *map(str, args)], cwd=cwd, capture_output=True, text=True, timeout=900)
     assert res.returncode == 0, f"{args[0]} failed:\n{res.stdout[-3000:]}\n{res.stderr[-3000:]}"
     return res.stdout + res.stderr
+
+
+def noise_loop_set(data_dir, n: int):
+    """A data set of n 2-s loops of quiet white noise, one genre: enough for the evaluation code paths.
+    -> the set's per-band (mean, std)."""
+    rng = np.random.default_rng(0)
+    rows = []
+    for i in range(n):
+        save_loop(data_dir, f"l{i}", (0.1 * rng.standard_normal(LOOP_SAMPLES)).astype(np.float32))
+        rows.append({"id": f"l{i}", "source": "t", "bar": 0, "bpm": 120, "genre": "g"})
+    return finalize_dataset(data_dir, rows, [])
+
+
+def tone_mel(freq_hz: float) -> torch.Tensor:
+    """A 2-s pure tone as an unstandardised GAN-layout mel (1, 1, T=200, F=64)."""
+    t = np.arange(LOOP_SAMPLES) / SR
+    return to_gan(log_mel(np.sin(2 * np.pi * freq_hz * t).astype(np.float32)), np.zeros(64), np.ones(64))

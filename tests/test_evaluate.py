@@ -12,16 +12,15 @@ import eval_embeddings as EE
 import evaluate as E
 from dataset import finalize_dataset, save_loop
 from mel import LOOP_SAMPLES, log_mel
+from stubs import noise_loop_set
+import sfxnet
+from dataclasses import asdict
+from generator import Generator, GeneratorConfig
+from checkpoint import save_checkpoint
+import sample
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """The metrics are small matrix products: on a shared 2-core machine, intra-op threads only wait
-    for each other (KID ran 10x slower with 2 threads under load). Restored afterwards."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")     # tests/conftest.py
 
 
 # ---------------------------------------------------------------------------------------------
@@ -110,7 +109,6 @@ def test_evaluate_sets_runs_end_to_end_on_audio_with_the_available_networks():
     mels = log_mel(audio)                                                      # (12, 64, 200)
     nets = EE.EvalNets("cpu", np.zeros(64, np.float32) - 2, np.ones(64, np.float32), small_vgg())
     try:
-        import sfxnet
         nets.sfx = sfxnet.load_sfxnet()
     except Exception:
         pass   # the aisfx wheel is optional: FAD_aisfx is then NaN, as asserted below
@@ -190,17 +188,9 @@ def test_cli_names_a_checkpoint_it_cannot_use(tmp_path):
 @pytest.mark.slow
 def test_cli_evaluates_a_run_and_draws_the_training_curve(tmp_path):
     """End to end: a tiny data set, two tiny random generator checkpoints, the Griffin-Lim fallback."""
-    from dataclasses import asdict
     pytest.importorskip("melgan")
-    from generator import Generator, GeneratorConfig
-    from checkpoint import save_checkpoint
-    rng = np.random.default_rng(0)
     data, run = tmp_path / "data", tmp_path / "run"
-    rows = []
-    for i in range(16):
-        save_loop(data, f"l{i}", (0.1 * rng.standard_normal(LOOP_SAMPLES)).astype(np.float32))
-        rows.append({"id": f"l{i}", "source": "t", "bar": 0, "bpm": 120, "genre": "g"})
-    mean, std = finalize_dataset(data, rows, [])
+    mean, std = noise_loop_set(data, 16)
     cfg = GeneratorConfig(max_channels=8)
     for step in (100, 200):
         save_checkpoint({"g_ema": Generator(cfg).state_dict(), "g_config": asdict(cfg), "step": step,
@@ -222,17 +212,9 @@ def test_cli_evaluates_a_run_and_draws_the_training_curve(tmp_path):
 def tiny_run(tmp_path_factory):
     """A one-genre data set of 12 loops (no IS: a classifier needs two genres) and a tiny generator
     checkpoint whose noise is switched on."""
-    from dataclasses import asdict
-    from generator import Generator, GeneratorConfig
-    from checkpoint import save_checkpoint
     root = tmp_path_factory.mktemp("api")
     data = root / "data"
-    rng = np.random.default_rng(0)
-    rows = []
-    for i in range(12):
-        save_loop(data, f"l{i}", (0.1 * rng.standard_normal(LOOP_SAMPLES)).astype(np.float32))
-        rows.append({"id": f"l{i}", "source": "t", "bar": 0, "bpm": 120, "genre": "g"})
-    mean, std = finalize_dataset(data, rows, [])
+    mean, std = noise_loop_set(data, 12)
     cfg = GeneratorConfig(max_channels=8)
     torch.manual_seed(0)
     G = Generator(cfg)
@@ -247,7 +229,6 @@ def tiny_run(tmp_path_factory):
 
 
 def test_metric_sets_give_two_loops_of_one_latent_different_noise(tiny_run):
-    import sample
     _, ckpt_path, _ = tiny_run
     G, ck = sample.load_generator(ckpt_path)
     _, a = E.generate_set(G, ck, None, 4, seed=3)

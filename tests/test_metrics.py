@@ -6,16 +6,11 @@ import torch
 
 import metrics as M
 from mel import LOOP_SAMPLES, SR
+from scipy.linalg import sqrtm
+from prdc import compute_prdc
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """The metrics are small matrix products: on a shared 2-core machine, intra-op threads only wait
-    for each other (KID ran 10x slower with 2 threads under load). Restored afterwards."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")     # tests/conftest.py
 
 
 # ---------------------------------------------------------------------------------------------
@@ -31,7 +26,6 @@ def test_frechet_distance_equals_closed_form_for_diagonal_gaussians():
 
 
 def test_frechet_distance_matches_scipy_sqrtm_for_full_covariances():
-    from scipy.linalg import sqrtm
     rng = np.random.default_rng(1)
     m1, m2 = rng.normal(size=(6, 6)), rng.normal(size=(6, 6))
     s1, s2 = m1 @ m1.T + 0.1 * np.eye(6), m2 @ m2.T + 0.1 * np.eye(6)
@@ -87,7 +81,6 @@ def brute_force_density_coverage(real, fake, k):
 
 
 def test_density_coverage_equal_brute_force_and_the_prdc_package():
-    from prdc import compute_prdc
     rng = np.random.default_rng(5)
     real = rng.normal(size=(60, 4))
     fake = rng.normal(loc=0.3, scale=1.2, size=(45, 4))
@@ -101,7 +94,6 @@ def test_density_coverage_equal_brute_force_and_the_prdc_package():
 def test_density_coverage_of_identical_sets_are_exactly_one_as_prdc():
     # Strict "<" (prdc's convention): each real ball contains its own centre plus k - 1 other reals (the
     # k-th nearest lies on the boundary), so the counts sum to k N -> D = 1; each centre covers itself -> C = 1.
-    from prdc import compute_prdc
     x = np.random.default_rng(6).normal(size=(80, 8))
     assert M.density_coverage(x, x, k=5) == (pytest.approx(1.0), pytest.approx(1.0))
     ref = compute_prdc(x.astype(np.float32), x.astype(np.float32), nearest_k=5)

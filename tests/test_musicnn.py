@@ -21,6 +21,7 @@ import musicnn_port as P
 from adapter import slaney_centres_hz
 from discriminator import ProjectedDiscriminator
 from featurenet import FeatureContext, FeatureNetUnavailable
+from stubs import tone_mel
 
 FIXTURE = Path(__file__).resolve().parent / "musicnn_reference.json"
 TOLERANCE = 1e-4          # the bound on the port's tag probabilities against TensorFlow's
@@ -99,9 +100,6 @@ def test_a_checkpoint_with_another_sha256_is_refused(monkeypatch):
 # ---------------------------------------------------------------------------------------------
 # The native grid and level.
 # ---------------------------------------------------------------------------------------------
-def tone_mel(freq_hz: float) -> torch.Tensor:
-    t = np.arange(M.LOOP_SAMPLES) / M.SR
-    return M.to_gan(M.log_mel(np.sin(2 * np.pi * freq_hz * t).astype(np.float32)), np.zeros(64), np.ones(64))
 
 
 @pytest.mark.parametrize("freq", [150.0, 440.0, 1000.0, 2500.0, 6000.0])
