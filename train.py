@@ -195,7 +195,8 @@ class Run:
                 m.to(memory_format=torch.channels_last)
         # Only D's heads learn: the feature networks and CCM/CSM have requires_grad=False (so DDP skips them).
         self.d_params = [p for p in self.D.parameters() if p.requires_grad]
-        if cfg.cache_real and names and not cfg.batch_stats:
+        self.cache_real = cfg.cache_real and bool(names) and not cfg.batch_stats   # only the projected D caches
+        if self.cache_real:
             self.D.cache_real_features()
         self.G_sync, self.D_sync = distributed.wrap(self.G, world), distributed.wrap(self.D, world)
         self.opt_G = torch.optim.Adam(self.G.parameters(), lr=cfg.lr * G_LAZY, betas=(0.0, ADAM_BETA2 ** G_LAZY))
@@ -304,7 +305,7 @@ def train(cfg: TrainConfig, device: str | None = None, resume: bool = False) -> 
             for p in run.d_params:
                 p.requires_grad_(True)
             loss_d = d_step(G, run.D_sync, real, z_d, baseline, run.step, autocast,
-                            real_idx=idx if cfg.cache_real else None)
+                            real_idx=idx if run.cache_real else None)
             check_finite("D", loss_d, run.step, out, world)
             run.opt_D.zero_grad(set_to_none=True)
             loss_d.backward()

@@ -184,7 +184,8 @@ def test_sigterm_stops_both_ranks_after_the_same_step_and_rank_0_saves(target, t
 
 def test_a_failure_on_one_rank_stops_every_rank_without_a_hang(tmp_path):
     script = tmp_path / "fail_on_one_rank.py"
-    script.write_text(f"""import sys
+    script.write_text(f"""import os
+import sys
 sys.path.insert(0, {str(REPO)!r})
 import distributed
 world = distributed.init("cpu")
@@ -196,9 +197,10 @@ for name, fn in (("main_first", distributed.main_first), ("together", distribute
     for rank in (0, 1):
         try:
             fn(world, lambda: fail_on(rank))
-            print(world.rank, name, rank, "ok")
+            outcome = "ok"
         except Exception as e:
-            print(world.rank, name, rank, type(e).__name__)
+            outcome = type(e).__name__
+        os.write(1, f"{{world.rank}} {{name}} {{rank}} {{outcome}}\\n".encode())   # one write: ranks never interleave
 distributed.close()
 """)
     res = subprocess.run([*TWO_PROCESSES, str(script)], cwd=tmp_path, env=launch_env(), capture_output=True,

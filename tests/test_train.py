@@ -9,6 +9,13 @@ import torch
 import train
 from checkpoint import CheckpointError, load_checkpoint
 from train_fixtures import cfg_for, tiny_drum_set   # noqa: F401  (fixture)
+from discriminator import ProjectedDiscriminator
+import features
+from dataset import LoopMelDataset
+import vggish
+import signal
+import subprocess
+import sys
 
 
 def test_one_step_baseline_stylegan2(tmp_path, tiny_drum_set):
@@ -21,9 +28,6 @@ def test_one_step_offline_general_network_and_frozen_parts_untouched(tmp_path, t
     out = train.train(cfg_for(tmp_path, tiny_drum_set, "aisfx", steps=2), device="cpu")
     ck = load_checkpoint(out / "latest.pt")
     # the fingerprint of the feature net + CCM/CSM saved at the start equals the one after two D and G steps
-    from discriminator import ProjectedDiscriminator
-    import features
-    from dataset import LoopMelDataset
     data = LoopMelDataset(tiny_drum_set)       # the adapter's level and grid come from the set's mel statistics
     ctx = features.FeatureContext(data_dir=tiny_drum_set, mel_mean=data.mean, mel_std=data.std)
     net = features.build("aisfx", ctx)
@@ -39,7 +43,6 @@ def test_one_step_offline_general_network_and_frozen_parts_untouched(tmp_path, t
 
 
 def test_one_step_vggish_with_fixture_weights_in_official_layout(tmp_path, tiny_drum_set, monkeypatch):
-    import vggish
     fixture = tmp_path / "vggish_fixture.pth"
     torch.save(vggish.VGGish().state_dict(), fixture)      # random values, official key layout
     out = train.train(cfg_for(tmp_path, tiny_drum_set, "vgg", steps=1, vggish=str(fixture)), device="cpu")
@@ -54,7 +57,6 @@ def test_one_step_scnn_loop_and_fusion(tmp_path, tiny_drum_set, monkeypatch):
 
 
 def test_missing_vggish_weights_stop_before_any_work(tmp_path, monkeypatch):
-    import vggish
     monkeypatch.delenv("PJLOOP_VGGISH", raising=False)
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
     monkeypatch.setattr(vggish, "_download", lambda *a, **k: (_ for _ in ()).throw(OSError("offline")))
@@ -85,7 +87,6 @@ def test_resume_is_exact(tmp_path, tiny_drum_set, features):
 
 
 def test_ctrl_c_finishes_the_step_saves_it_and_resume_stays_exact(tmp_path, tiny_drum_set, monkeypatch):
-    import signal
     straight = train.train(cfg_for(tmp_path / "a", tiny_drum_set, "none", steps=3), device="cpu")
     real_g_step, calls = train.g_step, []
 
@@ -158,8 +159,6 @@ def test_ema_half_life_is_10k_images_after_the_ramp_up():
 
 
 def test_command_line_names_the_missing_vggish_file_without_a_traceback(tmp_path):
-    import subprocess
-    import sys
     env = {**os.environ, "PJLOOP_VGGISH": str(tmp_path / "absent.pth")}   # never touches the network
     res = subprocess.run([sys.executable, str(Path(train.__file__)), "--features", "vgg", "--out", str(tmp_path / "r")],
                          capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
@@ -176,3 +175,8 @@ def test_real_feature_cache_trains_the_same_weights(tmp_path, tiny_drum_set):
     for key in ("g", "d"):
         for name, t in a[key].items():
             torch.testing.assert_close(b[key][name], t, rtol=1e-5, atol=1e-6, msg=f"{key}.{name}")
+
+
+def test_real_feature_cache_is_ignored_by_the_baseline(tmp_path, tiny_drum_set):
+    out = train.train(cfg_for(tmp_path, tiny_drum_set, "none", steps=1, cache_real=True), device="cpu")
+    assert (out / "latest.pt").exists()
