@@ -17,6 +17,9 @@ import sample
 from checkpoint import save_checkpoint
 from generator import Generator, GeneratorConfig
 from mel import HOP, LOOP_SAMPLES, N_FRAMES, N_MELS, SR, log_mel
+import demoloops
+import griffinlim
+import melgan
 
 
 @pytest.fixture(scope="module")
@@ -73,9 +76,6 @@ def test_loops_are_seamless_when_repeated():
     says at the seam as well as inside. The same mel vocoded without circular context (Griffin-Lim with
     log_mel's reflect padding) does not: the seam error is then about 4x the inside error.
     (The target is the periodic mel, not log_mel of one copy: log_mel reflect-pads the edges, as librosa.)"""
-    import demoloops
-    import griffinlim
-    import melgan
     target = heard_mel(demoloops.render_loop("drum", "funk", seed=3))                   # (64, 200)
     loop = sample.vocode_loops(melgan.load_vocoder(None, loops="drum"), target[None])[0]  # (32000,)
     seam, inside = seam_error(loop, target)
@@ -86,7 +86,6 @@ def test_loops_are_seamless_when_repeated():
 
 def test_tempo_export_stays_seamless():
     """Stretched to 90 BPM, a seamless loop stays seamless: its seam sounds like its inside."""
-    import demoloops
     slow = sample.change_tempo(demoloops.render_loop("drum", "funk", seed=3), 90)
     assert len(slow) == round(LOOP_SAMPLES * 120 / 90)
     flux = np.abs(np.diff(heard_mel(slow), axis=1, append=heard_mel(slow)[:, :1])).mean(axis=0)  # (T,)
