@@ -67,7 +67,7 @@ Frechet distance is 0, so half against half is the more informative anchor.
 From Python (embed the real set once, cached on disk; then one call per checkpoint):
 
     real = evaluate.prepare_real(data_dir, n, seed=0, device="cpu")        # -> RealSet
-    row = evaluate.evaluate_checkpoint("runs/x/ckpt_0005000.pt", real, n, seed=0)   # -> dict, ROW_FIELDS
+    row = evaluate.evaluate_checkpoint("runs/x/ckpt_0005000.pt", real, n, seed=0)   # -> dict, eval_rows.ROW_FIELDS
     row = evaluate.evaluate_checkpoint(..., with_audio=False)   # mel metrics only: no vocoding, faster
 """
 from __future__ import annotations
@@ -92,7 +92,8 @@ import sample
 import scnn
 from audio_io import peak_normalise
 from checkpoint import CheckpointError, load_checkpoint
-from dataset import atomic_write, is_complete, read_csv, write_csv
+from dataset import atomic_write, is_complete, read_csv
+from eval_rows import append_csv, checkpoint_row, format_row, real_row, table_header
 from eval_embeddings import VGG16_FC_DIM, EvalNets, embed_set, load_eval_nets, take
 from metrics import (DC_K, IS_SPLITS, KID_SUBSET_SIZE, KID_SUBSETS, density_coverage, fad_from_embeddings,
                      inception_score, kid)
@@ -260,7 +261,7 @@ def evaluate_checkpoint(ckpt_path: str | Path, real: RealSet, n: int | None = No
     latents; vocoder: a melgan Vocoder, default the loops' MelGAN checkpoint else Griffin-Lim.
     with_audio=False skips vocoding and the audio metrics (FAD/KID_musicnn, FAD_aisfx, FAD, KID(_aisfx),
     loop_fake: NaN); FAD/KID_musicnn_mel, FAD/KID_vgg16rand, IS and D&C read the mels and do not change.
-    Keys: ROW_FIELDS."""
+    Keys: eval_rows.ROW_FIELDS."""
     t0 = time.time()
     device = device or real.nets.device
     G, ckpt = sample.load_generator(ckpt_path, device)
@@ -275,72 +276,8 @@ def evaluate_checkpoint(ckpt_path: str | Path, real: RealSet, n: int | None = No
 
 
 # =============================================================================================
-# Table rows, CSV and the Figure-4 curve
+# The Figure-4 curve
 # =============================================================================================
-ROW_FIELDS = ["model", "features", "loops", "step", "hours", "train_minutes", "n_fake", "n_real", "IS", "IS_std",
-              "IS_clf_acc", "FAD_musicnn", "KID_musicnn", "KID_musicnn_std", "FAD_musicnn_mel", "KID_musicnn_mel",
-              "KID_musicnn_mel_std", "FAD_vgg16rand", "KID_vgg16rand", "KID_vgg16rand_std", "density", "coverage",
-              "FAD_aisfx", "KID_aisfx", "KID_aisfx_std", "FAD", "KID", "KID_std", "loop_fake", "loop_real",
-              "vocoder", "eval_seconds", "ckpt"]
-
-
-def _fmt(v, spec=".2f") -> str:
-    try:
-        v = float(v)
-    except (TypeError, ValueError):
-        return "-"
-    return "-" if math.isnan(v) else format(v, spec)
-
-
-def _clf_note(row: dict) -> str:
-    acc = _fmt(row.get("IS_clf_acc"), ".3f")
-    return "classifier accuracy unknown" if acc == "-" else f"classifier acc {acc}"
-
-
-def format_row(row: dict) -> str:
-    """One Table-1-style line. Headline FAD/KID: MSD_musicnn from the audio (independent of every
-    discriminator; from the mels in brackets); FAD_aisfx is the offline stand-in for the paper's FAD."""
-    return (f"{row.get('model', '?'):<28} {row.get('features', ''):<16} step {row.get('step', '-'):>7} "
-            f"{_fmt(row.get('hours', float('nan')), '.2f'):>6} h "
-            f"| IS {_fmt(row['IS'])} ± {_fmt(row['IS_std'])} ({_clf_note(row)}) "
-            f"| FAD_musicnn {_fmt(row.get('FAD_musicnn'), '.3f')} KID_musicnn {_fmt(row.get('KID_musicnn'), '.4g')} "
-            f"(mels: {_fmt(row.get('FAD_musicnn_mel'), '.3f')}, {_fmt(row.get('KID_musicnn_mel'), '.4g')}) "
-            f"| FAD_vgg16rand {_fmt(row.get('FAD_vgg16rand'), '.3f')} KID_vgg16rand {_fmt(row.get('KID_vgg16rand'), '.4g')} "
-            f"| D {_fmt(row['density'])} C {_fmt(row['coverage'])} "
-            f"| FAD {_fmt(row['FAD'])} | FAD_aisfx (offline stand-in) {_fmt(row['FAD_aisfx'], '.3f')} "
-            f"| KID {_fmt(row['KID'], '.4g')} KID_aisfx {_fmt(row['KID_aisfx'], '.4g')} "
-            f"| loop {_fmt(row['loop_fake'])} (real {_fmt(row['loop_real'])}) | N {row['n_fake']}/{row['n_real']}")
-
-
-def table_header() -> str:
-    return ("Table 1 (pjloop): IS↑ (+ its classifier's held-out accuracy) | FAD_musicnn↓ KID_musicnn↓ (headline: "
-            "a music embedding no discriminator uses; from the mels in brackets) | FAD_vgg16rand↓ KID_vgg16rand↓ "
-            "D↑ C↑ | FAD↓ (VGGish) FAD_aisfx↓ (offline stand-in) KID↓ | loopability (~real is good)")
-
-
-def append_csv(path: str | Path, row: dict) -> None:
-    """Append a row by atomically rewriting the whole file (previous rows kept; new columns added)."""
-    path = Path(path)
-    rows = read_csv(path)
-    fields = list(rows[0].keys()) if rows else []
-    fields += [f for f in dict.fromkeys([*ROW_FIELDS, *row]) if f not in fields]   # each column once
-    write_csv(path, fields, rows + [{k: ("" if v is None else v) for k, v in row.items()}])
-
-
-def checkpoint_row(ckpt: dict, ckpt_path, metrics: dict, vocoder_name: str = "") -> dict:
-    feats = ckpt.get("features", "")
-    feats = "+".join(feats) if isinstance(feats, (list, tuple)) else str(feats)
-    secs = float(ckpt["train_seconds"]) if ckpt.get("train_seconds") is not None else float("nan")
-    return {"model": Path(ckpt_path).parent.name, "features": feats or "none", "loops": ckpt.get("loops", ""),
-            "step": int(ckpt.get("step", -1)), "hours": secs / 3600, "train_minutes": secs / 60,
-            **metrics, "vocoder": vocoder_name, "ckpt": str(ckpt_path)}
-
-
-def real_row(metrics: dict, data_dir) -> dict:
-    return {"model": "Real data (half vs half)", "features": "-", "loops": Path(data_dir).name, "step": "",
-            "hours": float("nan"), "train_minutes": float("nan"), **metrics, "vocoder": "-", "ckpt": ""}
-
-
 def plot_curve(rows: list[dict], path: str | Path) -> None:
     """Figure 4: FAD_musicnn (and the secondary FADs) and IS against training hours, one run."""
     rows = sorted(rows, key=lambda r: float(r["step"]))

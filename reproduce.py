@@ -25,10 +25,7 @@ Not the paper: the budget (minutes on this machine instead of GPU days), N (300 
 from __future__ import annotations
 
 import argparse
-import csv
-import os
 import sys
-from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -38,7 +35,9 @@ import evaluate
 import features
 import vggish
 from checkpoint import load_checkpoint
+from dataset import read_csv
 from demoloops import ensure_demo_set
+from eval_rows import append_csv
 from featurenet import FeatureNetUnavailable
 from train import CPU_PRESET, TrainConfig, train
 
@@ -139,36 +138,16 @@ def train_row(name: str, row: dict, args, run_dir: Path) -> None:
     train(cfg, device=args.device, resume=done > 0)
 
 
-def read_results(path: Path) -> list[dict]:
-    if not path.is_file():
-        return []
-    with open(path, newline="") as f:
-        return list(csv.DictReader(f))
-
-
 def evaluate_row(name: str, row: dict, run_dir: Path, real, args, results: Path) -> None:
-    seen = {(r["row"], r["ckpt"]) for r in read_results(results)}
+    seen = {(r["row"], r["ckpt"]) for r in read_csv(results)}
     for ck in sorted(run_dir.glob("ckpt_*.pt")):
         if (name, ck.name) in seen:
             continue
         out = evaluate.evaluate_checkpoint(ck, real, n=args.n, seed=EVAL_SEED, device=args.device,
                                            with_audio=not args.mel_only, verbose=False)
         out.update(row=name, label=row["label"], ckpt=ck.name, train_minutes=f"{float(out['train_minutes']):.3f}")
-        write_result(results, out)
+        append_csv(results, out)     # atomic; one header, each column once
         print(f"[reproduce] {name} {ck.name}: " + ", ".join(f"{k} {out.get(k)}" for k, _ in TABLE_METRICS), flush=True)
-
-
-def write_result(path: Path, row: dict) -> None:
-    """Append one row; the header is written once, from the first row (the same keys every time)."""
-    fields = ["row", "label"] + [k for k in evaluate.ROW_FIELDS if k != "ckpt"] + ["ckpt"]
-    new = not path.is_file()
-    with open(path, "a", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
-        if new:
-            w.writeheader()
-        w.writerow(row)
-        f.flush()
-        os.fsync(f.fileno())
 
 
 def value(row: dict, key: str) -> float:
@@ -281,7 +260,7 @@ def main(argv=None) -> int:
 
 def write_report(out: Path, results: Path, args) -> None:
     """table.md and curve.png from every row in results.csv."""
-    rows = read_results(results)
+    rows = read_csv(results)
     names = list(dict.fromkeys([r["row"] for r in rows]))
     (out / "table.md").write_text(make_table(rows, names, args))
     plot(rows, names, out / "curve.png")

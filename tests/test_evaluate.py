@@ -9,6 +9,7 @@ import pytest
 import torch
 
 import eval_embeddings as EE
+import eval_rows as R
 import evaluate as E
 from dataset import finalize_dataset, save_loop
 from mel import LOOP_SAMPLES, log_mel
@@ -90,10 +91,10 @@ def test_the_is_classifier_accuracy_is_reported_beside_is():
     f = fake_features(40, 0)
     m = E.compute_metrics(f, f, kid_subsets=2, kid_subset_size=10, clf_accuracy=0.9)
     assert m["IS_clf_acc"] == 0.9
-    row = E.checkpoint_row({"step": 1}, "runs/x/a.pt", m)
-    assert "classifier acc 0.900" in E.format_row(row)
-    unknown = E.checkpoint_row({"step": 1}, "runs/x/a.pt", E.compute_metrics(f, f, kid_subsets=2, kid_subset_size=10))
-    assert "accuracy unknown" in E.format_row(unknown)
+    row = R.checkpoint_row({"step": 1}, "runs/x/a.pt", m)
+    assert "classifier acc 0.900" in R.format_row(row)
+    unknown = R.checkpoint_row({"step": 1}, "runs/x/a.pt", E.compute_metrics(f, f, kid_subsets=2, kid_subset_size=10))
+    assert "accuracy unknown" in R.format_row(unknown)
 
 
 def test_real_anchor_compares_two_disjoint_halves():
@@ -120,12 +121,12 @@ def test_evaluate_sets_runs_end_to_end_on_audio_with_the_available_networks():
 def test_a_new_csv_has_each_column_once_and_a_second_row_keeps_the_header(tmp_path):
     path = tmp_path / "new.csv"
     m = E.compute_metrics(fake_features(30, 3), fake_features(30, 4), kid_subsets=2, kid_subset_size=10)
-    row = E.checkpoint_row({"step": 10, "features": ["aisfx"], "loops": "drum"}, "runs/x/ckpt.pt", m, "griffin-lim")
-    E.append_csv(path, row)
+    row = R.checkpoint_row({"step": 10, "features": ["aisfx"], "loops": "drum"}, "runs/x/ckpt.pt", m, "griffin-lim")
+    R.append_csv(path, row)
     header = path.read_text().splitlines()[0].split(",")
     assert len(header) == len(set(header)) and header[:2] == ["model", "features"]
-    assert set(E.ROW_FIELDS) <= set(header)
-    E.append_csv(path, {**row, "step": 20})
+    assert set(R.ROW_FIELDS) <= set(header)
+    R.append_csv(path, {**row, "step": 20})
     assert path.read_text().splitlines()[0].split(",") == header
     with open(path, newline="") as f:
         rows = list(csv.DictReader(f))
@@ -134,8 +135,8 @@ def test_a_new_csv_has_each_column_once_and_a_second_row_keeps_the_header(tmp_pa
 
 def test_csv_append_keeps_previous_rows_and_adds_new_columns(tmp_path):
     path = tmp_path / "results.csv"
-    E.append_csv(path, {"model": "a", "IS": 1.5})
-    E.append_csv(path, {"model": "b", "IS": 2.5, "extra": "x"})
+    R.append_csv(path, {"model": "a", "IS": 1.5})
+    R.append_csv(path, {"model": "b", "IS": 2.5, "extra": "x"})
     with open(path, newline="") as f:
         rows = list(csv.DictReader(f))
     assert [r["model"] for r in rows] == ["a", "b"]
@@ -145,9 +146,9 @@ def test_csv_append_keeps_previous_rows_and_adds_new_columns(tmp_path):
 def test_checkpoint_row_reads_step_hours_and_features_and_formats_as_a_table_line():
     m = E.compute_metrics(fake_features(30, 3), fake_features(30, 4), kid_subsets=2, kid_subset_size=10)
     ckpt = {"step": 5000, "train_seconds": 7200.0, "features": ["aisfx", "scnn_loop"], "loops": "drum"}
-    row = E.checkpoint_row(ckpt, "runs/x/ckpt_0005000.pt", m)
+    row = R.checkpoint_row(ckpt, "runs/x/ckpt_0005000.pt", m)
     assert row["model"] == "x" and row["features"] == "aisfx+scnn_loop" and row["hours"] == 2.0
-    line = E.format_row(row)
+    line = R.format_row(row)
     assert "step    5000" in line and "FAD -" in line and "FAD_aisfx (offline stand-in)" in line
 
 
@@ -247,7 +248,7 @@ def test_prepare_real_caches_the_embedded_real_set_and_evaluate_checkpoint_retur
     assert "from the cache" in capsys.readouterr().err
     assert all(np.array_equal(real.feats[k], again.feats[k]) for k in real.feats)
     row = E.evaluate_checkpoint(ckpt_path, real, n=8, seed=0, with_audio=False, verbose=False)
-    assert set(E.ROW_FIELDS) <= set(row)
+    assert set(R.ROW_FIELDS) <= set(row)
     assert row["step"] == 30 and row["train_minutes"] == 2.0 and row["n_fake"] == 8
     assert row["FAD_vgg16rand"] > 0 and 0 <= row["coverage"] <= 1
     assert math.isnan(row["FAD_aisfx"]) and math.isnan(row["loop_fake"]) and math.isnan(row["IS"])

@@ -1,0 +1,75 @@
+"""Evaluation results as rows: the CSV columns, one Table-1-style line per row, and the CSV writer
+(paper Section 5, Table 1). Used by evaluate.py and reproduce.py.
+
+A row is a dict keyed by ROW_FIELDS (plus any extra keys a caller adds): the metrics of metrics.py for one
+generator checkpoint (`checkpoint_row`) or for the real half-against-half anchor (`real_row`).
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+from dataset import read_csv, write_csv
+
+ROW_FIELDS = ["model", "features", "loops", "step", "hours", "train_minutes", "n_fake", "n_real", "IS", "IS_std",
+              "IS_clf_acc", "FAD_musicnn", "KID_musicnn", "KID_musicnn_std", "FAD_musicnn_mel", "KID_musicnn_mel",
+              "KID_musicnn_mel_std", "FAD_vgg16rand", "KID_vgg16rand", "KID_vgg16rand_std", "density", "coverage",
+              "FAD_aisfx", "KID_aisfx", "KID_aisfx_std", "FAD", "KID", "KID_std", "loop_fake", "loop_real",
+              "vocoder", "eval_seconds", "ckpt"]
+
+
+def _fmt(v, spec=".2f") -> str:
+    try:
+        v = float(v)
+    except (TypeError, ValueError):
+        return "-"
+    return "-" if math.isnan(v) else format(v, spec)
+
+
+def _clf_note(row: dict) -> str:
+    acc = _fmt(row.get("IS_clf_acc"), ".3f")
+    return "classifier accuracy unknown" if acc == "-" else f"classifier acc {acc}"
+
+
+def format_row(row: dict) -> str:
+    """One Table-1-style line. Headline FAD/KID: MSD_musicnn from the audio (independent of every
+    discriminator; from the mels in brackets); FAD_aisfx is the offline stand-in for the paper's FAD."""
+    return (f"{row.get('model', '?'):<28} {row.get('features', ''):<16} step {row.get('step', '-'):>7} "
+            f"{_fmt(row.get('hours', float('nan')), '.2f'):>6} h "
+            f"| IS {_fmt(row['IS'])} ± {_fmt(row['IS_std'])} ({_clf_note(row)}) "
+            f"| FAD_musicnn {_fmt(row.get('FAD_musicnn'), '.3f')} KID_musicnn {_fmt(row.get('KID_musicnn'), '.4g')} "
+            f"(mels: {_fmt(row.get('FAD_musicnn_mel'), '.3f')}, {_fmt(row.get('KID_musicnn_mel'), '.4g')}) "
+            f"| FAD_vgg16rand {_fmt(row.get('FAD_vgg16rand'), '.3f')} KID_vgg16rand {_fmt(row.get('KID_vgg16rand'), '.4g')} "
+            f"| D {_fmt(row['density'])} C {_fmt(row['coverage'])} "
+            f"| FAD {_fmt(row['FAD'])} | FAD_aisfx (offline stand-in) {_fmt(row['FAD_aisfx'], '.3f')} "
+            f"| KID {_fmt(row['KID'], '.4g')} KID_aisfx {_fmt(row['KID_aisfx'], '.4g')} "
+            f"| loop {_fmt(row['loop_fake'])} (real {_fmt(row['loop_real'])}) | N {row['n_fake']}/{row['n_real']}")
+
+
+def table_header() -> str:
+    return ("Table 1 (pjloop): IS↑ (+ its classifier's held-out accuracy) | FAD_musicnn↓ KID_musicnn↓ (headline: "
+            "a music embedding no discriminator uses; from the mels in brackets) | FAD_vgg16rand↓ KID_vgg16rand↓ "
+            "D↑ C↑ | FAD↓ (VGGish) FAD_aisfx↓ (offline stand-in) KID↓ | loopability (~real is good)")
+
+
+def append_csv(path: str | Path, row: dict) -> None:
+    """Append a row by atomically rewriting the whole file (previous rows kept; new columns added)."""
+    path = Path(path)
+    rows = read_csv(path)
+    fields = list(rows[0].keys()) if rows else []
+    fields += [f for f in dict.fromkeys([*ROW_FIELDS, *row]) if f not in fields]   # each column once
+    write_csv(path, fields, rows + [{k: ("" if v is None else v) for k, v in row.items()}])
+
+
+def checkpoint_row(ckpt: dict, ckpt_path, metrics: dict, vocoder_name: str = "") -> dict:
+    feats = ckpt.get("features", "")
+    feats = "+".join(feats) if isinstance(feats, (list, tuple)) else str(feats)
+    secs = float(ckpt["train_seconds"]) if ckpt.get("train_seconds") is not None else float("nan")
+    return {"model": Path(ckpt_path).parent.name, "features": feats or "none", "loops": ckpt.get("loops", ""),
+            "step": int(ckpt.get("step", -1)), "hours": secs / 3600, "train_minutes": secs / 60,
+            **metrics, "vocoder": vocoder_name, "ckpt": str(ckpt_path)}
+
+
+def real_row(metrics: dict, data_dir) -> dict:
+    return {"model": "Real data (half vs half)", "features": "-", "loops": Path(data_dir).name, "step": "",
+            "hours": float("nan"), "train_minutes": float("nan"), **metrics, "vocoder": "-", "ckpt": ""}
