@@ -40,7 +40,6 @@ from __future__ import annotations
 import argparse
 import csv
 import hashlib
-import json
 import multiprocessing as mp
 import os
 import shutil
@@ -55,9 +54,10 @@ from tqdm import tqdm
 
 from audio_io import SkipFile, fix_length, load_mono, peak_normalise, resample
 from bar_grid import BAR_TOLERANCE, DBN_MAX_BPM, downbeat_processors
-from dataset import REPORT_FIELDS, SKIP_FIELDS, UNLABELLED, atomic_write, finalize_dataset, save_loop, write_csv
+from dataset import REPORT_FIELDS, SKIP_FIELDS, UNLABELLED, finalize_dataset, save_loop, write_csv
 from loop_tempo import TEMPO_RANGE, find_bars
 from mel import BPM, LOOP_SECONDS, SR
+from progress import PROGRESS_FILE, append_progress, file_stamp, load_progress, record_is_current
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".aiff", ".aif", ".mp3")   # what libsndfile decodes
 SILENCE_PEAK = 1e-4       # -80 dBFS: a file (or bar, relative to the file's peak) below is silent
@@ -69,7 +69,6 @@ MIN_BPM, MAX_BPM = 20.0, 400.0   # --bpm outside this is a typo, not music (a 20
 MIN_MAX_BPM = 60.0        # --max-bpm below this would stop the tracker at ordinary tempi (madmom's
                           # slowest is 55 BPM, so its range would be all but empty)
 PIPELINE_VERSION = 3      # bump when the per-file processing changes: old progress records are redone
-PROGRESS_FILE = "progress.jsonl"
 
 
 def _category(reason: str) -> str:
@@ -219,61 +218,11 @@ def process_file(path: str | Path, source: str, data_dir: str | Path, bpm: float
 # ---------------------------------------------------------------------------------------------
 # Progress records (DATA_DIR/progress.jsonl): one JSON line per finished source file.
 # ---------------------------------------------------------------------------------------------
-def append_progress(data_dir: str | Path, record: dict) -> None:
-    """Append one record and force it to disk before the next file counts as started."""
-    path = Path(data_dir) / PROGRESS_FILE
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a", encoding="utf-8") as f:
-        f.write(json.dumps(record, sort_keys=True) + "\n")
-        f.flush()
-        os.fsync(f.fileno())
-
-
-def load_progress(data_dir: str | Path) -> dict[str, dict]:
-    """source -> its latest record. A torn last line (a kill during the append) is dropped, and the
-    file rewritten atomically without it, so that the next append starts on a fresh line."""
-    path = Path(data_dir) / PROGRESS_FILE
-    if not path.exists():
-        return {}
-    text = path.read_text(encoding="utf-8", errors="replace")
-    good, bad = [], 0
-    for line in text.splitlines():
-        try:
-            rec = json.loads(line)
-            if isinstance(rec, dict) and "source" in rec:
-                good.append(rec)
-                continue
-        except json.JSONDecodeError:
-            pass
-        bad += line.strip() != ""
-    if bad or (text and not text.endswith("\n")):
-        def _write(tmp):
-            with open(tmp, "w", encoding="utf-8") as f:
-                f.writelines(json.dumps(r, sort_keys=True) + "\n" for r in good)
-        atomic_write(path, _write)
-    return {r["source"]: r for r in good}
-
-
-def _stamp(path: str | Path) -> list[int] | None:
-    """(size, mtime_ns) of a source file: a record is reused only while the file is unchanged."""
-    try:
-        st = os.stat(path)
-        return [st.st_size, st.st_mtime_ns]
-    except OSError:
-        return None
-
-
 def _mode(bpm: float | None, max_bpm: float, tempo_range: tuple[float, float]) -> str:
     """What a record was made with: a change of any of these redoes the file."""
     if bpm is not None:
         return f"v{PIPELINE_VERSION}:bpm={float(bpm):g}"
     return f"v{PIPELINE_VERSION}:tempo={float(tempo_range[0]):g}-{float(tempo_range[1]):g},dbn<={float(max_bpm):g}"
-
-
-def _record_is_current(rec: dict | None, stamp, mode: str, data_dir: Path) -> bool:
-    return (rec is not None and not rec.get("retry") and rec.get("stamp") == stamp and rec.get("mode") == mode
-            and all((data_dir / "mel" / f"{r['id']}.npy").exists() and
-                    (data_dir / "wav" / f"{r['id']}.wav").exists() for r in rec.get("rows", [])))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -344,8 +293,8 @@ def preprocess_loops(loops_dir: str | Path, data_dir: str | Path, labels: str | 
     records: dict[str, dict] = {}
     todo = []
     for source, _genre in jobs:
-        stamp = _stamp(loops_dir / source)
-        if _record_is_current(done.get(source), stamp, mode, data_dir):
+        stamp = file_stamp(loops_dir / source)
+        if record_is_current(done.get(source), stamp, mode, data_dir):
             records[source] = done[source]
         else:
             todo.append((str(loops_dir / source), source, str(data_dir), bpm, max_bpm, (lo, hi), mode, stamp))

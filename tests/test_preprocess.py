@@ -22,6 +22,7 @@ import soundfile as sf
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import preprocess as pp  # noqa: E402
+import progress  # noqa: E402
 from audio_io import PEAK_LEVEL, SkipFile, resample  # noqa: E402
 from bar_grid import bars_at_tempo, bars_from_downbeats  # noqa: E402
 from dataset import REPORT_FIELDS, UNLABELLED, LoopMelDataset, is_complete, read_csv  # noqa: E402
@@ -343,17 +344,17 @@ def test_a_kill_mid_run_keeps_finished_files_and_the_rerun_resumes(tmp_path, mon
         run(loops, out, bpm=120)
     # The old data set is untouched and loadable; the file finished before the kill is on record.
     assert (out / "manifest.csv").read_bytes() == manifest_before and len(LoopMelDataset(out)) == 4
-    done = pp.load_progress(out)
+    done = progress.load_progress(out)
     assert sorted(done) == ["rock/0.wav", "rock/1.wav", "rock/2.wav"]
     # A torn last line (killed during the append itself) must not poison the resume either.
-    with open(out / pp.PROGRESS_FILE, "a") as f:
+    with open(out / progress.PROGRESS_FILE, "a") as f:
         f.write('{"source": "rock/3.wav", "ro')
 
     monkeypatch.setattr(pp, "process_file", real)
     summary = run(loops, out, bpm=120)
     assert summary["processed"] == 2 and summary["reused"] == 3          # only rock/3 and rock/4 redone
     assert len(read_csv(out / "manifest.csv")) == 10 and len(LoopMelDataset(out)) == 10
-    lines = (out / pp.PROGRESS_FILE).read_text().splitlines()
+    lines = (out / progress.PROGRESS_FILE).read_text().splitlines()
     assert all(json.loads(line) for line in lines)                       # every line parses again
 
     # --force redoes everything, same result.
