@@ -109,25 +109,29 @@ def build_discriminator(cfg: TrainConfig, names: list[str], nets: dict) -> torch
                                   upsample=cfg.csm_upsample, fuse_logits=cfg.fuse_logits)
 
 
-def build_feature_nets(cfg: TrainConfig, names: list[str], data: LoopMelDataset, device: str) -> dict:
-    """The frozen networks of --features. scnn_loop is trained first when it does not exist yet: explicitly,
-    here, with an announcement (train_scnn.py), never inside the registry lookup."""
+def build_feature_nets(cfg: TrainConfig, names: list[str], data: LoopMelDataset, device: str,
+                       built: dict | None = None) -> dict:
+    """The frozen networks of --features (`built`: those already built). scnn_loop is trained first when it
+    does not exist yet: explicitly, here, with an announcement (train_scnn.py), never inside the lookup."""
     ctx = FeatureContext(loops=cfg.loops, data_dir=cfg.data, device=device, vggish_path=cfg.vggish,
                          mel_mean=data.mean, mel_std=data.std, adapter=cfg.adapter, batch_stats=cfg.batch_stats)
     if "scnn_loop" in names:
         train_scnn.ensure_loop_classifier(cfg.loops, cfg.data, ckpt_dir=ctx.ckpt_dir, device=device)
-    return {n: features.build(n, ctx) for n in names}
+    built = built or {}
+    return {n: built[n] if n in built else features.build(n, ctx) for n in names}
 
 
 def prepare(cfg: TrainConfig, names: list[str], device: str) -> tuple[TrainConfig, LoopMelDataset, dict]:
     """The data set and the feature networks: all the set-up that may fill a cache (VGGish weights, the
     demo set, scnn_loop), so that under torchrun rank 0 does it first (distributed.main_first)."""
-    if "vgg" in names:   # missing VGGish weights must stop us before any other work is done
-        features.build("vgg", FeatureContext(vggish_path=cfg.vggish))
+    built = {}
+    if "vgg" in names:   # missing VGGish weights must stop us before any other work is done (it needs no data)
+        built["vgg"] = features.build("vgg", FeatureContext(device=device, vggish_path=cfg.vggish,
+                                                            batch_stats=cfg.batch_stats))
     if cfg.data is None:
         cfg = replace(cfg, data=str(ensure_demo_set(cfg.loops)))
     data = LoopMelDataset(cfg.data)
-    return cfg, data, build_feature_nets(cfg, names, data, device)
+    return cfg, data, build_feature_nets(cfg, names, data, device, built)
 
 
 def d_step(G, D, real, z, baseline: bool, step: int, autocast, real_idx=None):
