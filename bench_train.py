@@ -135,8 +135,7 @@ def main():
         its, cpu, peak = bench(args.one, args, world)
         if world.main:
             print(row(args.one, world.size, its, args.batch, cpu, peak), flush=True)
-        distributed.close()
-        return
+        distributed.leave()
     print(f"device {args.device} ({torch.cuda.get_device_name() if args.device == 'cuda' else f'{torch.get_num_threads()} threads'}), "
           f"global batch {args.batch}, G width {args.g_channels}, CSM x2 {bool(args.csm_upsample)}, "
           f"real-feature cache {bool(args.cache_real)}, {args.steps} timed steps")

@@ -267,7 +267,7 @@ class Run:
 
 def train(cfg: TrainConfig, device: str | None = None, resume: bool = False) -> Path:
     """Train (or continue, `resume`) the run of `cfg`; under torchrun this process is one rank of it (call
-    distributed.close() afterwards, as `__main__` does)."""
+    distributed.close() afterwards; `__main__` does, through distributed.leave)."""
     names = features.parse_feature_names(cfg.features)
     baseline = not names
     out = Path(cfg.out or f"runs/{cfg.loops}_{'_'.join(names) or 'stylegan2'}")
@@ -403,6 +403,8 @@ if __name__ == "__main__":
         train(cfg, device=device, resume=resume)
     except (FeatureNetUnavailable, CheckpointError, FloatingPointError, ValueError, FileNotFoundError,
             distributed.PeerFailed) as e:
-        sys.exit(f"train.py: {e}")      # one line on every rank, no traceback
-    finally:
-        distributed.close()
+        distributed.leave(f"train.py: {e}")      # one line on every rank, no traceback
+    except BaseException:
+        distributed.close()                       # anything else: its traceback, as Python prints it
+        raise
+    distributed.leave()

@@ -283,3 +283,17 @@ def test_under_torchrun_every_rank_gives_the_one_line(bad_checkpoints, tiny_drum
     for log in per_rank:
         assert_one_line(log.read_text(), paths["crafted"], REASONS["crafted"])
     assert not marker.exists()
+
+
+@pytest.mark.parametrize("world_size", ["1", "2"])
+@pytest.mark.parametrize("message", [None, "train.py: the reason"])
+def test_leave_ends_with_the_message_alone_and_its_status(world_size, message, tmp_path):
+    """distributed.leave: one line on stderr and status 1 for a failure, nothing and 0 otherwise; as a torchrun
+    worker (WORLD_SIZE > 1) through os._exit, so that no C++ teardown can add a line or abort."""
+    code = f"import distributed, atexit; atexit.register(print, 'atexit ran'); print('out'); distributed.leave({message!r})"
+    res = subprocess.run([sys.executable, "-c", code], cwd=REPO, env={**launch_env(), "WORLD_SIZE": world_size},
+                         capture_output=True, text=True, timeout=LAUNCH_TIMEOUT)
+    assert res.returncode == (0 if message is None else 1)
+    assert res.stderr == ("" if message is None else message + "\n")
+    torchrun_worker = world_size != "1"
+    assert res.stdout == ("out\n" if torchrun_worker else "out\natexit ran\n")   # flushed; no atexit after os._exit
