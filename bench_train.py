@@ -69,25 +69,52 @@ def bench(spec: str, args, world: World) -> tuple[float, float, float]:
     if torch.device(device).type == "cuda":
         real = real.contiguous(memory_format=torch.channels_last)
     autocast, beta, nowhere = train.autocast_for(device), ema_beta(args.batch), Path(".")
+    G, D_sync, G_sync, D = run.G, run.D_sync, run.G_sync, run.D
+    # Speed options to measure, none of which changes the step's math (README "Speed"):
+    if args.channels_last:         # NHWC everywhere (train.py uses it on CUDA only)
+        for m in (run.G, run.G_ema, run.D):
+            m.to(memory_format=torch.channels_last)
+        real = real.contiguous(memory_format=torch.channels_last)
+    if args.bf16:                  # bf16 autocast on the CPU too (train.py: on CUDA only)
+        autocast = lambda: torch.autocast(torch.device(device).type, dtype=torch.bfloat16)   # noqa: E731
+    if args.compile:               # torch.compile (inductor: generated C++ built by the local compiler)
+        if world.size > 1:
+            raise SystemExit("bench_train.py: --compile is measured in one process only")
+        G = G_sync = torch.compile(run.G)
+        D = D_sync = torch.compile(run.D)
+    phases = {}                    # --profile: CPU seconds of each phase of the last step
+
+    def phase(name, t):
+        phases[name] = phases.get(name, 0.0) + time.process_time() - t
+        return time.process_time()
     # With --cache-real the same batch's features are cached after the warm-up: the steady state of a run
     # once every loop has been seen (after one pass over the data set).
     real_idx = torch.arange(batch, device=device) if cfg.cache_real and names else None
 
     def step(i):
+        phases.clear()
+        t = time.process_time()
         z = torch.randn(batch, run.g_cfg.z_dim, device=device)
         for p in run.d_params:
             p.requires_grad_(True)
-        loss = train.d_step(run.G, run.D_sync, real, z, not names, i, autocast, real_idx=real_idx)
+        loss = train.d_step(G, D_sync, real, z, not names, i, autocast, real_idx=real_idx)
         train.check_finite("D", loss, i, nowhere, world)
-        run.opt_D.zero_grad(set_to_none=True); loss.backward(); run.opt_D.step()
+        t = phase("D step: G, features, heads (forward)", t)
+        run.opt_D.zero_grad(set_to_none=True); loss.backward()
+        t = phase("D step: backward", t)
+        run.opt_D.step()
         for p in run.d_params:
             p.requires_grad_(False)
-        loss = train.g_step(run.G_sync, run.D, z, not names, autocast)
+        loss = train.g_step(G_sync, D, z, not names, autocast)
         train.check_finite("G", loss, i, nowhere, world)
-        run.opt_G.zero_grad(set_to_none=True); loss.backward(); run.opt_G.step()
+        t = phase("G step: G, features, heads (forward)", t)
+        run.opt_G.zero_grad(set_to_none=True); loss.backward()
+        t = phase("G step: backward (through the frozen features)", t)
+        run.opt_G.step()
         distributed.average_(world, [run.G.mapping.w_avg])
         update_ema(run.G_ema, run.G, beta)
         distributed.agree(world, False, 0.0)
+        phase("optimisers, EMA, sync", t)
 
     run.G.train(); run.D.train()
     for i in range(1, args.warmup + 1):          # steps are numbered as in a run: lazy R1 every 16th
@@ -104,6 +131,11 @@ def bench(spec: str, args, world: World) -> tuple[float, float, float]:
     else:
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20     # KiB -> GiB
     cpu = sum(distributed.gather(world, time.process_time() - cpu))
+    if args.profile and world.main:
+        print(f"{spec}: CPU seconds of one step by phase: " + ", ".join(f"{k} {v:.3f}" for k, v in phases.items()))
+        with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
+            step(args.warmup + args.steps + 1)
+        print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=args.profile))
     return args.steps / (time.perf_counter() - t), cpu / args.steps, peak
 
 
@@ -125,6 +157,11 @@ def main():
     ap.add_argument("--vggish", default=None)
     ap.add_argument("--cache-real", type=int, default=0, help="1: the real-feature cache (train.py --cache-real)")
     ap.add_argument("--threads", type=int, default=None, help="torch threads per process (default: torch's)")
+    ap.add_argument("--channels-last", type=int, default=0, help="1: NHWC memory format on the CPU too")
+    ap.add_argument("--bf16", type=int, default=0, help="1: bf16 autocast on the CPU too")
+    ap.add_argument("--compile", type=int, default=0, help="1: torch.compile G and D (one process)")
+    ap.add_argument("--profile", type=int, default=0, metavar="K",
+                    help="K > 0: CPU time of each phase of a step, and the top K operators of one more step")
     ap.add_argument("--ddp", type=int, default=None, metavar="N", help="measure 1 and N processes (torchrun)")
     ap.add_argument("--one", default=None, help=argparse.SUPPRESS)   # internal: measure one set, print its row
     args = ap.parse_args()
@@ -138,11 +175,13 @@ def main():
         distributed.leave()
     print(f"device {args.device} ({torch.cuda.get_device_name() if args.device == 'cuda' else f'{torch.get_num_threads()} threads'}), "
           f"global batch {args.batch}, G width {args.g_channels}, CSM x2 {bool(args.csm_upsample)}, "
-          f"real-feature cache {bool(args.cache_real)}, {args.steps} timed steps")
+          f"real-feature cache {bool(args.cache_real)}, channels_last {bool(args.channels_last)}, "
+          f"bf16 {bool(args.bf16) or args.device == 'cuda'}, compile {bool(args.compile)}, {args.steps} timed steps")
     print(f"{'features':<16}{'procs':>6}{'it/s':>8}{'img/s':>9}{'CPU s/it':>10}{'peak GiB':>10}", flush=True)
     passed = ["--device", args.device, "--batch", str(args.batch), "--g-channels", str(args.g_channels),
               "--csm-upsample", str(args.csm_upsample), "--steps", str(args.steps), "--warmup", str(args.warmup),
-              "--cache-real", str(args.cache_real)] + (["--threads", str(args.threads)] if args.threads else [])
+              "--cache-real", str(args.cache_real), "--channels-last", str(args.channels_last),
+              "--bf16", str(args.bf16), "--compile", str(args.compile), "--profile", str(args.profile)] + (["--threads", str(args.threads)] if args.threads else [])
     passed += ["--vggish", args.vggish] if args.vggish else []
     for spec in args.sets.split(";"):          # fresh processes per set: peak memory is not inherited
         if args.ddp is None:

@@ -91,6 +91,8 @@ def rows_table() -> dict[str, dict]:
         "general_affine": dict(features=gen, adapter="affine", label=f"{gen} fed our grid (affine map)"),
         "general_lr2e-4": dict(features=gen, lr=2e-4, label=f"{gen}, lr 0.0002 (Projected GAN's)"),
         "general_x2": dict(features=gen, csm_upsample=True, label=f"{gen}, CSM with the trailing x2"),
+        "general_b16": dict(features=gen, batch=16, label=f"{gen}, batch 16 (CPU preset: 8)"),
+        "general_w64": dict(features=gen, g_channels=64, d_channels=64, label=f"{gen}, width 64 (CPU preset: 32)"),
         "loop_batchstats": dict(features="scnn_loop", batch_stats=True, label="SCNN_loop, authors' batch-stat BN"),
         "general_loop_sumlogits": dict(features=f"{gen},scnn_loop", fuse_logits=True,
                                        label=f"fusion {gen} + SCNN_loop, authors' summed logits"),
