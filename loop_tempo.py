@@ -9,7 +9,9 @@ records which rule decided and how sure it is:
     metadata      the same for a tempo in the file's tags (WAV acid, ID3 TBPM, Vorbis/FLAC BPM)
     length+tempo  candidate bar counts n in LOOP_BAR_COUNTS: each gives a bar (length / n) and so a tempo
                   in TEMPO_RANGE; madmom's beats must sit on the n's grid (`LoopEvidence.fit`), and its
-                  beat and downbeat activations, the fastest steady pulse and priors on tempo and bar count
+                  downbeat activations (on the bar lines, and above those half a bar later: a bar twice
+                  too long has a bar line there, one half too short none on every other bar line),
+                  the fastest steady pulse and priors on tempo and bar count
                   pick the n (`Hypothesis.score`): half and double tempo are different n of one length,
                   resolved like any other pair
     downbeats     madmom's downbeat tracker, for recordings that are no whole number of bars (longer than
@@ -18,11 +20,12 @@ records which rule decided and how sure it is:
 
 Lengths are measured over candidate `spans`: the whole file, and the file after its leading digital
 silence (a loop pasted after a gap). A span may end in a tail, a decay with no new onset after the last
-bar (a reverb, a cymbal ringing on, trailing silence): `TailTest`, `tail_start`. Madmom hears a short
+bar (a reverb, a cymbal ringing on, trailing silence): loop_tail.py. Madmom hears a short
 file looped (`bar_grid.beat_activations`), as a loop is heard.
 
 Evidence weights and thresholds were set on bench_preprocess.py's hidden-answer sets of seeds 101 and
-202; the benchmark reports seed 0.
+202, the weights retuned with W_MID on seeds 101, 202, 303, 404, 505 and 606; the benchmark reports the
+held-out seeds 0 and 1.
 
 Layout: audio is mono float32 (N,) at its native rate; bars are [(start_s, length_s)] in the file.
 """
@@ -37,6 +40,7 @@ import scipy.fft
 from audio_io import SkipFile
 from bar_grid import DBN_FPS, DBN_MAX_BPM, bars_at_tempo, bars_from_downbeats, beat_activations, find_downbeats
 from loop_tags import LoopTags, read_tags, tempo_from_name
+from loop_tail import MIN_TAIL_S, TailTest, tail_start
 from mel import BEATS_PER_BAR
 
 RULE_OPTION, RULE_NAME, RULE_METADATA, RULE_LENGTH, RULE_DOWNBEATS = (
@@ -53,13 +57,6 @@ LENGTH_TOLERANCE = 0.01       # a stated tempo fits when the span is a whole num
 SILENCE_DB = -60.0            # digital silence: below the file's peak by this much
 LOOP_CONTEXT_S = 3.0          # madmom hears a loop looped: up to this much of its end before it, of its start after
 LOOP_MAX_S = 20.0             # ... longer files are tracked as they are (enough context of their own)
-MAX_TAIL_S = 2.0              # the longest tail after the last bar we look for
-TAIL_FRAME_S = 0.02           # RMS frames of the tail test ...
-TAIL_SMOOTH_FRAMES = 5        # ... power-averaged over 100 ms: a reverb of sparse hits flickers by ~6 dB in 20 ms
-TAIL_RISE_DB = 6.0            # a tail never gets louder than this above its quietest point so far,
-TAIL_DROP_DB = 10.0           # and is this much quieter than the loop it follows (a reverb, a cymbal ringing
-                              # on; a pad's last note held to the end is no tail)
-MIN_TAIL_S = 0.05             # a shorter remainder is rounding, not a tail
 STATED_TAIL_MIN_S = 0.2       # after a stated tempo's bars, a shorter remainder is a misfit, not a tail
 TAIL_EARLY_BEATS = 1.0        # a stated tempo's bars may end up to a beat after the sound starts dying away
                               # (a steady hat in the last beat); later, they run on into the tail: wrong
@@ -84,8 +81,8 @@ MAX_TATUMS_PER_BEAT = 4.5     # 16ths are the finest common subdivision of a bea
                               # ornaments); a reading with finer steady pulses is too slow (half tempo)
 TEMPO_PRIOR_BPM, TEMPO_PRIOR_OCTAVES = 110.0, 0.75  # loop tempi cluster around 80-150 BPM
 BAR_PRIOR = {1: 0.0, 2: 0.0, 4: 0.0, 8: -1.0, 16: -2.0, 3: -2.0, 6: -2.0}   # 1, 2, 4 bars are the norm
-# Weights of the evidence in Hypothesis.score (set on the benchmark's seeds 101 and 202, see the docstring).
-W_FIT, W_DOWN, W_TATUM, W_TEMPO, W_BARS, W_TAIL = 0.6, 1.25, 0.8, 0.45, 0.5, 0.1
+# Weights of the evidence in Hypothesis.score (set on the benchmark's tuning seeds, see the docstring).
+W_FIT, W_DOWN, W_MID, W_TATUM, W_TEMPO, W_BARS, W_TAIL = 0.6, 0.75, 1.0, 0.8, 0.6, 0.5, 0.1
 CONFIDENCE_TEMPERATURE = 0.1  # softmax temperature turning score margins into a confidence
 DOWNBEAT_CONFIDENCE = 0.5     # the tracker's answer on a file that did not fit as a loop: a guess
 FALLBACK_CONFIDENCE = 0.5     # a length reading the beats did not confirm counts half
@@ -127,40 +124,6 @@ def candidate_spans(audio: np.ndarray, sr: int, tags: LoopTags = LoopTags()) -> 
         if length > 0 and all(abs(s - a) > 1e-3 or abs(length - b) > 1e-3 for a, b in unique):
             unique.append((s, length))
     return unique
-
-
-class TailTest:
-    """Is the audio from time t0 to t1 a tail after the loop [start, t0): a decay with no new onset, at
-    most MAX_TAIL_S long and TAIL_DROP_DB quieter than the loop?"""
-
-    def __init__(self, audio: np.ndarray, sr: int):
-        hop = max(1, int(round(TAIL_FRAME_S * sr)))
-        n = len(audio) // hop
-        power = np.mean(audio[:n * hop].reshape(n, hop).astype(np.float64) ** 2, axis=1)   # (n,) per frame
-        smooth = np.convolve(power, np.ones(TAIL_SMOOTH_FRAMES) / TAIL_SMOOTH_FRAMES, mode="same")
-        self.db = 10 * np.log10(smooth + 1e-12)                                       # (n,)
-        self.frame_s = hop / sr
-
-    def __call__(self, start: float, t0: float, t1: float) -> bool:
-        if t1 - t0 < MIN_TAIL_S:
-            return True
-        if t1 - t0 > MAX_TAIL_S:
-            return False
-        body = self.db[int(start / self.frame_s):int(t0 / self.frame_s)]
-        db = self.db[int(t0 / self.frame_s):int(t1 / self.frame_s)]
-        if len(db) == 0 or len(body) == 0:
-            return False
-        quieter = np.mean(10 ** (db / 10)) <= np.mean(10 ** (body / 10)) * 10 ** (-TAIL_DROP_DB / 10)   # mean powers
-        return bool(quieter) and float(np.max(db - np.minimum.accumulate(db))) <= TAIL_RISE_DB
-
-
-def tail_start(tail_test: TailTest, start: float, end: float) -> float:
-    """The earliest time from which the span [start, end) dies away as a tail (end when it does not)."""
-    for t in np.arange(max(start, end - MAX_TAIL_S), end - MIN_TAIL_S, 1.0 / DBN_FPS):
-        if tail_test(start, t, end):
-            return float(t)
-    return end
-
 
 
 # ---------------------------------------------------------------------------------------------
@@ -251,6 +214,8 @@ class Hypothesis:
     tail: float
     fit: float = 0.0           # share of the beat peaks on the hypothesis' 8th-note grid (0..1)
     down: float = 0.0          # downbeat activation at bar starts minus at the other beats
+    mid: float = 0.0           # downbeat activation at bar starts minus at mid-bar (beat 3): ~0 for a bar
+                               # twice too long, half the right n's for one half too short
     tatum: float = 0.0         # <= 0: penalty for steady pulses finer than 16ths (or slower than the beat)
 
     @property
@@ -258,10 +223,10 @@ class Hypothesis:
         return BEATS_PER_BAR * 60.0 * self.n / self.length
 
     def score(self) -> float:
-        """How well n explains the loop: madmom's beats on the grid and downbeats on the bar lines, no
-        pulse finer than 16ths, a likely tempo and bar count, no tail needed."""
+        """How well n explains the loop: madmom's beats on the grid and downbeats on the bar lines (not
+        half a bar later), no pulse finer than 16ths, a likely tempo and bar count, no tail needed."""
         prior_tempo = -0.5 * (np.log2(self.bpm / TEMPO_PRIOR_BPM) / TEMPO_PRIOR_OCTAVES) ** 2
-        return (W_FIT * self.fit + W_DOWN * self.down + W_TATUM * self.tatum + W_TEMPO * prior_tempo
+        return (W_FIT * self.fit + W_DOWN * self.down + W_MID * self.mid + W_TATUM * self.tatum + W_TEMPO * prior_tempo
                 + W_BARS * BAR_PRIOR[self.n] - W_TAIL * (self.tail >= MIN_TAIL_S))
 
 
@@ -321,7 +286,8 @@ class LoopEvidence:
             per_beat = beat / self.tatum
             tatum = -max(0.0, np.log2(per_beat / MAX_TATUMS_PER_BEAT)) - max(0.0, np.log2(1.0 / per_beat))
         return Hypothesis(start, length, n, tail, self.fit(start, length, n),
-                          float(down[on_bar].mean() - down[~on_bar].mean()), tatum)
+                          float(down[on_bar].mean() - down[~on_bar].mean()),
+                          float(down[on_bar].mean() - down[k % BEATS_PER_BAR == BEATS_PER_BAR // 2].mean()), tatum)
 
 
 def _in_range(bpm: float, tempo_range: tuple[float, float]) -> bool:

@@ -1,6 +1,7 @@
-"""Spec of loop_tags.py and loop_tempo.py: the tempo a loop file states (its name, its tags) and the
-evidence chain that turns a file's length into bars. Everything here runs without madmom: where the
-chain needs madmom's activations, a stand-in LoopEvidence with known beats is used."""
+"""Spec of loop_tags.py, loop_tail.py and loop_tempo.py: the tempo a loop file states (its name, its
+tags), where its sound dies away, and the evidence chain that turns a file's length into bars. Everything
+here runs without madmom: where the chain needs madmom's activations, a stand-in LoopEvidence with known
+beats is used."""
 from __future__ import annotations
 
 import struct
@@ -16,6 +17,7 @@ import loop_tempo as lt  # noqa: E402
 from audio_io import SkipFile  # noqa: E402
 from bench_preprocess import acid_chunk, append_riff_chunk  # noqa: E402
 from loop_tags import LoopTags, ogg_packets, read_tags, tempo_from_name  # noqa: E402
+from loop_tail import TailTest, tail_start  # noqa: E402
 
 SR = 22_050
 
@@ -135,8 +137,8 @@ def test_spans_are_the_whole_file_then_the_file_after_its_leading_digital_silenc
     x = np.concatenate([np.zeros(SR // 4), clicks(120, 1), np.zeros(SR // 10)]).astype(np.float32)
     spans = lt.candidate_spans(x, SR)
     assert spans == [(0.0, pytest.approx(2.35, abs=1e-3)), (pytest.approx(0.25, abs=1e-3), pytest.approx(2.1, abs=1e-3))]
-    test = lt.TailTest(x, SR)                              # the trailing silence is a tail after the bar
-    assert lt.tail_start(test, 0.25, 2.35) <= 2.25 and test(0.25, 2.25, 2.35)
+    test = TailTest(x, SR)                                 # the trailing silence is a tail after the bar
+    assert tail_start(test, 0.25, 2.35) <= 2.25 and test(0.25, 2.25, 2.35)
 
 
 def test_a_reverb_tail_is_a_tail_and_more_music_is_not():
@@ -144,10 +146,10 @@ def test_a_reverb_tail_is_a_tail_and_more_music_is_not():
     t = np.arange(int(1.2 * SR)) / SR
     tail = 0.01 * np.random.default_rng(1).standard_normal(len(t)) * np.exp(-6.9 * t / 1.2)
     x = np.concatenate([loop, tail]).astype(np.float32)
-    test = lt.TailTest(x, SR)
+    test = TailTest(x, SR)
     assert test(0.0, 2.0, len(x) / SR)                    # after the bar: a quiet decay
     assert not test(0.0, 1.0, len(x) / SR)                # from mid-bar: beats 3 and 4 are no tail
-    assert not lt.TailTest(np.tile(loop, 2), SR)(0.0, 2.0, 3.0)   # the next bar is no tail
+    assert not TailTest(np.tile(loop, 2), SR)(0.0, 2.0, 3.0)   # the next bar is no tail
 
 
 def test_a_stated_tempo_is_used_only_when_the_file_is_a_whole_number_of_bars():
@@ -192,6 +194,18 @@ def test_length_and_tempo_choose_the_bar_count_whose_grid_and_downbeats_fit():
     plan = lt.plan_from_length_and_tempo(KnownBeats(4.0, beats, downs=[0.0], tatum=0.25), [(0.0, 4.0)],
                                          lt.TailTest(x, SR))
     assert len(plan.bars) == 1 and plan.bpm == pytest.approx(60.0)
+
+
+def test_downbeats_half_a_bar_after_the_bar_lines_tell_a_bar_twice_too_long_or_half_too_short():
+    # 3.0 s: 2 bars at 160 BPM (drum & bass), or 1 bar at 80. Beats every 0.375 s, downbeats at 0 and 1.5 s.
+    beats = np.arange(8) * 0.375
+    ev = KnownBeats(3.0, beats, downs=[0.0, 1.5], tatum=0.1875)
+    right, slow, fast = (ev.hypothesis(0.0, 3.0, n) for n in (2, 1, 4))
+    assert right.mid == pytest.approx(0.9)    # a downbeat on each bar line, none mid-bar
+    assert slow.mid == pytest.approx(0.0)     # 1 bar at 80: a downbeat mid-bar as strong as on its bar line
+    assert fast.mid == pytest.approx(0.45)    # 4 bars at 320: every other bar line has no downbeat
+    plan = lt.plan_from_length_and_tempo(ev, [(0.0, 3.0)], lt.TailTest(np.ones(3 * SR, np.float32), SR))
+    assert len(plan.bars) == 2 and plan.bpm == pytest.approx(160.0)
 
 
 def test_beats_off_every_grid_make_rule_3_give_up_for_the_downbeat_tracker():
