@@ -7,7 +7,13 @@ generator checkpoint (`checkpoint_row`) or for the real half-against-half anchor
 from __future__ import annotations
 
 import math
+from contextlib import contextmanager
 from pathlib import Path
+
+try:
+    import fcntl                   # POSIX file locks: several processes may append to one CSV (reproduce --jobs)
+except ImportError:                # Windows: no lock; one writer per CSV at a time
+    fcntl = None
 
 from dataset import read_csv, write_csv
 
@@ -52,13 +58,24 @@ def table_header() -> str:
             "D↑ C↑ | FAD↓ (VGGish) FAD_aisfx↓ (offline stand-in) KID↓ | loopability (~real is good)")
 
 
+@contextmanager
+def _locked(path: Path):
+    """Hold an exclusive lock on `path`.lock (where the OS has them) for a read-modify-write of `path`."""
+    with open(path.with_name(path.name + ".lock"), "a") as f:
+        if fcntl is not None:
+            fcntl.flock(f, fcntl.LOCK_EX)          # released when the file closes
+        yield
+
+
 def append_csv(path: str | Path, row: dict) -> None:
-    """Append a row by atomically rewriting the whole file (previous rows kept; new columns added)."""
+    """Append a row by atomically rewriting the whole file (previous rows kept; new columns added), under a
+    lock, so that processes appending to the same file at once lose nothing."""
     path = Path(path)
-    rows = read_csv(path)
-    fields = list(rows[0].keys()) if rows else []
-    fields += [f for f in dict.fromkeys([*ROW_FIELDS, *row]) if f not in fields]   # each column once
-    write_csv(path, fields, rows + [{k: ("" if v is None else v) for k, v in row.items()}])
+    with _locked(path):
+        rows = read_csv(path)
+        fields = list(rows[0].keys()) if rows else []
+        fields += [f for f in dict.fromkeys([*ROW_FIELDS, *row]) if f not in fields]   # each column once
+        write_csv(path, fields, rows + [{k: ("" if v is None else v) for k, v in row.items()}])
 
 
 def checkpoint_row(ckpt: dict, ckpt_path, metrics: dict, vocoder_name: str = "") -> dict:

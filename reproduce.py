@@ -3,6 +3,7 @@
     python reproduce.py --loops drum --minutes 15              # the Table-1 rows that can run here
     python reproduce.py --loops drum --minutes 15 --rows stylegan2,general
     python reproduce.py --loops drum --minutes 6 --rows general,general_affine    # an ablation
+    python reproduce.py --loops drum --minutes 15 --clock cpu --jobs 2 --mel-only  # 2 rows at a time on 2 cores
 
 The paper's claim (Section 5, Table 1, Figure 4): with a frozen pre-trained feature network in a Projected-GAN
 discriminator, the StyleGAN2 loop generator reaches plain StyleGAN2's quality about 5x sooner, and a general
@@ -25,6 +26,7 @@ Not the paper: the budget (minutes on this machine instead of GPU days), N (300 
 from __future__ import annotations
 
 import argparse
+import subprocess
 import sys
 from pathlib import Path
 
@@ -40,6 +42,7 @@ from demoloops import ensure_demo_set
 from eval_rows import append_csv
 from featurenet import FeatureNetUnavailable
 from train import CPU_PRESET, TrainConfig, train
+from train_scnn import ensure_loop_classifier
 
 EVALS = 5               # evaluation points per row, at 1/5, 2/5, ... of its budget (the issue asks for >= 5)
 N_CPU, N_GPU = 300, 10_000   # loops per evaluation: the paper's 10 000 on a GPU; a CPU affords a few hundred
@@ -232,6 +235,9 @@ def main(argv=None) -> int:
     ap.add_argument("--report-only", action="store_true",
                     help="only rewrite table.md and curve.png from results.csv (no training, no evaluation)")
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    ap.add_argument("--jobs", type=int, default=1,
+                    help="rows run in this many processes at once, one thread each (a CPU of N cores: --jobs N "
+                         "--clock cpu); their logs go to OUT/<loops>/job<k>.log")
     args = ap.parse_args(argv)
     args.device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     args.n = args.n or (N_GPU if args.device == "cuda" else N_CPU)
@@ -249,6 +255,8 @@ def main(argv=None) -> int:
         write_report(out, results, args)
         return 0
     args.data = args.data or str(ensure_demo_set(args.loops))
+    if args.jobs > 1:
+        return run_jobs(names, table, args, out, results)
     real = evaluate.prepare_real(args.data, args.n, seed=EVAL_SEED, device=args.device, verbose=False)
     for n in names:       # row by row: train, evaluate its snapshots, refresh the table and the curve
         if "skip" in table[n]:
@@ -258,6 +266,33 @@ def main(argv=None) -> int:
         evaluate_row(n, table[n], out / "runs" / n, real, args, results)
         write_report(out, results, args)
     return 0
+
+
+def run_jobs(names: list[str], table: dict, args, out: Path, results: Path) -> int:
+    """--jobs N: the rows dealt round-robin to N processes of this script, one torch thread each, which append
+    to the one results.csv (eval_rows.append_csv locks it); then the report. What the rows share on disk (the
+    data set, the loop-genre classifier behind scnn_loop and IS) is made here first, so no two jobs race to
+    make it. Each row's figures are those it would get alone: same seed, budget, N and evaluation seeds."""
+    try:
+        ensure_loop_classifier(args.loops, args.data, device=args.device)
+    except ValueError:             # unlabelled loops: no classifier to share; each job says so as one process would
+        pass
+    common = [sys.executable, str(Path(__file__).resolve()), "--loops", args.loops, "--data", args.data,
+              "--minutes", str(args.minutes), "--evals", str(args.evals), "-n", str(args.n), "--seed",
+              str(args.seed), "--out", args.out, "--device", args.device, "--clock", args.clock, "--threads", "1"]
+    common += ["--mel-only"] if args.mel_only else []
+    jobs = []
+    for k in range(min(args.jobs, len(names))):
+        rows = ",".join(names[k::args.jobs])
+        log = out / f"job{k}.log"
+        print(f"[reproduce] job {k}: rows {rows} (log: {log})", flush=True)
+        with open(log, "w") as f:
+            jobs.append((rows, log, subprocess.Popen([*common, "--rows", rows], stdout=f, stderr=subprocess.STDOUT)))
+    failed = [(rows, log) for rows, log, p in jobs if p.wait() != 0]
+    for rows, log in failed:
+        print(f"reproduce.py: the job of rows {rows} failed; see {log}", file=sys.stderr)
+    write_report(out, results, args)
+    return 1 if failed else 0
 
 
 def write_report(out: Path, results: Path, args) -> None:

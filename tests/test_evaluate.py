@@ -3,6 +3,9 @@
 test_metrics.py."""
 import csv
 import math
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -255,3 +258,18 @@ def test_prepare_real_caches_the_embedded_real_set_and_evaluate_checkpoint_retur
     again = E.evaluate_checkpoint(ckpt_path, real, n=8, seed=0, with_audio=False, verbose=False)
     for k in ("FAD_vgg16rand", "KID_vgg16rand", "density", "coverage"):       # reproducible
         assert again[k] == row[k], k
+
+
+def test_processes_appending_to_one_csv_at_once_lose_no_row(tmp_path):
+    """reproduce.py --jobs N: N processes append to one results.csv; the lock makes each rewrite whole."""
+    path, n = tmp_path / "results.csv", 200
+    code = ("import sys, eval_rows\n"
+            f"for i in range({n}):\n"
+            f"    eval_rows.append_csv({str(path)!r}, {{'model': sys.argv[1], 'step': i}})\n")
+    writers = [subprocess.Popen([sys.executable, "-c", code, name], cwd=Path(R.__file__).parent)
+               for name in ("a", "b")]
+    assert all(w.wait(timeout=120) == 0 for w in writers)
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    for name in ("a", "b"):
+        assert sorted(int(r["step"]) for r in rows if r["model"] == name) == list(range(n))

@@ -17,7 +17,8 @@ def test_two_rows_in_seconds_give_table_csv_and_curve_and_a_rerun_reuses_them(tm
     run_cli(REPO / "demoloops.py", "--loops", "drum", "-n", "24", "--out", data, "--quiet", cwd=tmp_path)
     args = [REPO / "reproduce.py", "--loops", "drum", "--data", data, "--minutes", "0.15", "--evals", "2",
             "-n", "8", "--rows", "stylegan2,general", "--out", tmp_path / "results", "--threads", "1"]
-    run_cli(*args, cwd=tmp_path)
+    first = run_cli(*args, "--jobs", "2", cwd=tmp_path)          # the two rows in two processes at once
+    assert "job 0: rows stylegan2" in first and "job 1: rows general" in first
     out = tmp_path / "results" / "drum"
     rows = list(csv.DictReader(open(out / "results.csv")))
     assert {r["row"] for r in rows} == {"stylegan2", "general"}
@@ -28,6 +29,7 @@ def test_two_rows_in_seconds_give_table_csv_and_curve_and_a_rerun_reuses_them(tm
     table = (out / "table.md").read_text()
     assert "| stylegan2 |" in table and "| general |" in table
     assert (out / "curve.png").stat().st_size > 1000
+    assert "-- training" in (out / "job1.log").read_text()                 # each job's log
 
     again = run_cli(*args, cwd=tmp_path)
     assert "trained (" in again and "-- training" not in again
