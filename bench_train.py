@@ -63,18 +63,17 @@ def bench(spec: str, args, world: World) -> tuple[float, float, float]:
     nets = {n: random_net(n, ctx) for n in names}
     cfg = train.TrainConfig(features=spec, batch=args.batch, g_channels=args.g_channels, d_channels=args.g_channels,
                             csm_upsample=bool(args.csm_upsample), cache_real=bool(args.cache_real))
-    run = train.Run(cfg, names, nets, None, world)          # as train.py: channels_last on CUDA, DDP wrappers
+    run = train.Run(cfg, names, nets, None, world)          # as train.py: channels_last, DDP wrappers
     batch = distributed.local_batch(args.batch, world)
     real = torch.randn(batch, 1, 200, 64, device=device)                            # (B/N, 1, T=200, F=64)
-    if torch.device(device).type == "cuda":
-        real = real.contiguous(memory_format=torch.channels_last)
+    real = real.contiguous(memory_format=train.MEMORY_FORMAT)                      # as train.py
     autocast, beta, nowhere = train.autocast_for(device), ema_beta(args.batch), Path(".")
     G, D_sync, G_sync, D = run.G, run.D_sync, run.G_sync, run.D
     # Speed options to measure, none of which changes the step's math (README "Speed"):
-    if args.channels_last:         # NHWC everywhere (train.py uses it on CUDA only)
+    if not args.channels_last:     # NCHW, as train.py did on the CPU before it measured this (README "Speed")
         for m in (run.G, run.G_ema, run.D):
-            m.to(memory_format=torch.channels_last)
-        real = real.contiguous(memory_format=torch.channels_last)
+            m.to(memory_format=torch.contiguous_format)
+        real = real.contiguous()
     if args.bf16:                  # bf16 autocast on the CPU too (train.py: on CUDA only)
         autocast = lambda: torch.autocast(torch.device(device).type, dtype=torch.bfloat16)   # noqa: E731
     if args.compile:               # torch.compile (inductor: generated C++ built by the local compiler)
@@ -157,7 +156,7 @@ def main():
     ap.add_argument("--vggish", default=None)
     ap.add_argument("--cache-real", type=int, default=0, help="1: the real-feature cache (train.py --cache-real)")
     ap.add_argument("--threads", type=int, default=None, help="torch threads per process (default: torch's)")
-    ap.add_argument("--channels-last", type=int, default=0, help="1: NHWC memory format on the CPU too")
+    ap.add_argument("--channels-last", type=int, default=1, help="0: NCHW instead of train.py's NHWC")
     ap.add_argument("--bf16", type=int, default=0, help="1: bf16 autocast on the CPU too")
     ap.add_argument("--compile", type=int, default=0, help="1: torch.compile G and D (one process)")
     ap.add_argument("--profile", type=int, default=0, metavar="K",

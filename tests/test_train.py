@@ -8,7 +8,7 @@ import torch
 
 import train
 from checkpoint import CheckpointError, load_checkpoint
-from train_fixtures import cfg_for, tiny_drum_set   # noqa: F401  (fixture)
+from train_fixtures import TINY, cfg_for, tiny_drum_set   # noqa: F401  (fixture)
 from discriminator import ProjectedDiscriminator
 import features
 from dataset import LoopMelDataset
@@ -180,3 +180,37 @@ def test_real_feature_cache_trains_the_same_weights(tmp_path, tiny_drum_set):
 def test_real_feature_cache_is_ignored_by_the_baseline(tmp_path, tiny_drum_set):
     out = train.train(cfg_for(tmp_path, tiny_drum_set, "none", steps=1, cache_real=True), device="cpu")
     assert (out / "latest.pt").exists()
+
+
+def test_channels_last_changes_the_speed_not_the_math(monkeypatch):
+    """train.MEMORY_FORMAT (NHWC) against the plain NCHW layout: the same D and G losses and gradients for
+    one step of the projected discriminator (after Adam, weights would differ wherever a gradient is ~0:
+    Adam's first steps move every weight by about lr, whatever the gradient's size)."""
+    from distributed import World
+
+    def one_step(fmt):
+        monkeypatch.setattr(train, "MEMORY_FORMAT", fmt)
+        ctx = features.FeatureContext(device="cpu")
+        cfg = train.TrainConfig(features="aisfx", **{k: v for k, v in TINY.items() if k in ("batch", "g_channels", "d_channels")})
+        run = train.Run(cfg, ["aisfx"], {"aisfx": features.build("aisfx", ctx)}, None, World())
+        torch.manual_seed(1)
+        real = torch.randn(4, 1, 200, 64).contiguous(memory_format=fmt)            # (B, 1, T=200, F=64)
+        z = torch.randn(4, run.g_cfg.z_dim)
+        for p in run.d_params:
+            p.requires_grad_(True)
+        loss_d = train.d_step(run.G, run.D, real, z, False, 1, train.autocast_for("cpu"))
+        loss_d.backward()
+        loss_g = train.g_step(run.G, run.D, z, False, train.autocast_for("cpu"))
+        loss_g.backward()
+        grads = {n: p.grad.clone() for n, p in [*run.G.named_parameters(), *run.D.named_parameters()]
+                 if p.grad is not None}
+        return torch.stack([loss_d.detach(), loss_g.detach()]), grads
+
+    losses_nchw, grads_nchw = one_step(torch.contiguous_format)
+    losses_nhwc, grads_nhwc = one_step(torch.channels_last)
+    torch.testing.assert_close(losses_nhwc, losses_nchw, rtol=1e-5, atol=1e-6)
+    assert grads_nhwc.keys() == grads_nchw.keys() and len(grads_nchw) > 10
+    for name, g in grads_nchw.items():
+        # forward passes agree to ~1e-6; through the heads' batch-norm of 4 samples, a gradient moves by up to
+        # ~0.5 % of its largest entry (a layout bug, such as swapped axes, moves it by ~100 %)
+        torch.testing.assert_close(grads_nhwc[name], g, rtol=0, atol=1e-6 + 1e-2 * float(g.abs().max()), msg=name)
