@@ -210,7 +210,11 @@ def test_channels_last_changes_the_speed_not_the_math(monkeypatch):
     losses_nhwc, grads_nhwc = one_step(torch.channels_last)
     torch.testing.assert_close(losses_nhwc, losses_nchw, rtol=1e-5, atol=1e-6)
     assert grads_nhwc.keys() == grads_nchw.keys() and len(grads_nchw) > 10
-    for name, g in grads_nchw.items():
-        # forward passes agree to ~1e-6; through the heads' batch-norm of 4 samples, a gradient moves by up to
-        # ~0.5 % of its largest entry (a layout bug, such as swapped axes, moves it by ~100 %)
-        torch.testing.assert_close(grads_nhwc[name], g, rtol=0, atol=1e-6 + 1e-2 * float(g.abs().max()), msg=name)
+    for model in ("synthesis", "mapping", "heads"):
+        # G's and D's whole gradients as vectors: forward passes agree to ~1e-6, and the gradients to ~1e-3 of
+        # their norm (float reordering, amplified by the heads' batch-norm of 4 samples; a one-element gradient
+        # such as a noise strength is a sum that cancels, so no per-tensor bound). A layout bug, such as
+        # swapped axes, moves them by ~100 %.
+        a = torch.cat([g.flatten() for n, g in grads_nchw.items() if n.startswith(model)])
+        b = torch.cat([g.flatten() for n, g in grads_nhwc.items() if n.startswith(model)])
+        assert float((a - b).norm() / a.norm()) < 1e-2, model
