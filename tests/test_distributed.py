@@ -201,7 +201,7 @@ for name, fn in (("main_first", distributed.main_first), ("together", distribute
         except Exception as e:
             outcome = type(e).__name__
         os.write(1, f"{{world.rank}} {{name}} {{rank}} {{outcome}}\\n".encode())   # one write: ranks never interleave
-distributed.close()
+distributed.leave()      # as every torchrun worker of pjloop ends (a clean exit, no C++ teardown)
 """)
     res = subprocess.run([*TWO_PROCESSES, str(script)], cwd=tmp_path, env=launch_env(), capture_output=True,
                          text=True, timeout=LAUNCH_TIMEOUT)
