@@ -27,7 +27,6 @@ the higher rates are resampled copies (nothing above 8 kHz; madmom's tempo readi
 from __future__ import annotations
 
 import argparse
-import csv
 import struct
 import sys
 import tempfile
@@ -40,6 +39,7 @@ from scipy.signal import fftconvolve
 
 import demoloops
 from audio_io import resample
+from dataset import read_csv
 from mel import SR
 from preprocess import preprocess_loops
 
@@ -236,8 +236,7 @@ def run(n: int, seed: int, workers: int, out: Path) -> tuple[list[dict], float]:
     t0 = time.perf_counter()
     preprocess_loops(loops, out / "data", workers=workers, force=True, show_progress=False)
     seconds = time.perf_counter() - t0
-    with open(out / "data" / "report.csv", newline="") as f:
-        report = {r["file"]: r for r in csv.DictReader(f)}
+    report = {r["file"]: r for r in read_csv(out / "data" / "report.csv")}
     return score(cases, report), seconds
 
 

@@ -88,7 +88,7 @@ def bench(spec: str, args, world: World) -> tuple[float, float, float]:
         return time.process_time()
     # With --cache-real the same batch's features are cached after the warm-up: the steady state of a run
     # once every loop has been seen (after one pass over the data set).
-    real_idx = torch.arange(batch, device=device) if cfg.cache_real and names else None
+    real_idx = torch.arange(batch, device=device) if run.cache_real else None
 
     def step(i):
         phases.clear()

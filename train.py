@@ -95,7 +95,7 @@ PAPER = "--features vgg,scnn_loop --batch 64 --g-channels 512 --csm-upsample yes
 # (the authors keep it in the projected runs too). The path-length regulariser is not implemented, so G's is 1.
 G_LAZY, D_LAZY = 1.0, losses.lazy_ratio(losses.R1_INTERVAL)
 ADAM_BETA2 = 0.99                 # StyleGAN2's Adam betas are (0, 0.99), raised to the lazy ratio
-MEMORY_FORMAT = torch.channels_last   # NHWC: oneDNN's fast path on the CPU (README "Speed": 20-25 % more steps/s,
+MEMORY_FORMAT = torch.channels_last   # NHWC: oneDNN's fast path on the CPU (README "Speed": 14-28 % more steps/s,
                                       # the same math) and bf16 tensor cores' on CUDA
 N_GRID = 16                       # fixed-seed EMA samples in each grid PNG
 GRID_SEED = 1234                  # the same latents in every grid, so grids show progress, not new samples

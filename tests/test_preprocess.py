@@ -25,7 +25,7 @@ import preprocess as pp  # noqa: E402
 import progress  # noqa: E402
 from audio_io import PEAK_LEVEL, SkipFile, resample  # noqa: E402
 from bar_grid import bars_at_tempo, bars_from_downbeats  # noqa: E402
-from dataset import REPORT_FIELDS, UNLABELLED, LoopMelDataset, is_complete, read_csv  # noqa: E402
+from dataset import UNLABELLED, LoopMelDataset, is_complete, read_csv  # noqa: E402
 from mel import LOOP_SAMPLES, LOOP_SECONDS, SR, log_mel  # noqa: E402
 
 HAS_RUBBERBAND = shutil.which("rubberband") is not None
