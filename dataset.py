@@ -1,6 +1,6 @@
 """The loop data set on disk and the torch Dataset over it (paper Section 4 "Pipeline"; docs/design.md §1).
 
-A data set directory (written by `demoloops.py` for the embedded demo loops and by `preprocess.py`
+A data set directory (written by `demo/loops.py` for the embedded demo loops and by `preprocess.py`
 for real loops) looks the same either way, so everything downstream treats them alike:
 
     DATA_DIR/
@@ -10,7 +10,7 @@ for real loops) looks the same either way, so everything downstream treats them 
       stats.npz           mean (64,), std (64,): per-mel-band statistics over the whole set
       skipped.csv         file, reason                  (input that was not used, and why)
       report.csv          file, genre, bars_kept, bpm, rule, confidence, skipped   (real loops: one row
-                          per source file, and which evidence found its bars; see loop_tempo.py)
+                          per source file, and which evidence found its bars; see realloops/tempo.py)
       progress.jsonl      one JSON line per processed source file (real loops only: what makes a
                           re-run of preprocess.py resume instead of starting over)
 
@@ -22,71 +22,27 @@ with manifest.csv and stats.npz is complete (`is_complete`).
 """
 from __future__ import annotations
 
-import csv
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
-import soundfile as sf
 import torch
 
+from plumbing.files import atomic_write, read_csv, write_csv, write_npy, write_wav
 from mel import LOOP_SAMPLES, N_FRAMES, N_MELS, SR, band_stats_of_files, log_mel, to_gan
 
 MANIFEST_FIELDS = ["id", "source", "bar", "bpm", "genre"]
 SKIP_FIELDS = ["file", "reason"]
 REPORT_FIELDS = ["file", "genre", "bars_kept", "bpm", "rule", "confidence", "skipped"]
 UNLABELLED = ""           # the genre of a loop that has none: the GAN needs no labels, only scnn_loop/IS do
+REPO = Path(__file__).resolve().parent   # the repository: data/ and checkpoints/ live here by default
 
 
-# ---------------------------------------------------------------------------------------------
-# Atomic writers.
-# ---------------------------------------------------------------------------------------------
-def atomic_write(path: str | Path, write_fn) -> None:
-    """Call write_fn(tmp_path) and rename the result onto `path` (atomic on POSIX)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write_fn(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-
-
-def write_wav(path: str | Path, audio: np.ndarray, sr: int = SR) -> None:
-    """Atomically write a mono float32 WAV."""
-    def _write(tmp):
-        sf.write(tmp, np.asarray(audio, dtype=np.float32), sr, subtype="FLOAT", format="WAV")
-    atomic_write(path, _write)
-
-
-def write_npy(path: str | Path, array: np.ndarray) -> None:
-    """Atomically write a .npy file."""
-    def _write(tmp):
-        with open(tmp, "wb") as f:
-            np.save(f, array)
-    atomic_write(path, _write)
-
-
-def write_csv(path: str | Path, fields: list[str], rows: list[dict]) -> None:
-    """Atomically (re)write a whole CSV file."""
-    def _write(tmp):
-        with open(tmp, "w", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=fields)
-            w.writeheader()
-            w.writerows(rows)
-    atomic_write(path, _write)
-
-
-def read_csv(path: str | Path) -> list[dict]:
-    """Rows of a CSV written by `write_csv` (an empty list when the file does not exist)."""
-    if not Path(path).exists():
-        return []
-    with open(path, newline="") as f:
-        return list(csv.DictReader(f))
+def default_data_dir(loops: str) -> Path:
+    """Where the embedded demo set of kind `loops` lives: <repo>/data/demo_<loops>, or
+    $PJLOOP_DATA_ROOT/demo_<loops>. (demo/loops.py renders it there on first use.)"""
+    root = os.environ.get("PJLOOP_DATA_ROOT")
+    return (Path(root).expanduser() if root else REPO / "data") / f"demo_{loops}"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -155,7 +111,7 @@ class LoopMelDataset(torch.utils.data.Dataset):
         self.data_dir = Path(data_dir)
         if not is_complete(self.data_dir):
             raise FileNotFoundError(f"{self.data_dir} is not a preprocessed loop data set "
-                                    "(no manifest.csv/stats.npz): run preprocess.py or demoloops.py first")
+                                    "(no manifest.csv/stats.npz): run preprocess.py or demo/loops.py first")
         rows = read_csv(self.data_dir / "manifest.csv")
         if ids is not None:
             keep = set(ids)

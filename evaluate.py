@@ -1,7 +1,7 @@
 """Objective evaluation: IS, FAD, Density & Coverage, plus KID and a loopability score
 (paper Section 5, Table 1 and Figure 4; docs/design.md §7).
 
-The code: metrics.py holds the metrics as pure functions, eval_embeddings.py the networks that embed
+The code: evaluation/metrics.py holds the metrics as pure functions, evaluation/embeddings.py the networks that embed
 a set of loops; this file makes the sets (real loops, generated loops), turns two embedded sets into a
 table row, and writes rows (CSV), the Figure-4 curve and the command line.
 
@@ -19,7 +19,7 @@ and what each metric reads:
                 held-out test accuracy is printed beside every IS (IS_clf_acc): an IS is only as
                 meaningful as the classifier behind it
     FAD_musicnn, KID_musicnn   THE HEADLINE: Frechet distance / KID on MSD_musicnn's 200-d penultimate
-                layer (musicnn_features.py) of the vocoded audio, through musicnn's own front end: trained
+                layer (standins/musicnn_features.py) of the vocoded audio, through musicnn's own front end: trained
                 on real music (the Million Song Dataset), with data and an architecture no discriminator
                 row uses. A Frechet distance computed in a discriminator's own feature space can be lowered
                 by matching its statistics without making the loops better (Kynkaanniemi et al., ICLR 2023,
@@ -31,7 +31,7 @@ and what each metric reads:
     FAD         Frechet distance of Gaussians on 128-d VGGish embeddings of the audio (two 0.96 s
                 windows per loop; only when VGGish's weights are present -- they cannot be downloaded
                 offline). Secondary: the paper's FAD, but the vgg rows' discriminator sees VGGish
-    FAD_aisfx   the same distance on the offline general network's 512-d embeddings (sfxnet.py, two
+    FAD_aisfx   the same distance on the offline general network's 512-d embeddings (standins/sfxnet.py, two
                 1-s chunks per loop): an OFFLINE STAND-IN for FAD, not comparable with the paper's
                 numbers; secondary, as the aisfx rows' discriminator sees this network
     KID, KID_aisfx   unbiased MMD^2 with a cubic polynomial kernel on the same embeddings (not in the
@@ -67,7 +67,7 @@ Frechet distance is 0, so half against half is the more informative anchor.
 From Python (embed the real set once, cached on disk; then one call per checkpoint):
 
     real = evaluate.prepare_real(data_dir, n, seed=0, device="cpu")        # -> RealSet
-    row = evaluate.evaluate_checkpoint("runs/x/ckpt_0005000.pt", real, n, seed=0)   # -> dict, eval_rows.ROW_FIELDS
+    row = evaluate.evaluate_checkpoint("runs/x/ckpt_0005000.pt", real, n, seed=0)   # -> dict, evaluation.rows.ROW_FIELDS
     row = evaluate.evaluate_checkpoint(..., with_audio=False)   # mel metrics only: no vocoding, faster
 """
 from __future__ import annotations
@@ -90,12 +90,13 @@ import torch
 import melgan
 import sample
 import scnn
-from audio_io import peak_normalise
-from checkpoint import CheckpointError, load_checkpoint
-from dataset import atomic_write, is_complete, read_csv
-from eval_rows import append_csv, checkpoint_row, format_row, real_row, table_header
-from eval_embeddings import VGG16_FC_DIM, EvalNets, embed_set, load_eval_nets, take
-from metrics import (DC_K, IS_SPLITS, KID_SUBSET_SIZE, KID_SUBSETS, density_coverage, fad_from_embeddings,
+from plumbing.audio_io import peak_normalise
+from plumbing.checkpoint import CheckpointError, load_checkpoint
+from dataset import is_complete
+from plumbing.files import atomic_write, read_csv
+from evaluation.rows import append_csv, checkpoint_row, format_row, real_row, table_header
+from evaluation.embeddings import VGG16_FC_DIM, EvalNets, embed_set, load_eval_nets, take
+from evaluation.metrics import (DC_K, IS_SPLITS, KID_SUBSET_SIZE, KID_SUBSETS, density_coverage, fad_from_embeddings,
                      inception_score, kid)
 
 # ---------------------------------------------------------------------------------------------
@@ -108,7 +109,7 @@ METRIC_NOISE = "random"   # generated sets for metrics: per-loop noise (StyleGAN
 
 
 # =============================================================================================
-# Metrics of two embedded sets (outputs of eval_embeddings.embed_set)
+# Metrics of two embedded sets (outputs of evaluation.embeddings.embed_set)
 # =============================================================================================
 def compute_metrics(real: dict[str, np.ndarray], fake: dict[str, np.ndarray], k: int = DC_K,
                     kid_subsets: int = KID_SUBSETS, kid_subset_size: int = KID_SUBSET_SIZE,
@@ -170,7 +171,7 @@ def load_real_set(data_dir: str | Path, n: int, seed: int = 0) -> tuple[np.ndarr
     data_dir = Path(data_dir)
     if not is_complete(data_dir):
         raise FileNotFoundError(f"--data {data_dir} is not a preprocessed loop data set (no manifest.csv/"
-                                f"stats.npz): run preprocess.py or demoloops.py first")
+                                f"stats.npz): run preprocess.py or demo/loops.py first")
     ids = [r["id"] for r in read_csv(data_dir / "manifest.csv")]
     ids = [ids[i] for i in np.random.default_rng(seed).permutation(len(ids))[:n]]
     audio = np.stack([sf.read(data_dir / "wav" / f"{i}.wav", dtype="float32")[0] for i in ids])   # (n, S)
@@ -261,7 +262,7 @@ def evaluate_checkpoint(ckpt_path: str | Path, real: RealSet, n: int | None = No
     latents; vocoder: a melgan Vocoder, default the loops' MelGAN checkpoint else Griffin-Lim.
     with_audio=False skips vocoding and the audio metrics (FAD/KID_musicnn, FAD_aisfx, FAD, KID(_aisfx),
     loop_fake: NaN); FAD/KID_musicnn_mel, FAD/KID_vgg16rand, IS and D&C read the mels and do not change.
-    Keys: eval_rows.ROW_FIELDS."""
+    Keys: evaluation.rows.ROW_FIELDS."""
     t0 = time.time()
     device = device or real.nets.device
     G, ckpt = sample.load_generator(ckpt_path, device)

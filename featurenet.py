@@ -85,6 +85,6 @@ class FeatureContext:
     device: str = "cpu"
     vggish_path: str | Path | None = None     # official VGGish weights (else env PJLOOP_VGGISH, else the hub cache)
     mel_mean: np.ndarray | None = None        # (64,) per-band stats of the data set: the grid adapter
-    mel_std: np.ndarray | None = None         #       undoes the standardisation with them (adapter.py)
-    adapter: str = "grid"                     # 'grid' (adapter.py) or 'affine' (the older z-score map)
+    mel_std: np.ndarray | None = None         #       undoes the standardisation with them (standins/adapter.py)
+    adapter: str = "grid"                     # 'grid' (standins/adapter.py) or 'affine' (the older z-score map)
     batch_stats: bool = False                 # the authors' SCNN batch-norm on batch statistics

@@ -1,10 +1,10 @@
 """The `--features` registry: names -> frozen pre-trained feature networks (paper Section 3.1).
 
     vgg        VGGish, general, trained on YouTube-100M (vggish.py; official weights, downloaded once)
-    aisfx      the offline general network: a sound-effects CNN whose weights ship in a PyPI wheel (sfxnet.py)
+    aisfx      the offline general network: a sound-effects CNN whose weights ship in a PyPI wheel (standins/sfxnet.py)
     scnn_mtat  short-chunk CNN tagger trained on MagnaTagATune (scnn.py; train it with train_scnn.py --mtat)
     mtt_vgg    the offline stand-in for scnn_mtat: musicnn's VGG tagger, also MagnaTagATune (ROC-AUC 0.903 vs
-               0.909) but another architecture; weights in the musicnn wheel (musicnn_features.py)
+               0.909) but another architecture; weights in the musicnn wheel (standins/musicnn_features.py)
     scnn_loop  short-chunk CNN loop-genre classifier trained on the loop data set (scnn.py; train_scnn.py)
 
 A lookup only LOADS: a network whose weights are missing raises FeatureNetUnavailable with the remedy.
@@ -13,9 +13,9 @@ calls before building).  The interface itself (FeatureNet, FeatureContext) is fe
 """
 from __future__ import annotations
 
-import musicnn_features
+from standins import musicnn_features
 import scnn
-import sfxnet
+from standins import sfxnet
 import vggish
 from featurenet import FeatureContext, FeatureNet, use_batch_stats
 

@@ -33,7 +33,7 @@ import torch
 from torch import nn
 from torch.nn.utils.parametrizations import weight_norm
 
-from checkpoint import CheckpointError, load_checkpoint
+from plumbing.checkpoint import CheckpointError, load_checkpoint
 from griffinlim import GL_ITERS, audio_out, griffin_lim, mel_batch
 from mel import HOP, N_MELS
 

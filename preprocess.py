@@ -10,9 +10,9 @@ report.csv, progress.jsonl); the mels come from the one front end, `mel.log_mel`
 Per source file (all in `process_file`):
   soundfile load (native rate, any channels)  (N, C)
   -> mono: mean of the channels                (N,)
-  -> bars: loop_tempo.find_bars, the evidence chain: --bpm X, else a tempo in the file name, else one in
+  -> bars: realloops.tempo.find_bars, the evidence chain: --bpm X, else a tempo in the file name, else one in
      its metadata, else the file's length with madmom's beats choosing the bar count, else madmom's
-     downbeat tracker (see loop_tempo.py; report.csv says which rule decided, and how sure it was)
+     downbeat tracker (see realloops/tempo.py; report.csv says which rule decided, and how sure it was)
   -> resample the mono signal to 16 kHz       (N16,)
   -> every bar is cut out and time-stretched with Rubber Band (pyrubberband) by
      rate = bar_seconds / 2.0, then trimmed/padded to exactly 32 000 samples
@@ -20,7 +20,7 @@ Per source file (all in `process_file`):
 
 Resample BEFORE stretching (our choice): Rubber Band then works on 2.7x fewer samples than at 44.1 kHz,
 and everything above 8 kHz would be thrown away by the final 16 kHz rate anyway (madmom makes its own
-44.1 kHz copy, bar_grid.py).
+44.1 kHz copy, realloops/beats.py).
 
 Labels are optional (the GAN needs none): a file's genre is its first folder under LOOPS_DIR or its row
 in --labels; a file with neither is kept with genre "". Only scnn_loop (and the IS on it) needs labels.
@@ -33,7 +33,7 @@ from the source path, so a file processed twice overwrites its own outputs and n
 A kill loses at most the files in flight. Genre labels are NOT part of the record: they are
 resolved afresh on every run, so fixing a label CSV never needs re-processing.
 
-Decoding, resampling and levelling (`load_mono`, `resample`, ...) live in audio_io.py.
+Decoding, resampling and levelling (`load_mono`, `resample`, ...) live in plumbing/audio_io.py.
 """
 from __future__ import annotations
 
@@ -52,12 +52,13 @@ import pyrubberband
 import torch
 from tqdm import tqdm
 
-from audio_io import SkipFile, fix_length, load_mono, peak_normalise, resample
-from bar_grid import BAR_TOLERANCE, DBN_MAX_BPM, downbeat_processors
-from dataset import REPORT_FIELDS, SKIP_FIELDS, UNLABELLED, finalize_dataset, save_loop, write_csv
-from loop_tempo import TEMPO_RANGE, find_bars
+from plumbing.audio_io import SkipFile, fix_length, load_mono, peak_normalise, resample
+from realloops.beats import BAR_TOLERANCE, DBN_MAX_BPM, downbeat_processors
+from dataset import REPORT_FIELDS, SKIP_FIELDS, UNLABELLED, finalize_dataset, save_loop
+from plumbing.files import write_csv
+from realloops.tempo import TEMPO_RANGE, find_bars
 from mel import BPM, LOOP_SECONDS, SR
-from progress import PROGRESS_FILE, append_progress, file_stamp, load_progress, record_is_current
+from realloops.journal import PROGRESS_FILE, append_progress, file_stamp, load_progress, record_is_current
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".aiff", ".aif", ".mp3")   # what libsndfile decodes
 SILENCE_PEAK = 1e-4       # -80 dBFS: a file (or bar, relative to the file's peak) below is silent
@@ -187,7 +188,7 @@ def process_file(path: str | Path, source: str, data_dir: str | Path, bpm: float
     """One source file -> its one-bar loops written to data_dir.
 
     Returns {"source", "rows": [{"id", "bar", "bpm"}], "skip": None, "bpm", "rule", "confidence"}
-    (how the bars were found: loop_tempo.BarPlan) or, for a file that gives no loop,
+    (how the bars were found: realloops.tempo.BarPlan) or, for a file that gives no loop,
     {"source", "rows": [], "skip": "<category>: <detail>"}. Never raises for bad input."""
     try:
         audio, sr = load_mono(path)                                                    # (N,)

@@ -36,10 +36,10 @@ import torch
 import evaluate
 import features
 import vggish
-from checkpoint import load_checkpoint
-from dataset import read_csv
-from demoloops import ensure_demo_set
-from eval_rows import append_csv
+from plumbing.checkpoint import load_checkpoint
+from plumbing.files import read_csv
+from demo.loops import ensure_demo_set
+from evaluation.rows import append_csv
 from featurenet import FeatureNetUnavailable
 from train import CPU_PRESET, TrainConfig, train
 from train_scnn import ensure_loop_classifier
@@ -270,7 +270,7 @@ def main(argv=None) -> int:
 
 def run_jobs(names: list[str], table: dict, args, out: Path, results: Path) -> int:
     """--jobs N: the rows dealt round-robin to N processes of this script, one torch thread each, which append
-    to the one results.csv (eval_rows.append_csv locks it); then the report. What the rows share on disk (the
+    to the one results.csv (evaluation.rows.append_csv locks it); then the report. What the rows share on disk (the
     data set, the loop-genre classifier behind scnn_loop and IS) is made here first, so no two jobs race to
     make it. Each row's figures are those it would get alone: same seed, budget, N and evaluation seeds."""
     try:

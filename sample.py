@@ -32,10 +32,10 @@ import pyrubberband as pyrb
 import torch
 
 import melgan
-from audio_io import fix_length, peak_normalise
-from dataset import atomic_write, write_npy, write_wav
+from plumbing.audio_io import fix_length, peak_normalise
+from plumbing.files import atomic_write, write_npy, write_wav
 from mel import BPM, LOG_FLOOR, SR, from_gan
-from checkpoint import CheckpointError, load_checkpoint
+from plumbing.checkpoint import CheckpointError, load_checkpoint
 from generator import Generator, GeneratorConfig
 
 GRID_COLS = 4            # mel grid layout, like the paper's figures

@@ -45,9 +45,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-import demoloops
-from checkpoint import CheckpointError, load_checkpoint
-from dataset import is_complete, load_stats
+from plumbing.checkpoint import CheckpointError, load_checkpoint
+from dataset import default_data_dir, is_complete, load_stats
 from featurenet import FeatureContext, FeatureNet, FeatureNetUnavailable
 from mel import CHUNK_FRAMES, N_MELS
 from projector import N_STAGES   # the projector reads the outputs of the first four blocks
@@ -258,19 +257,19 @@ def load_loop_classifier(source: str | Path, ckpt_dir: str | Path = "checkpoints
 # ---------------------------------------------------------------------------------------------
 def _gan_data_dir(ctx: FeatureContext) -> Path:
     """The data set whose stats the GAN standardises with: ctx.data_dir, else the demo set -- only if it
-    is already rendered (rendering it is demoloops.ensure_demo_set's job, not a lookup's)."""
-    data_dir = Path(ctx.data_dir) if ctx.data_dir is not None else demoloops.default_data_dir(ctx.loops)
+    is already rendered (rendering it is demo.loops.ensure_demo_set's job, not a lookup's)."""
+    data_dir = Path(ctx.data_dir) if ctx.data_dir is not None else default_data_dir(ctx.loops)
     if not is_complete(data_dir):
         if ctx.data_dir is None:
             raise FeatureNetUnavailable(f"no data set given and the {ctx.loops} demo set is not rendered at "
-                                        f"{data_dir}: run `python demoloops.py --loops {ctx.loops}` or pass one")
+                                        f"{data_dir}: run `python -m demo.loops --loops {ctx.loops}` or pass one")
         raise FileNotFoundError(f"{data_dir} is not a preprocessed loop data set (no manifest.csv/stats.npz)")
     return data_dir
 
 
 def _missing_loop_remedy(ctx: FeatureContext, data_dir: Path) -> str:
     """The command that trains the scnn_loop checkpoint this lookup wanted."""
-    own = ctx.data_dir is not None and data_dir.resolve() != demoloops.default_data_dir(ctx.loops).resolve()
+    own = ctx.data_dir is not None and data_dir.resolve() != default_data_dir(ctx.loops).resolve()
     return f"python train_scnn.py --loops {ctx.loops}{f' --data {data_dir}' if own else ''}"
 
 

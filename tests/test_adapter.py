@@ -1,13 +1,13 @@
-"""adapter.py as a spec: our mel lands on a feature network's native grid, differentiably."""
+"""standins/adapter.py as a spec: our mel lands on a feature network's native grid, differentiably."""
 import numpy as np
 import pytest
 import torch
 
 import mel as M
-import sfxnet
+from standins import sfxnet
 from stubs import tone_mel
 from featurenet import FeatureContext
-from adapter import GridAdapter, band_interpolation, fit_level_map, htk_centres_hz, our_centres_hz, SILENCE
+from standins.adapter import GridAdapter, band_interpolation, fit_level_map, htk_centres_hz, our_centres_hz, SILENCE
 
 
 

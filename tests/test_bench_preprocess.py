@@ -1,18 +1,15 @@
-"""Spec of bench_preprocess.py: the hidden-answer set covers what the benchmark promises, its files are
+"""Spec of experiments/bench_preprocess.py: the hidden-answer set covers what the benchmark promises, its files are
 what the answers say, and the scoring counts bars and BPM as stated. (The benchmark itself takes minutes:
-python bench_preprocess.py.)"""
+python -m experiments.bench_preprocess.)"""
 from __future__ import annotations
 
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-import bench_preprocess as bp  # noqa: E402
-from loop_tags import read_tags, tempo_from_name  # noqa: E402
+from experiments import bench_preprocess as bp
+from realloops.tags import read_tags, tempo_from_name
 
 pytest.importorskip("tinysoundfont")
 

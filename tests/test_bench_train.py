@@ -1,4 +1,4 @@
-"""bench_train.py's speed options run and report: the benchmark behind README "Speed" (tiny sizes, the
+"""experiments/bench_train.py's speed options run and report: the benchmark behind README "Speed" (tiny sizes, the
 StyleGAN2 set, one timed step; the figures themselves are the benchmark's business, not a test's)."""
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ TINY = ["--device", "cpu", "--batch", "2", "--g-channels", "8", "--steps", "1", 
 
 @pytest.mark.parametrize("options", [[], ["--channels-last", "0", "--bf16", "1"]])
 def test_bench_train_prints_a_row_and_the_profile(options):
-    res = subprocess.run([sys.executable, str(REPO / "bench_train.py"), *TINY, "--sets", "none", "--profile", "3",
+    res = subprocess.run([sys.executable, "-m", "experiments.bench_train", *TINY, "--sets", "none", "--profile", "3",
                           *options], cwd=REPO, capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr[-2000:]
     out = res.stdout

@@ -2,18 +2,16 @@
 and LoopMelDataset, which serves its mels in the GAN's layout (1, T=200, F=64), standardised per band."""
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from audio_io import peak_normalise  # noqa: E402
-from dataset import (LoopMelDataset, atomic_write, finalize_dataset, is_complete, load_stats,  # noqa: E402
-                     read_csv, save_loop)
-from mel import LOOP_SAMPLES, N_FRAMES, N_MELS, log_mel  # noqa: E402
+from plumbing.audio_io import peak_normalise
+from dataset import LoopMelDataset, finalize_dataset, is_complete, load_stats, save_loop
+from plumbing.files import atomic_write, read_csv
+from mel import LOOP_SAMPLES, N_FRAMES, N_MELS, log_mel
 
 
 def test_loop_mel_dataset_items_are_time_major_and_standardised_per_band(tmp_path):

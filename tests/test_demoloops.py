@@ -1,14 +1,16 @@
-"""Spec of the embedded demo loops (demoloops.py): deterministic, exact-length, audible, seamless,
+"""Spec of the embedded demo loops (demo/loops.py): deterministic, exact-length, audible, seamless,
 genre-balanced one-bar loops written in the data-set layout of dataset.py."""
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
 
-import demoloops as D
-from dataset import (MANIFEST_FIELDS, LoopMelDataset, finalize_dataset, is_complete, load_stats,
-                     read_csv, save_loop)
+from demo import loops as D
+import dataset
+from dataset import MANIFEST_FIELDS, default_data_dir, LoopMelDataset, finalize_dataset, is_complete, load_stats, save_loop
+from plumbing.files import read_csv
 from mel import LOOP_SAMPLES, N_FRAMES, N_MELS, SR
 
 ALL = [(loops, g) for loops, genres in D.GENRES.items() for g in genres]
@@ -136,7 +138,7 @@ def test_a_different_request_rebuilds_and_removes_stale_loops(tmp_path):
 def test_refuses_to_overwrite_a_data_set_it_did_not_write(tmp_path):
     save_loop(tmp_path, "real", D.render_loop("drum", "house", 0))
     finalize_dataset(tmp_path, [{"id": "real", "source": "x.wav", "bar": 0, "bpm": 120, "genre": "x"}], [])
-    with pytest.raises(FileExistsError, match="demoloops"):
+    with pytest.raises(FileExistsError, match="demo/loops.py"):
         D.build_demo_set("drum", 4, tmp_path, progress=False)
 
 
@@ -153,9 +155,9 @@ def test_one_and_two_workers_give_identical_sets(tmp_path, small_synth_set):
 
 def test_default_data_dir_follows_pjloop_data_root(monkeypatch, tmp_path):
     monkeypatch.delenv("PJLOOP_DATA_ROOT", raising=False)
-    assert D.default_data_dir("drum") == D.REPO / "data" / "demo_drum"
+    assert default_data_dir("drum") == Path(dataset.__file__).resolve().parent / "data" / "demo_drum"
     monkeypatch.setenv("PJLOOP_DATA_ROOT", str(tmp_path))
-    assert D.default_data_dir("synth") == tmp_path / "demo_synth"
+    assert default_data_dir("synth") == tmp_path / "demo_synth"
 
 
 def test_cli_writes_a_data_set_and_a_second_call_reports_it_cached(tmp_path, capsys):
@@ -168,4 +170,4 @@ def test_cli_writes_a_data_set_and_a_second_call_reports_it_cached(tmp_path, cap
     assert D.main(argv) == 0
     assert "(cached)" in capsys.readouterr().out
     assert D.main(["--loops", "synth", "-n", "0", "--out", str(out), "--quiet"]) == 2    # user error: no traceback
-    assert "demoloops.py: error:" in capsys.readouterr().err
+    assert "demo/loops.py: error:" in capsys.readouterr().err

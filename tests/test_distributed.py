@@ -1,4 +1,4 @@
-"""train.py past one GPU (distributed.py) as a spec, on the CPU with gloo: two processes launched through
+"""train.py past one GPU (plumbing/distributed.py) as a spec, on the CPU with gloo: two processes launched through
 torch.distributed.run (what `torchrun` runs), a tiny configuration on the 8-loop drum set. Each launch costs
 about ten seconds of CPU; the two-process run is shared by the tests that inspect it.
 """
@@ -17,10 +17,10 @@ from pathlib import Path
 import pytest
 import torch
 
-import distributed
+from plumbing import distributed
 import train
-from checkpoint import load_checkpoint
-from distributed import World
+from plumbing.checkpoint import load_checkpoint
+from plumbing.distributed import World
 from train_fixtures import cfg_for, tiny_drum_set   # noqa: F401  (fixture)
 
 REPO = Path(train.__file__).parent
@@ -39,7 +39,7 @@ def cli_args(cfg: train.TrainConfig) -> list[str]:
 
 
 def launch_env(report: Path | None = None) -> dict:
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}   # launched scripts import pjloop
     env.pop(distributed.REPORT_ENV, None)
     if report is not None:
         env[distributed.REPORT_ENV] = str(report)
@@ -185,9 +185,7 @@ def test_sigterm_stops_both_ranks_after_the_same_step_and_rank_0_saves(target, t
 def test_a_failure_on_one_rank_stops_every_rank_without_a_hang(tmp_path):
     script = tmp_path / "fail_on_one_rank.py"
     script.write_text(f"""import os
-import sys
-sys.path.insert(0, {str(REPO)!r})
-import distributed
+from plumbing import distributed
 world = distributed.init("cpu")
 def fail_on(rank):
     if world.rank == rank:
@@ -290,7 +288,7 @@ def test_under_torchrun_every_rank_gives_the_one_line(bad_checkpoints, tiny_drum
 def test_leave_ends_with_the_message_alone_and_its_status(world_size, message, tmp_path):
     """distributed.leave: one line on stderr and status 1 for a failure, nothing and 0 otherwise; as a torchrun
     worker (WORLD_SIZE > 1) through os._exit, so that no C++ teardown can add a line or abort."""
-    code = f"import distributed, atexit; atexit.register(print, 'atexit ran'); print('out'); distributed.leave({message!r})"
+    code = f"from plumbing import distributed; import atexit; atexit.register(print, 'atexit ran'); print('out'); distributed.leave({message!r})"
     res = subprocess.run([sys.executable, "-c", code], cwd=REPO, env={**launch_env(), "WORLD_SIZE": world_size},
                          capture_output=True, text=True, timeout=LAUNCH_TIMEOUT)
     assert res.returncode == (0 if message is None else 1)

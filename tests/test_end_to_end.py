@@ -1,6 +1,6 @@
 """The user's whole path through the command-line tools, in miniature:
 
-    demoloops.py -> train.py (two runs, the second resumed) -> sample.py -> evaluate.py
+    demo/loops.py -> train.py (two runs, the second resumed) -> sample.py -> evaluate.py
 
 Each step is the real command in a subprocess, as a user types it; only the sizes are tiny."""
 import csv
@@ -17,7 +17,7 @@ REPO = Path(__file__).resolve().parents[1]
 @pytest.mark.slow
 def test_render_train_resume_sample_evaluate(tmp_path):
     data, run_dir = tmp_path / "data", tmp_path / "run"
-    run_cli(REPO / "demoloops.py", "--loops", "drum", "-n", "20", "--out", data, "--quiet", cwd=tmp_path)
+    run_cli("-m", "demo.loops", "--loops", "drum", "-n", "20", "--out", data, "--quiet", cwd=tmp_path)
     tiny = ["--loops", "drum", "--features", "aisfx", "--data", data, "--out", run_dir, "--batch", "4",
             "--g-channels", "16", "--d-channels", "16", "--ckpt-every", "1", "--sample-every", "1"]
     out = run_cli(REPO / "train.py", *tiny, "--steps", "2", cwd=tmp_path)

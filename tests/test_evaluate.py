@@ -1,4 +1,4 @@
-"""Spec of evaluate.py and eval_embeddings.py: the random VGG16 embedding, and the evaluation plumbing
+"""Spec of evaluate.py and evaluation/embeddings.py: the random VGG16 embedding, and the evaluation plumbing
 (loops -> embeddings -> metrics -> rows -> CSV -> curve; the Python API). The metrics themselves:
 test_metrics.py."""
 import csv
@@ -11,16 +11,16 @@ import numpy as np
 import pytest
 import torch
 
-import eval_embeddings as EE
-import eval_rows as R
+from evaluation import embeddings as EE
+from evaluation import rows as R
 import evaluate as E
 from dataset import finalize_dataset, save_loop
 from mel import LOOP_SAMPLES, log_mel
 from stubs import noise_loop_set
-import sfxnet
+from standins import sfxnet
 from dataclasses import asdict
 from generator import Generator, GeneratorConfig
-from checkpoint import save_checkpoint
+from plumbing.checkpoint import save_checkpoint
 import sample
 
 
@@ -263,10 +263,10 @@ def test_prepare_real_caches_the_embedded_real_set_and_evaluate_checkpoint_retur
 def test_processes_appending_to_one_csv_at_once_lose_no_row(tmp_path):
     """reproduce.py --jobs N: N processes append to one results.csv; the lock makes each rewrite whole."""
     path, n = tmp_path / "results.csv", 200
-    code = ("import sys, eval_rows\n"
+    code = ("import sys\nfrom evaluation import rows\n"
             f"for i in range({n}):\n"
-            f"    eval_rows.append_csv({str(path)!r}, {{'model': sys.argv[1], 'step': i}})\n")
-    writers = [subprocess.Popen([sys.executable, "-c", code, name], cwd=Path(R.__file__).parent)
+            f"    rows.append_csv({str(path)!r}, {{'model': sys.argv[1], 'step': i}})\n")
+    writers = [subprocess.Popen([sys.executable, "-c", code, name], cwd=Path(R.__file__).parents[1])
                for name in ("a", "b")]
     assert all(w.wait(timeout=120) == 0 for w in writers)
     with open(path, newline="") as f:

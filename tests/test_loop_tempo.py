@@ -1,23 +1,20 @@
-"""Spec of loop_tags.py, loop_tail.py and loop_tempo.py: the tempo a loop file states (its name, its
+"""Spec of realloops/tags.py, realloops/tail.py and realloops/tempo.py: the tempo a loop file states (its name, its
 tags), where its sound dies away, and the evidence chain that turns a file's length into bars. Everything
 here runs without madmom: where the chain needs madmom's activations, a stand-in LoopEvidence with known
 beats is used."""
 from __future__ import annotations
 
 import struct
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-import loop_tempo as lt  # noqa: E402
-from audio_io import SkipFile  # noqa: E402
-from bench_preprocess import acid_chunk, append_riff_chunk  # noqa: E402
-from loop_tags import LoopTags, ogg_packets, read_tags, tempo_from_name  # noqa: E402
-from loop_tail import TailTest, tail_start  # noqa: E402
+from realloops import tempo as lt
+from plumbing.audio_io import SkipFile
+from experiments.bench_preprocess import acid_chunk, append_riff_chunk
+from realloops.tags import LoopTags, ogg_packets, read_tags, tempo_from_name
+from realloops.tail import TailTest, tail_start
 
 SR = 22_050
 

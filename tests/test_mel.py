@@ -2,16 +2,13 @@
 of a mel: raw (F=64, T=200) log10 on disk, standardised (B, 1, T=200, F=64) inside the GAN."""
 from __future__ import annotations
 
-import sys
-from pathlib import Path
 
 import librosa
 import numpy as np
 import pytest
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from mel import (LOOP_SAMPLES, N_FRAMES, N_MELS, PAD, SR, STD_FLOOR, band_stats, band_stats_of_files,  # noqa: E402
+from mel import (LOOP_SAMPLES, N_FRAMES, N_MELS, PAD, SR, STD_FLOOR, band_stats, band_stats_of_files,
                  destandardise, from_gan, log_mel, standardise, to_gan)
 
 

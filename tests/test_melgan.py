@@ -11,7 +11,7 @@ import torch
 
 import melgan as M
 import train_melgan as T
-from checkpoint import CheckpointError
+from plumbing.checkpoint import CheckpointError
 from mel import HOP, LOOP_SAMPLES, N_FRAMES, N_MELS, log_mel
 from vocoder_fixtures import TINY, chirp, one_thread, tiny_set, tiny_train_config   # noqa: F401  (fixtures)
 

@@ -1,10 +1,10 @@
-"""Spec of metrics.py: the paper's metrics (IS, the Frechet distance behind FAD, Density & Coverage;
+"""Spec of evaluation/metrics.py: the paper's metrics (IS, the Frechet distance behind FAD, Density & Coverage;
 Section 5), KID and the loopability score, as pure functions on numbers."""
 import numpy as np
 import pytest
 import torch
 
-import metrics as M
+from evaluation import metrics as M
 from mel import LOOP_SAMPLES, SR
 from scipy.linalg import sqrtm
 from prdc import compute_prdc

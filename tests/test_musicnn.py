@@ -1,6 +1,6 @@
 """musicnn's pre-trained music networks as a spec: the PyTorch port agrees with musicnn's own TensorFlow
 graph, `mtt_vgg` is a frozen four-stage projector network fed on its native grid, and the evaluation
-embedding has both ways in (musicnn_port.py, musicnn_features.py; docs/design.md §2, §7)."""
+embedding has both ways in (standins/musicnn_port.py, standins/musicnn_features.py; docs/design.md §2, §7)."""
 import importlib.util
 import json
 import re
@@ -10,16 +10,16 @@ import numpy as np
 import pytest
 import torch
 
-import demoloops
-import eval_embeddings as EE
-import eval_rows as R
+import demo.loops
+from evaluation import embeddings as EE
+from evaluation import rows as R
 import evaluate as E
 import features
-import make_musicnn_fixture
+from standins import make_musicnn_fixture
 import mel as M
-import musicnn_features as MF
-import musicnn_port as P
-from adapter import slaney_centres_hz
+from standins import musicnn_features as MF
+from standins import musicnn_port as P
+from standins.adapter import slaney_centres_hz
 from discriminator import ProjectedDiscriminator
 from featurenet import FeatureContext, FeatureNetUnavailable
 from stubs import tone_mel
@@ -119,7 +119,7 @@ def test_time_axis_goes_to_16_ms_frames():
 def test_level_map_keeps_musicnns_floor_and_tracks_its_own_front_end():
     silence = MF.to_musicnn_level(torch.full((3,), float(np.log10(M.LOG_FLOOR))))
     assert float(silence.abs().max()) < 1e-4                                  # silence is 0, as natively
-    audio = demoloops.render_loop("drum", "funk", 7)                          # (32000,)
+    audio = demo.loops.render_loop("drum", "funk", 7)                          # (32000,)
     ours = MF.to_musicnn_level(MF.native_grid_adapter()(torch.from_numpy(np.asarray(M.log_mel(audio))).T[None, None]))
     native = P.musicnn_log_mel(audio)[0, :125]                                # musicnn's own input, (125, 96)
     rms = float(np.sqrt(((ours[0, 0].numpy() - native) ** 2).mean()))
@@ -163,8 +163,8 @@ def test_affine_map_gives_the_input_batch_norm_the_z_scores_themselves():
 # ---------------------------------------------------------------------------------------------
 def test_embedding_has_both_ways_in_and_they_see_the_same_loop_alike():
     emb = MF.load_embedding()
-    audio = np.stack([demoloops.render_loop("drum", g, 11) for g in ("house", "rock")] +
-                     [demoloops.render_loop("synth", "pad_chords", 11)])     # (3, 32000)
+    audio = np.stack([demo.loops.render_loop("drum", g, 11) for g in ("house", "rock")] +
+                     [demo.loops.render_loop("synth", "pad_chords", 11)])     # (3, 32000)
     from_audio = MF.embed_audio(emb, audio)                                   # (3, 200)
     from_mels = MF.embed_mels(emb, np.stack([M.log_mel(a) for a in audio]))  # (3, 200)
     assert from_audio.shape == from_mels.shape == (3, MF.EMBED_DIM)
@@ -174,7 +174,7 @@ def test_embedding_has_both_ways_in_and_they_see_the_same_loop_alike():
 
 def test_evaluation_leads_with_fad_and_kid_on_msd_musicnn_from_audio_and_from_mels():
     rng = np.random.default_rng(0)
-    audio = np.stack([demoloops.render_loop("drum", g, s) for g, s in (("house", 1), ("rock", 2), ("funk", 3))] +
+    audio = np.stack([demo.loops.render_loop("drum", g, s) for g, s in (("house", 1), ("rock", 2), ("funk", 3))] +
                      [(0.1 * rng.standard_normal(M.LOOP_SAMPLES)).astype(np.float32) for _ in range(3)])
     nets = EE.EvalNets("cpu", np.zeros(64, np.float32), np.ones(64, np.float32), EE.RandomVGG16(fc_dim=64))
     nets.musicnn = MF.load_embedding()

@@ -20,13 +20,13 @@ import pyrubberband
 import pytest
 import soundfile as sf
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-import preprocess as pp  # noqa: E402
-import progress  # noqa: E402
-from audio_io import PEAK_LEVEL, SkipFile, resample  # noqa: E402
-from bar_grid import bars_at_tempo, bars_from_downbeats  # noqa: E402
-from dataset import UNLABELLED, LoopMelDataset, is_complete, read_csv  # noqa: E402
-from mel import LOOP_SAMPLES, LOOP_SECONDS, SR, log_mel  # noqa: E402
+import preprocess as pp
+from realloops import journal
+from plumbing.audio_io import PEAK_LEVEL, SkipFile, resample
+from realloops.beats import bars_at_tempo, bars_from_downbeats
+from dataset import UNLABELLED, LoopMelDataset, is_complete
+from plumbing.files import read_csv
+from mel import LOOP_SAMPLES, LOOP_SECONDS, SR, log_mel
 
 HAS_RUBBERBAND = shutil.which("rubberband") is not None
 needs_rubberband = pytest.mark.skipif(not HAS_RUBBERBAND, reason="rubberband binary not installed")
@@ -55,8 +55,8 @@ def click_loop(bpm: float = 120.0, bars: int = 1, sr: int = SR, seed: int = 0) -
 
 def demo_drums(seed: int, bpm: float = 97.0, bars: int = 4) -> np.ndarray:
     """The other engineer's demo renderer: a rendered house drum loop, float32 at 16 kHz."""
-    demoloops = pytest.importorskip("demoloops")
-    return demoloops.render_loop("drum", "house", seed, bpm=bpm, bars=bars)
+    renderer = pytest.importorskip("demo.loops")
+    return renderer.render_loop("drum", "house", seed, bpm=bpm, bars=bars)
 
 
 def to_44k_stereo(mono16k: np.ndarray) -> np.ndarray:
@@ -344,17 +344,17 @@ def test_a_kill_mid_run_keeps_finished_files_and_the_rerun_resumes(tmp_path, mon
         run(loops, out, bpm=120)
     # The old data set is untouched and loadable; the file finished before the kill is on record.
     assert (out / "manifest.csv").read_bytes() == manifest_before and len(LoopMelDataset(out)) == 4
-    done = progress.load_progress(out)
+    done = journal.load_progress(out)
     assert sorted(done) == ["rock/0.wav", "rock/1.wav", "rock/2.wav"]
     # A torn last line (killed during the append itself) must not poison the resume either.
-    with open(out / progress.PROGRESS_FILE, "a") as f:
+    with open(out / journal.PROGRESS_FILE, "a") as f:
         f.write('{"source": "rock/3.wav", "ro')
 
     monkeypatch.setattr(pp, "process_file", real)
     summary = run(loops, out, bpm=120)
     assert summary["processed"] == 2 and summary["reused"] == 3          # only rock/3 and rock/4 redone
     assert len(read_csv(out / "manifest.csv")) == 10 and len(LoopMelDataset(out)) == 10
-    lines = (out / progress.PROGRESS_FILE).read_text().splitlines()
+    lines = (out / journal.PROGRESS_FILE).read_text().splitlines()
     assert all(json.loads(line) for line in lines)                       # every line parses again
 
     # --force redoes everything, same result.

@@ -1,4 +1,4 @@
-"""Spec of preprocess.py on loops as a loop library ships them (loop_tempo.py's evidence chain): a plain
+"""Spec of preprocess.py on loops as a loop library ships them (realloops/tempo.py's evidence chain): a plain
 folder, no labels, one-bar files, tempi in the names (right, implausible), a long recording that is no
 loop, and the per-file report.
 
@@ -7,26 +7,24 @@ madmom and Rubber Band run once, in the module-scoped `library` fixture (about 2
 from __future__ import annotations
 
 import shutil
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-import preprocess as pp  # noqa: E402
-from dataset import REPORT_FIELDS, UNLABELLED, read_csv  # noqa: E402
-from loop_tempo import RULE_DOWNBEATS, RULE_LENGTH, RULE_NAME  # noqa: E402
-from mel import LOOP_SAMPLES, SR  # noqa: E402
+import preprocess as pp
+from dataset import REPORT_FIELDS, UNLABELLED
+from plumbing.files import read_csv
+from realloops.tempo import RULE_DOWNBEATS, RULE_LENGTH, RULE_NAME
+from mel import LOOP_SAMPLES, SR
 
 ONE_BAR_BPMS = (105, 128, 160, 195)   # one bar only fits these lengths: two would be over 200 BPM
 RECORDING_BPM = 97
 
 
 def demo(loops: str, genre: str, bpm: float, bars: int, seed: int = 0) -> np.ndarray:
-    demoloops = pytest.importorskip("demoloops")
-    return demoloops.render_loop(loops, genre, seed, bpm=bpm, bars=bars)
+    renderer = pytest.importorskip("demo.loops")
+    return renderer.render_loop(loops, genre, seed, bpm=bpm, bars=bars)
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ REPO = Path(__file__).resolve().parents[1]
 @pytest.mark.slow
 def test_two_rows_in_seconds_give_table_csv_and_curve_and_a_rerun_reuses_them(tmp_path):
     data = tmp_path / "data"
-    run_cli(REPO / "demoloops.py", "--loops", "drum", "-n", "24", "--out", data, "--quiet", cwd=tmp_path)
+    run_cli("-m", "demo.loops", "--loops", "drum", "-n", "24", "--out", data, "--quiet", cwd=tmp_path)
     args = [REPO / "reproduce.py", "--loops", "drum", "--data", data, "--minutes", "0.15", "--evals", "2",
             "-n", "8", "--rows", "stylegan2,general", "--out", tmp_path / "results", "--threads", "1"]
     first = run_cli(*args, "--jobs", "2", cwd=tmp_path)          # the two rows in two processes at once

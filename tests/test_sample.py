@@ -14,10 +14,10 @@ import soundfile as sf
 import torch
 
 import sample
-from checkpoint import save_checkpoint
+from plumbing.checkpoint import save_checkpoint
 from generator import Generator, GeneratorConfig
 from mel import HOP, LOOP_SAMPLES, N_FRAMES, N_MELS, SR, log_mel
-import demoloops
+import demo.loops
 import griffinlim
 import melgan
 
@@ -76,7 +76,7 @@ def test_loops_are_seamless_when_repeated():
     says at the seam as well as inside. The same mel vocoded without circular context (Griffin-Lim with
     log_mel's reflect padding) does not: the seam error is then about 4x the inside error.
     (The target is the periodic mel, not log_mel of one copy: log_mel reflect-pads the edges, as librosa.)"""
-    target = heard_mel(demoloops.render_loop("drum", "funk", seed=3))                   # (64, 200)
+    target = heard_mel(demo.loops.render_loop("drum", "funk", seed=3))                   # (64, 200)
     loop = sample.vocode_loops(melgan.load_vocoder(None, loops="drum"), target[None])[0]  # (32000,)
     seam, inside = seam_error(loop, target)
     assert seam < 1.5 * inside + 0.02, (seam, inside)
@@ -86,7 +86,7 @@ def test_loops_are_seamless_when_repeated():
 
 def test_tempo_export_stays_seamless():
     """Stretched to 90 BPM, a seamless loop stays seamless: its seam sounds like its inside."""
-    slow = sample.change_tempo(demoloops.render_loop("drum", "funk", seed=3), 90)
+    slow = sample.change_tempo(demo.loops.render_loop("drum", "funk", seed=3), 90)
     assert len(slow) == round(LOOP_SAMPLES * 120 / 90)
     flux = np.abs(np.diff(heard_mel(slow), axis=1, append=heard_mel(slow)[:, :1])).mean(axis=0)  # (T,)
     seam_flux = flux[-1]                                                                # last frame -> first frame

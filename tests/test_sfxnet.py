@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 import features
-import sfxnet
+from standins import sfxnet
 from mel import log_mel, standardise
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -26,7 +26,7 @@ def test_checkpoint_loads_with_weights_only_and_has_the_four_conv_blocks():
     assert len(state) == 4 * 2 * 6          # per block: 2 conv weights + 2 x (BN weight, bias, mean, var, count)
     assert tuple(state["conv_block4.conv2.weight"].shape) == (512, 512, 3, 3)
     assert not any(k.startswith("fc.") for k in state)   # classifier heads are not kept
-    assert re.findall(r"torch\.load\(([^)]*)\)", (ROOT / "sfxnet.py").read_text()) == \
+    assert re.findall(r"torch\.load\(([^)]*)\)", (ROOT / "standins/sfxnet.py").read_text()) == \
         ['path, map_location="cpu", weights_only=True']
 
 

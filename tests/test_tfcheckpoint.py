@@ -1,4 +1,4 @@
-"""tfcheckpoint.py as a spec: a TF checkpoint read in plain numpy, every tensor checked against its CRC32C.
+"""standins/tfcheckpoint.py as a spec: a TF checkpoint read in plain numpy, every tensor checked against its CRC32C.
 
 The tiny checkpoints here are written by this file's own writer, from the format description (SSTable
 .index of BundleEntryProtos + raw .data), with its own bit-by-bit CRC: an independent implementation.
@@ -9,8 +9,8 @@ import struct
 import numpy as np
 import pytest
 
-import musicnn_port
-import tfcheckpoint as T
+from standins import musicnn_port
+from standins import tfcheckpoint as T
 
 
 # ---------------------------------------------------------------------------------------------

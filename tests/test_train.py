@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import train
-from checkpoint import CheckpointError, load_checkpoint
+from plumbing.checkpoint import CheckpointError, load_checkpoint
 from train_fixtures import TINY, cfg_for, tiny_drum_set   # noqa: F401  (fixture)
 from discriminator import ProjectedDiscriminator
 import features
@@ -186,7 +186,7 @@ def test_channels_last_changes_the_speed_not_the_math(monkeypatch):
     """train.MEMORY_FORMAT (NHWC) against the plain NCHW layout: the same D and G losses and gradients for
     one step of the projected discriminator (after Adam, weights would differ wherever a gradient is ~0:
     Adam's first steps move every weight by about lr, whatever the gradient's size)."""
-    from distributed import World
+    from plumbing.distributed import World
 
     def one_step(fmt):
         monkeypatch.setattr(train, "MEMORY_FORMAT", fmt)

@@ -13,7 +13,7 @@ import torch
 import losses
 import melgan as M
 import train_melgan as T
-from checkpoint import CheckpointError, load_checkpoint
+from plumbing.checkpoint import CheckpointError, load_checkpoint
 from mel import HOP, LOOP_SAMPLES
 from vocoder_fixtures import TINY, one_thread, tiny_set, tiny_train_config   # noqa: F401  (fixtures)
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-import demoloops
+import demo.loops
 import train
 from dataset import finalize_dataset, save_loop
 
@@ -20,8 +20,8 @@ def tiny_drum_set(tmp_path_factory):
     out = tmp_path_factory.mktemp("tiny_drum")
     rows = []
     for i in range(8):
-        genre = demoloops.DRUM_GENRES[i % 2]
-        save_loop(out, f"t{i}", demoloops.render_loop("drum", genre, seed=i))
+        genre = demo.loops.DRUM_GENRES[i % 2]
+        save_loop(out, f"t{i}", demo.loops.render_loop("drum", genre, seed=i))
         rows.append({"id": f"t{i}", "source": "test", "bar": 0, "bpm": 120, "genre": genre})
     finalize_dataset(out, rows, [])
     return out

@@ -14,7 +14,7 @@ from scipy.signal import resample_poly
 
 from mel import LOOP_SAMPLES
 
-PEAK_LEVEL = 0.9          # peak of every kept loop: as demoloops.PEAK, so real and demo sets match
+PEAK_LEVEL = 0.9          # peak of every kept loop: as demo.loops.PEAK, so real and demo sets match
 
 
 class SkipFile(Exception):

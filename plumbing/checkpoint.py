@@ -22,7 +22,7 @@ from pathlib import Path
 
 import torch
 
-from dataset import atomic_write
+from plumbing.files import atomic_write
 
 
 class CheckpointError(RuntimeError):

@@ -11,9 +11,9 @@ are absent -- the speed is the same), aisfx, scnn_loop (random weights unless a 
 fusion vgg+scnn_loop. Each measurement runs in its own process(es), so its peak memory is its own: CUDA's
 max_memory_allocated on a GPU, the process's peak RSS on a CPU (rank 0's).
 
-    python bench_train.py                                # CPU preset sizes on a CPU, paper sizes on a GPU
-    python bench_train.py --batch 64 --g-channels 512 --steps 20 --device cuda
-    python bench_train.py --ddp 8 --sets "vgg,scnn_loop"  # 1 process, then 8 (torchrun; NCCL on GPUs, gloo on CPU)
+    python -m experiments.bench_train                                # CPU preset sizes on a CPU, paper sizes on a GPU
+    python -m experiments.bench_train --batch 64 --g-channels 512 --steps 20 --device cuda
+    python -m experiments.bench_train --ddp 8 --sets "vgg,scnn_loop"  # 1 process, then 8 (torchrun; NCCL on GPUs, gloo on CPU)
 """
 from __future__ import annotations
 
@@ -27,15 +27,16 @@ from pathlib import Path
 import numpy as np
 import torch
 
-import distributed
+from plumbing import distributed
 import features
 import scnn
 import train
 import vggish
-from distributed import World
+from plumbing.distributed import World
 from generator import ema_beta, update_ema
 
 SETS = ["none", "vgg", "aisfx", "scnn_loop", "vgg,scnn_loop"]
+REPO = Path(__file__).resolve().parents[1]           # `python -m experiments.bench_train` runs from here
 TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone"]   # what `torchrun --standalone` runs
 
 
@@ -78,7 +79,7 @@ def bench(spec: str, args, world: World) -> tuple[float, float, float]:
         autocast = lambda: torch.autocast(torch.device(device).type, dtype=torch.bfloat16)   # noqa: E731
     if args.compile:               # torch.compile (inductor: generated C++ built by the local compiler)
         if world.size > 1:
-            raise SystemExit("bench_train.py: --compile is measured in one process only")
+            raise SystemExit("experiments/bench_train.py: --compile is measured in one process only")
         G = G_sync = torch.compile(run.G)
         D = D_sync = torch.compile(run.D)
     phases = {}                    # --profile: CPU seconds of each phase of the last step
@@ -184,10 +185,11 @@ def main():
     passed += ["--vggish", args.vggish] if args.vggish else []
     for spec in args.sets.split(";"):          # fresh processes per set: peak memory is not inherited
         if args.ddp is None:
-            subprocess.run([sys.executable, __file__, *passed, "--one", spec], check=True)
+            subprocess.run([sys.executable, "-m", "experiments.bench_train", *passed, "--one", spec], check=True, cwd=REPO)
             continue
         for n in (1, args.ddp):
-            subprocess.run([*TORCHRUN, f"--nproc_per_node={n}", __file__, *passed, "--one", spec], check=True)
+            subprocess.run([*TORCHRUN, f"--nproc_per_node={n}", "-m", "experiments.bench_train", *passed, "--one", spec], check=True,
+                           cwd=REPO)
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ ships a deterministic renderer that writes a data set in exactly the layout of `
     build_demo_set(loops, n, out_dir)  ->  out_dir/{wav,mel}/<id>, manifest.csv, stats.npz, demo.json
 
 How a loop is made:
-  1. A genre (drums, demo_patterns.py) or style (synths, demo_synth_styles.py) template gives the MIDI
+  1. A genre (drums, demo/drums.py) or style (synths, demo/synths.py) template gives the MIDI
      notes of one bar: characteristic kick/snare placement, hat density, swing, percussion and kit choices
      for drums; register, rhythm, note length and instrument families for synths. Randomness lives INSIDE
      the template, so that the genres stay distinguishable from the audio (docs/design.md §2).
@@ -42,9 +42,11 @@ import torch
 from scipy.signal import resample_poly
 from tqdm import tqdm
 
-from dataset import atomic_write, finalize_dataset, is_complete, read_csv, save_loop
-from demo_patterns import DRUM_GENRES, Note, drum_notes
-from demo_synth_styles import SYNTH_STYLES, synth_notes
+from dataset import default_data_dir, finalize_dataset, is_complete, save_loop
+
+from plumbing.files import atomic_write, read_csv
+from demo.drums import DRUM_GENRES, Note, drum_notes
+from demo.synths import SYNTH_STYLES, synth_notes
 from mel import SR
 
 # ---------------------------------------------------------------------------------------------
@@ -88,7 +90,7 @@ def soundfont_path() -> Path:
         return FLUID_R3
     spec = importlib.util.find_spec("pretty_midi")   # only its data file is needed: no import
     if spec is None or spec.origin is None:  # pragma: no cover - pretty_midi is a requirement
-        raise RuntimeError("demoloops needs pretty_midi (it ships the TimGM6mb SoundFont): "
+        raise RuntimeError("the demo renderer (demo/loops.py) needs pretty_midi (it ships the TimGM6mb SoundFont): "
                            "pip install pretty_midi, or set PJLOOP_SOUNDFONT=/path/to.sf2")
     path = Path(spec.origin).parent / "TimGM6mb.sf2"
     if not path.is_file():
@@ -103,7 +105,7 @@ def _load_soundfont(path: str):
     try:   # imported here, not at the top: only rendering needs it (a cached set or real data does not),
         import tinysoundfont._tinysoundfont as tsf   # and it is installed apart, with --no-deps (setup.sh)
     except ImportError as e:
-        raise RuntimeError("demoloops needs tinysoundfont: pip install --no-deps tinysoundfont==0.3.7 "
+        raise RuntimeError("the demo renderer (demo/loops.py) needs tinysoundfont: pip install --no-deps tinysoundfont==0.3.7 "
                            "(setup.sh does it)") from e
     return tsf, tsf.SoundFont(path)
 
@@ -129,7 +131,7 @@ def _has_preset(bank: int, program: int) -> bool:
 
 
 # ---------------------------------------------------------------------------------------------
-# The loop-mode renderer: notes (demo_patterns.Note) -> audio.
+# The loop-mode renderer: notes (demo.drums.Note) -> audio.
 # ---------------------------------------------------------------------------------------------
 
 
@@ -300,7 +302,7 @@ def build_demo_set(loops: str, n: int, out_dir, seed: int = 0, workers: int = DE
         if old == info:
             return out_dir
         if old is None:
-            raise FileExistsError(f"{out_dir} holds a data set that demoloops.py did not write "
+            raise FileExistsError(f"{out_dir} holds a data set that demo/loops.py did not write "
                                   f"(no {DEMO_JSON}); choose another output directory")
 
     # Invalidate first, then record what is being rendered: a crash mid-way leaves an incomplete set
@@ -338,21 +340,12 @@ def build_demo_set(loops: str, n: int, out_dir, seed: int = 0, workers: int = DE
     return out_dir
 
 
-REPO = Path(__file__).resolve().parent
-
-
-def default_data_dir(loops: str) -> Path:
-    """<repo>/data/demo_<loops>, or $PJLOOP_DATA_ROOT/demo_<loops>."""
-    _check_loops(loops)
-    root = os.environ.get("PJLOOP_DATA_ROOT")
-    return (Path(root).expanduser() if root else REPO / "data") / f"demo_{loops}"
-
-
 def ensure_demo_set(loops: str, n: int = DEFAULT_N, workers: int = DEFAULT_WORKERS) -> Path:
     """The default demo set of `loops` (rendered on first use, then cached): its directory."""
+    _check_loops(loops)
     out_dir = default_data_dir(loops)
     if not (is_complete(out_dir) and _read_info(out_dir) == _demo_info(loops, n, 0)):
-        print(f"demoloops: rendering {n} {loops} demo loops into {out_dir} (once; cached afterwards)",
+        print(f"demo loops: rendering {n} {loops} demo loops into {out_dir} (once; cached afterwards)",
               file=sys.stderr)
     return build_demo_set(loops, n, out_dir, seed=0, workers=workers)
 
@@ -372,7 +365,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         build_demo_set(args.loops, args.n, out, seed=args.seed, workers=args.workers, progress=not args.quiet)
     except (ValueError, FileExistsError, FileNotFoundError, RuntimeError) as e:
-        print(f"demoloops.py: error: {e}", file=sys.stderr)
+        print(f"demo/loops.py: error: {e}", file=sys.stderr)
         return 2
     rows = read_csv(out / "manifest.csv")
     counts = {g: sum(r["genre"] == g for r in rows) for g in GENRES[args.loops]}

@@ -1,5 +1,5 @@
 """musicnn's pre-trained music networks inside pjloop: a projector feature network and the independent
-evaluation embedding (paper Section 3.1 and Section 5; docs/design.md §2, §7). The ports are musicnn_port.py.
+evaluation embedding (paper Section 3.1 and Section 5; docs/design.md §2, §7). The ports are standins/musicnn_port.py.
 
 1. `mtt_vgg` (registry name; `MusicnnVGGFeatures`): the offline stand-in for the paper's SCNN_MTAT (rows E
    and G of Table 1). SAME training data (MagnaTagATune, top-50 tags) and almost the same ROC-AUC (0.903
@@ -30,7 +30,7 @@ evaluation embedding (paper Section 3.1 and Section 5; docs/design.md §2, §7).
        output alone, without the vocoder.
    A 2-s loop is repeated to musicnn's 3-s training patch (187 frames) on both paths.
 
-Feeding a network on its native grid (adapter.py): our log-mel (64 Slaney bands 0-8 kHz, 10 ms) goes to
+Feeding a network on its native grid (standins/adapter.py): our log-mel (64 Slaney bands 0-8 kHz, 10 ms) goes to
 musicnn's 96 Slaney bands over 0-8 kHz at 16 ms frames. Only musicnn's top band (centre 7.75 kHz, above
 our top band's 7.63 kHz) is left silent. Then the LEVEL: musicnn's input is log10(10000 P + 1) of a
 POWER mel (n_fft 512); ours is log10 M of a MAGNITUDE mel (n_fft 1024). We convert to power,
@@ -55,9 +55,9 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
-from adapter import GridAdapter, slaney_centres_hz
+from standins.adapter import GridAdapter, slaney_centres_hz
 from featurenet import FeatureNet
-from musicnn_port import (MUSICNN_HOP, MUSICNN_MELS, MUSICNN_SR, PATCH_FRAMES, VGG_CHANNELS, Musicnn, MusicnnVGG,
+from standins.musicnn_port import (MUSICNN_HOP, MUSICNN_MELS, MUSICNN_SR, PATCH_FRAMES, VGG_CHANNELS, Musicnn, MusicnnVGG,
                           load_musicnn, musicnn_log_mel, repeat_to_patch)
 from projector import N_STAGES
 

@@ -55,7 +55,7 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
-from adapter import GridAdapter, fit_level_map, htk_centres_hz
+from standins.adapter import GridAdapter, fit_level_map, htk_centres_hz
 from featurenet import FeatureNet, FeatureNetUnavailable
 from mel import CHUNK_FRAMES, N_MELS, log_mel, to_gan
 
@@ -170,7 +170,7 @@ class SfxFeatures(FeatureNet):
     Two ways (`adapter`), compared in the README's ablation:
     - None ("affine"): x = AISFX_INPUT_MEAN + AISFX_INPUT_STD * z on our own 64 x 10 ms grid;
     - a GridAdapter ("grid", the default for training): our mel re-gridded onto its 96 HTK bands over
-      0-22.05 kHz at 23.2 ms frames (adapter.py), then x = a + b * raw, with (a, b) fitted so that the
+      0-22.05 kHz at 23.2 ms frames (standins/adapter.py), then x = a + b * raw, with (a, b) fitted so that the
       data set lands at the same input mean and std (`fit_level_map`).
     """
 

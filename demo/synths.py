@@ -2,7 +2,7 @@
 
 A synth loop is harmony (a random key, major or natural minor, and a chord progression) played in one
 of six styles, each with its own rhythm, register, note lengths and General MIDI instrument family
-(docs/design.md §2). Note events and their humanisation are shared with the drums (demo_patterns.py).
+(docs/design.md §2). Note events and their humanisation are shared with the drums (demo/drums.py).
 
     synth_notes(style, rng, bars)  ->  (notes, GM program)
 """
@@ -13,7 +13,7 @@ from typing import Callable
 
 import numpy as np
 
-from demo_patterns import Note, pick, swing_beat
+from demo.drums import Note, pick, swing_beat
 
 # ---------------------------------------------------------------------------------------------
 # Synth styles: harmony (random key, mode and progression) + a style-specific rhythm, register and

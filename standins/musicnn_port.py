@@ -2,7 +2,7 @@
 
 Credit: musicnn 0.1.0, Pons & Serra, "musicnn: pre-trained convolutional neural networks for music audio
 tagging", ISMIR 2019 late-breaking demo; ISC licence. Trained by the MTG, Universitat Pompeu Fabra. The
-wheel ships four TF-1 checkpoints (tfcheckpoint.py reads them without TensorFlow) and their test scores:
+wheel ships four TF-1 checkpoints (standins/tfcheckpoint.py reads them without TensorFlow) and their test scores:
 
     MTT_vgg      MagnaTagATune, top-50 tags   VGG-like: 5 conv blocks of 128 channels   ROC-AUC 0.903
     MTT_musicnn  MagnaTagATune, top-50 tags   musically motivated front end             ROC-AUC 0.907
@@ -34,10 +34,10 @@ conventions from its `extractor.py` and `configuration.py`:
   BN; dense 200 ReLU; BN = the "penultimate" layer; dense 50 logits.
 
 Tag probabilities are sigmoid(logits) (`tag_probabilities`), proved against musicnn's own TensorFlow graph
-by tests/test_musicnn.py with the fixture tests/musicnn_reference.json (make_musicnn_fixture.py).
+by tests/test_musicnn.py with the fixture tests/musicnn_reference.json (standins/make_musicnn_fixture.py).
 
 Layout of our wrappers: the networks take (B, 1, T, 96) native log-mel patches (our (B, 1, T, F) order).
-Feature networks for the projector and the evaluation embedding are musicnn_features.py.
+Feature networks for the projector and the evaluation embedding are standins/musicnn_features.py.
 """
 from __future__ import annotations
 
@@ -53,13 +53,13 @@ from torch import nn
 import torch.nn.functional as F
 
 from featurenet import FeatureNetUnavailable
-from tfcheckpoint import TFCheckpointError, read_tf_checkpoint
+from standins.tfcheckpoint import TFCheckpointError, read_tf_checkpoint
 
 PACKAGE = "musicnn"                                  # the installed wheel holding the checkpoints
 PIP_INSTALL = "pip install --no-deps musicnn==0.1.0"  # its metadata pins numpy < 1.17 and TensorFlow
 MODELS = ("MTT_vgg", "MTT_musicnn", "MSD_vgg", "MSD_musicnn")
 # SHA-256 of each checkpoint's data file in musicnn 0.1.0 (the wheel's RECORD lists the same digests);
-# each tensor is also checked against the CRC32C its .index stores (tfcheckpoint.py).
+# each tensor is also checked against the CRC32C its .index stores (standins/tfcheckpoint.py).
 DATA_SHA256 = {
     "MTT_vgg": "458f5c8bcecc086a3bba3dce83809df6da6e0a3560a59ddd84711bf3d5fd8303",
     "MTT_musicnn": "041f3935e981a65cea739842d30c188d3a7d2adf4410955c8668eb3de4a5acab",

@@ -1,4 +1,4 @@
-"""Where a loop file's sound dies away after its last bar (loop_tempo.py; paper Section 4 "Pipeline").
+"""Where a loop file's sound dies away after its last bar (realloops/tempo.py; paper Section 4 "Pipeline").
 A tail is a decay with no new onset after the bars: a reverb, a cymbal ringing on, trailing silence.
 Loop libraries often leave one on the file, and its length is then no whole number of bars.
 
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from bar_grid import DBN_FPS
+from realloops.beats import DBN_FPS
 
 MAX_TAIL_S = 2.0              # the longest tail after the last bar we look for
 TAIL_FRAME_S = 0.02           # RMS frames of the tail test ...

@@ -1,7 +1,7 @@
 """Evaluation results as rows: the CSV columns, one Table-1-style line per row, and the CSV writer
 (paper Section 5, Table 1). Used by evaluate.py and reproduce.py.
 
-A row is a dict keyed by ROW_FIELDS (plus any extra keys a caller adds): the metrics of metrics.py for one
+A row is a dict keyed by ROW_FIELDS (plus any extra keys a caller adds): the metrics of evaluation/metrics.py for one
 generator checkpoint (`checkpoint_row`) or for the real half-against-half anchor (`real_row`).
 """
 from __future__ import annotations
@@ -15,7 +15,7 @@ try:
 except ImportError:                # Windows: no lock; one writer per CSV at a time
     fcntl = None
 
-from dataset import read_csv, write_csv
+from plumbing.files import read_csv, write_csv
 
 ROW_FIELDS = ["model", "features", "loops", "step", "hours", "train_minutes", "n_fake", "n_real", "IS", "IS_std",
               "IS_clf_acc", "FAD_musicnn", "KID_musicnn", "KID_musicnn_std", "FAD_musicnn_mel", "KID_musicnn_mel",

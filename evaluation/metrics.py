@@ -1,7 +1,7 @@
 """The evaluation metrics as pure functions (paper Section 5, Table 1; docs/design.md §7): Inception
 Score, the Frechet distance behind FAD, Density & Coverage, plus KID and pjloop's loopability score.
 
-No networks here: evaluate.py embeds the loops (eval_embeddings.py) and calls these. Layouts:
+No networks here: evaluate.py embeds the loops (evaluation/embeddings.py) and calls these. Layouts:
 
     probs (N, K)       class probabilities of one set            -> inception_score
     emb   (N, D)       embeddings of one set (real or generated) -> gaussian_stats, fad_from_embeddings,
@@ -211,3 +211,55 @@ def loopability(audio, batch: int = 64, device: str | torch.device | None = None
         beats = torch.stack([flux[:, i].amax(1) for i in beat_idx], 1).mean(1)       # (b,)
         out.append(((seam + LOOP_EPS) / (beats + LOOP_EPS)).cpu().numpy())
     return np.concatenate(out) if out else np.zeros(0)
+
+
+# ---------------------------------------------------------------------------------------------
+# ROC-AUC and PR-AUC, SCNN_MTAT's tagging metrics (mtat.py): small pure functions, as sklearn is not
+# a pjloop dependency
+# ---------------------------------------------------------------------------------------------
+def roc_auc(y_true: np.ndarray, score: np.ndarray) -> float:
+    """Binary ROC-AUC = P(score of a random positive > score of a random negative), ties count 1/2
+    (the Mann-Whitney U statistic from average ranks). nan when only one class is present."""
+    y = np.asarray(y_true).astype(bool)
+    s = np.asarray(score, dtype=np.float64)
+    n_pos, n_neg = int(y.sum()), int((~y).sum())
+    if n_pos == 0 or n_neg == 0:
+        return float("nan")
+    order = np.argsort(s, kind="mergesort")
+    ranks = np.empty(len(s), np.float64)
+    sorted_s = s[order]
+    # Average rank within each run of tied scores.
+    bounds = np.flatnonzero(np.diff(sorted_s)) + 1
+    starts = np.concatenate([[0], bounds])
+    ends = np.concatenate([bounds, [len(s)]])
+    for a, b in zip(starts, ends):
+        ranks[order[a:b]] = (a + b + 1) / 2                # mean of 1-based ranks a+1 .. b
+    return float((ranks[y].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def average_precision(y_true: np.ndarray, score: np.ndarray) -> float:
+    """Binary PR-AUC as average precision, sum_n (R_n - R_{n-1}) P_n over distinct thresholds
+    (tied scores enter together), the definition Won et al. report. nan without positives."""
+    y = np.asarray(y_true).astype(bool)
+    s = np.asarray(score, dtype=np.float64)
+    n_pos = int(y.sum())
+    if n_pos == 0:
+        return float("nan")
+    order = np.argsort(-s, kind="mergesort")
+    y, s = y[order], s[order]
+    last = np.concatenate([np.flatnonzero(np.diff(s)), [len(s) - 1]])   # last index of each tie run
+    tp = np.cumsum(y)[last]
+    precision = tp / (last + 1)
+    recall = tp / n_pos
+    return float(np.sum(np.diff(np.concatenate([[0.0], recall])) * precision))
+
+
+def macro_auc(y_true: np.ndarray, scores: np.ndarray) -> tuple[float, float, int]:
+    """(N, K) labels and scores -> (macro ROC-AUC, macro PR-AUC, number of tags scored); tags whose
+    test labels are all one class have no AUC and are left out of the mean."""
+    roc = np.array([roc_auc(y_true[:, k], scores[:, k]) for k in range(y_true.shape[1])])
+    pr = np.array([average_precision(y_true[:, k], scores[:, k]) for k in range(y_true.shape[1])])
+    ok = ~np.isnan(roc)
+    if not ok.any():
+        return float("nan"), float("nan"), 0
+    return float(roc[ok].mean()), float(pr[ok].mean()), int(ok.sum())

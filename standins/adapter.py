@@ -3,7 +3,7 @@
 Projected GAN (Sauer et al. 2021) resizes every image to the resolution its ImageNet feature network was
 trained at before projecting it. The audio analogue is a network's native *grid*: which frequencies its
 mel bands are centred on, and how far apart its frames are. Our front end (mel.py) is 64 Slaney-mel bands
-over 0-8 kHz at 10 ms frames; aisfx (sfxnet.py) was trained on 96 HTK-mel bands over 0-22.05 kHz at
+over 0-8 kHz at 10 ms frames; aisfx (standins/sfxnet.py) was trained on 96 HTK-mel bands over 0-22.05 kHz at
 23.2 ms frames. Fed our grid unchanged, aisfx sees every event 2.3x too long and every partial at the
 wrong band. `GridAdapter` fixes both axes, and nothing else:
 

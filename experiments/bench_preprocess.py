@@ -1,8 +1,8 @@
-"""Benchmark of preprocess.py's bar finding on a hidden-answer set (paper Section 4 "Pipeline"; loop_tempo.py).
+"""Benchmark of preprocess.py's bar finding on a hidden-answer set (paper Section 4 "Pipeline"; realloops/tempo.py).
 
-    python bench_preprocess.py [--n 160] [--seed 0] [--workers 2] [--out DIR]
+    python -m experiments.bench_preprocess [--n 160] [--seed 0] [--workers 2] [--out DIR]
 
-renders loops whose tempo and bar count it knows with the demo renderer (demoloops.render_loop), dresses
+renders loops whose tempo and bar count it knows with the demo renderer (demo.loops.render_loop), dresses
 them up as loop libraries ship them, runs preprocess.py on the folder (no labels, no --bpm) and scores its
 report.csv. It prints the fraction of files kept with the right number of bars and the fraction whose
 BPM is within 2 %, overall and per group, the misses, and the throughput in loops per second (the whole
@@ -37,9 +37,9 @@ import numpy as np
 import soundfile as sf
 from scipy.signal import fftconvolve
 
-import demoloops
-from audio_io import resample
-from dataset import read_csv
+import demo.loops
+from plumbing.audio_io import resample
+from plumbing.files import read_csv
 from mel import SR
 from preprocess import preprocess_loops
 
@@ -100,7 +100,7 @@ def _nearest_genre(bpm: int, k: int) -> str:
 def plan_cases(n: int = DEFAULT_N, seed: int = 0) -> list[dict]:
     """The hidden-answer set: one dict per file (kind, genre, bpm, bars, group and its dressing)."""
     rng = np.random.default_rng(seed)
-    synths = demoloops.GENRES["synth"]
+    synths = demo.loops.GENRES["synth"]
     cases = []
     for k, bpm in enumerate(SWEEP_BPMS):
         cases.append({"group": "sweep", "kind": "drum", "genre": _nearest_genre(bpm, k), "bpm": bpm, "bars": 1})
@@ -110,7 +110,7 @@ def plan_cases(n: int = DEFAULT_N, seed: int = 0) -> list[dict]:
                    "bpm": int(rng.integers(lo, hi + 1))} for _ in range(count)]
     while len(cases) < n:
         kind = "drum" if rng.random() < 0.6 else "synth"
-        genre = str(rng.choice(demoloops.GENRES[kind]))
+        genre = str(rng.choice(demo.loops.GENRES[kind]))
         lo, hi = GENRE_TEMPI.get(genre) or GENRE_TEMPI[str(rng.choice(list(GENRE_TEMPI)))]
         case = {"group": "mixed", "kind": kind, "genre": genre, "bpm": int(rng.integers(lo, hi + 1)),
                 "bars": int(rng.choice([1, 2, 4]))}
@@ -160,7 +160,7 @@ def reverb_tail(x: np.ndarray, sr: int, rt60: float, wet_db: float, rng: np.rand
 
 def render_case(case: dict) -> tuple[np.ndarray, int]:
     """A case -> (audio (N, C) float32, sample rate) as the file holds it."""
-    x16 = demoloops.render_loop(case["kind"], case["genre"], case["seed"], bpm=case["bpm"], bars=case["bars"])
+    x16 = demo.loops.render_loop(case["kind"], case["genre"], case["seed"], bpm=case["bpm"], bars=case["bars"])
     x = resample(x16, SR, case["sr"]).astype(np.float64)                              # (N,)
     rng = np.random.default_rng(case["seed"])
     if case["rt60"]:

@@ -12,7 +12,7 @@ import json
 import os
 from pathlib import Path
 
-from dataset import atomic_write
+from plumbing.files import atomic_write
 
 PROGRESS_FILE = "progress.jsonl"
 

@@ -1,14 +1,14 @@
 """Regenerate tests/musicnn_reference.json: musicnn's own TensorFlow graph on a few demo loops, the
-reference that proves the PyTorch port (musicnn_port.py) right (tests/test_musicnn.py, to 1e-4).
+reference that proves the PyTorch port (standins/musicnn_port.py) right (tests/test_musicnn.py, to 1e-4).
 
 Needs a THROWAWAY TensorFlow environment outside the repo (pjloop itself never needs TensorFlow):
 
     python -m venv /tmp/tfenv
     /tmp/tfenv/bin/pip install tensorflow-cpu==2.21.0 tf-keras==2.21.0 librosa==0.11.0 soundfile
     /tmp/tfenv/bin/pip install --no-deps musicnn==0.1.0
-    python make_musicnn_fixture.py --tf-python /tmp/tfenv/bin/python
+    python -m standins.make_musicnn_fixture --tf-python /tmp/tfenv/bin/python
 
-This script runs in pjloop's environment: it renders the clips (demoloops.render_loop: deterministic in
+This script runs in pjloop's environment: it renders the clips (demo.loops.render_loop: deterministic in
 (loops, genre, seed)), repeats each 2-s loop to musicnn's 3-s patch, and writes them as float WAVs to a
 temporary folder. The TF interpreter (with TF_USE_LEGACY_KERAS=1: musicnn's `tf.compat.v1.layers` exist
 only with Keras 2, the tf-keras package) then runs musicnn's OWN graph on them, as its extractor does: its
@@ -32,11 +32,11 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-import demoloops
-from musicnn_port import MODELS, MUSICNN_SR, PATCH_FRAMES, repeat_to_patch
+import demo.loops
+from standins.musicnn_port import MODELS, MUSICNN_SR, PATCH_FRAMES, repeat_to_patch
 
 FIXTURE = Path(__file__).resolve().parent / "tests" / "musicnn_reference.json"
-# (loops, genre, seed): the first three loops of the demo drum set (demoloops.loop_seed(0, i)) and two
+# (loops, genre, seed): the first three loops of the demo drum set (demo.loops.loop_seed(0, i)) and two
 # synth loops, so that the fixture covers tags of both kinds.
 CLIPS = (("drum", "house", 2968811710), ("drum", "techno", 3964924996), ("drum", "hiphop", 3141116543),
          ("synth", "pad_chords", 1), ("synth", "arpeggio", 2))
@@ -82,7 +82,7 @@ print("FIXTURE-JSON " + json.dumps(out))
 
 def render_clips() -> np.ndarray:
     """(len(CLIPS), 48000) float32: each loop repeated to musicnn's 3-s patch."""
-    return repeat_to_patch(np.stack([demoloops.render_loop(*c) for c in CLIPS]))
+    return repeat_to_patch(np.stack([demo.loops.render_loop(*c) for c in CLIPS]))
 
 
 def rounded(values: list[float]) -> list[float]:

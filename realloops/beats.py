@@ -1,5 +1,5 @@
 """Where the bars of a loop file are, from madmom (paper Section 4 "Pipeline", following Hung et al.;
-docs/design.md §1). The evidence chain that decides which finder to trust is loop_tempo.py.
+docs/design.md §1). The evidence chain that decides which finder to trust is realloops/tempo.py.
 
     beat_activations(audio, sr, wrap_s)  mono (N,) -> (F, 2) beat / downbeat activations at 100 fps, of the
                                          signal played as a loop (wrap_s of its end before it, of its start after)
@@ -24,7 +24,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from audio_io import SkipFile, resample
+from plumbing.audio_io import SkipFile, resample
 from mel import BEATS_PER_BAR
 
 MADMOM_SR = 44_100        # madmom's RNNs were trained at 44.1 kHz; its SignalProcessor ASSUMES a bare

@@ -4,13 +4,13 @@
                     Density & Coverage (Naeem et al. 2020) and pjloop's headline FAD/KID_vgg16rand
     SCNN_Loop       the loop-genre classifier's softmax (B, K) for IS (scnn.py; trained by train_scnn.py)
     VGGish          (B, W=2, 128) per 0.96-s window, for the paper's FAD (vggish.py; weights offline only)
-    aisfx           (B, C=2, 512) per 1-s chunk, the offline FAD stand-in (sfxnet.py)
-    musicnn         (B, 200) MSD_musicnn's penultimate layer, the headline FAD/KID (musicnn_features.py):
+    aisfx           (B, C=2, 512) per 1-s chunk, the offline FAD stand-in (standins/sfxnet.py)
+    musicnn         (B, 200) MSD_musicnn's penultimate layer, the headline FAD/KID (standins/musicnn_features.py):
                     from the audio through musicnn's own front end; musicnn_mel: from the mels (adapter)
-    loopability     (B,) seam abruptness (metrics.py)
+    loopability     (B,) seam abruptness (evaluation/metrics.py)
 
 `load_eval_nets` loads every network that is available (only RandomVGG16 is always there) and says why
-the others are not; `embed_set` runs them over one set. The metrics themselves are in metrics.py.
+the others are not; `embed_set` runs them over one set. The metrics themselves are in evaluation/metrics.py.
 """
 from __future__ import annotations
 
@@ -23,15 +23,15 @@ import numpy as np
 import torch
 from torch import nn
 
-import musicnn_features
+from standins import musicnn_features
 import scnn
-import sfxnet
+from standins import sfxnet
 import train_scnn
 import vggish
-from checkpoint import load_checkpoint
+from plumbing.checkpoint import load_checkpoint
 from dataset import load_stats
 from mel import to_gan
-from metrics import loopability
+from evaluation.metrics import loopability
 
 DC_EMBED_DIM = 64         # "fc2 space whose dimension is deliberately set to a small value 64" (Section 5)
 VGG16_FC_DIM = 4096       # VGG16's fc1 width; configurable so tests and CPU runs stay light

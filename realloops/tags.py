@@ -1,5 +1,5 @@
 """What a loop file says about its own tempo before any audio is heard: its name and its metadata.
-Rules 1 and 2 of the evidence chain in loop_tempo.py (paper Section 4 "Pipeline"; docs/design.md §1).
+Rules 1 and 2 of the evidence chain in realloops/tempo.py (paper Section 4 "Pipeline"; docs/design.md §1).
 
     tempo_from_name("Trap Drums 140bpm.wav", 60, 200)  -> [140.0]
     tempo_from_name("kick_loop_120_Am.wav", 60, 200)    -> [120.0]   a bare number between separators

@@ -7,11 +7,11 @@ that cannot be built here is skipped with the reason, except VGGish without its 
 with random weights in the official layout (speed does not depend on the values) and says so; the
 SCNNs likewise without a checkpoint (a benchmark never trains one).
 
-Then the evaluation embedding (MSD_musicnn's penultimate layer, musicnn_features.py) on the same batch of
+Then the evaluation embedding (MSD_musicnn's penultimate layer, standins/musicnn_features.py) on the same batch of
 two-second loops, both ways in: from the raw mels through the grid adapter, and from the audio through
 musicnn's own front end (librosa, included in the time). Skipped with the reason without the musicnn wheel.
 
-    python bench_features.py [--threads 1] [--runs 5] [--batch 64] [--device cpu] [--data DIR]
+    python -m experiments.bench_features [--threads 1] [--runs 5] [--batch 64] [--device cpu] [--data DIR]
 """
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 import features
-import musicnn_features
+from standins import musicnn_features
 import scnn
 import vggish
 from featurenet import FeatureContext, FeatureNet, FeatureNetUnavailable

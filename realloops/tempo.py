@@ -4,7 +4,7 @@ libraries' convention), so its length is the strongest cue. `find_bars` tries, i
 records which rule decided and how sure it is:
 
     option        --bpm X: a grid of 4-beat bars at X BPM from sample 0, no questions asked
-    name          a tempo in the file name ("120bpm", "_120_"; loop_tags.tempo_from_name) that makes
+    name          a tempo in the file name ("120bpm", "_120_"; realloops.tags.tempo_from_name) that makes
                   the file a whole number of bars (1, 2, 4, 8 or 16, within LENGTH_TOLERANCE)
     metadata      the same for a tempo in the file's tags (WAV acid, ID3 TBPM, Vorbis/FLAC BPM)
     length+tempo  candidate bar counts n in LOOP_BAR_COUNTS: each gives a bar (length / n) and so a tempo
@@ -20,10 +20,10 @@ records which rule decided and how sure it is:
 
 Lengths are measured over candidate `spans`: the whole file, and the file after its leading digital
 silence (a loop pasted after a gap). A span may end in a tail, a decay with no new onset after the last
-bar (a reverb, a cymbal ringing on, trailing silence): loop_tail.py. Madmom hears a short
-file looped (`bar_grid.beat_activations`), as a loop is heard.
+bar (a reverb, a cymbal ringing on, trailing silence): realloops/tail.py. Madmom hears a short
+file looped (`realloops.beats.beat_activations`), as a loop is heard.
 
-Evidence weights and thresholds were set on bench_preprocess.py's hidden-answer sets of seeds 101 and
+Evidence weights and thresholds were set on experiments/bench_preprocess.py's hidden-answer sets of seeds 101 and
 202, the weights retuned with W_MID on seeds 101, 202, 303, 404, 505 and 606; the benchmark reports the
 held-out seeds 0 and 1.
 
@@ -37,10 +37,10 @@ from pathlib import Path
 import numpy as np
 import scipy.fft
 
-from audio_io import SkipFile
-from bar_grid import DBN_FPS, DBN_MAX_BPM, bars_at_tempo, bars_from_downbeats, beat_activations, find_downbeats
-from loop_tags import LoopTags, read_tags, tempo_from_name
-from loop_tail import MIN_TAIL_S, TailTest, tail_start
+from plumbing.audio_io import SkipFile
+from realloops.beats import DBN_FPS, DBN_MAX_BPM, bars_at_tempo, bars_from_downbeats, beat_activations, find_downbeats
+from realloops.tags import LoopTags, read_tags, tempo_from_name
+from realloops.tail import MIN_TAIL_S, TailTest, tail_start
 from mel import BEATS_PER_BAR
 
 RULE_OPTION, RULE_NAME, RULE_METADATA, RULE_LENGTH, RULE_DOWNBEATS = (

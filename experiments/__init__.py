@@ -1,0 +1,1 @@
+"""Benchmarks: scripts that print speed and accuracy figures (`python -m experiments.bench_train`, ...)."""

@@ -1,0 +1,1 @@
+"""Plumbing: crash-safe files and checkpoints, audio reading, and the torchrun/DDP rules."""
