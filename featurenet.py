@@ -76,6 +76,11 @@ def use_batch_stats(net: FeatureNet) -> FeatureNet:
     return net
 
 
+def uses_batch_stats(net: nn.Module) -> bool:
+    """True when `net` normalises by batch statistics (use_batch_stats): then what shares a batch matters."""
+    return any(isinstance(m, BatchStatsNorm2d) for m in net.modules())
+
+
 @dataclass
 class FeatureContext:
     """What a builder may need to know: which loops, which data set, where checkpoints live."""

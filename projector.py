@@ -35,7 +35,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from featurenet import FeatureNet
+from featurenet import FeatureNet, uses_batch_stats
 from mel import CHUNK_FRAMES, N_FRAMES, N_MELS
 
 COUT = 64              # Projected GAN's base projector width (cout); `expand` multiplies it per stage
@@ -160,9 +160,14 @@ class Projector(nn.Module):
                              f"got {tuple(mel.shape)}")
         b, half = mel.shape[0], mel.shape[2] // 2
         front, back = mel[:, :, :half], mel[:, :, half:]                # 2 x (B, 1, 100, 64): the two 1-s chunks
-        # One pass through the frozen net for both chunks (faster than two); the net is in eval mode, so
-        # batching does not mix the chunks (no batch statistics).
-        maps = self.feature_net.stages(torch.cat([front, back], dim=0))  # 4 x (2B, C_l, T_l, F_l)
+        if uses_batch_stats(self.feature_net):
+            # The authors' batch-norm (--batch-stats yes): their discriminator sends each chunk through the
+            # network in a pass of its own, so each second is normalised by its own batch statistics.
+            maps = [torch.cat(pair, dim=0) for pair in
+                    zip(self.feature_net.stages(front), self.feature_net.stages(back))]   # 4 x (2B, C_l, T_l, F_l)
+        else:
+            # One pass for both chunks (faster than two): in eval mode batching does not mix them.
+            maps = self.feature_net.stages(torch.cat([front, back], dim=0))  # 4 x (2B, C_l, T_l, F_l)
         maps = self.project(maps)                                       # 4 x (2B, C'_l, T_l, F_l)
         # (pjloop) concatenate the two seconds side by side along TIME (dim 2); the authors' code
         # concatenates along the mel axis, which puts the two seconds on top of each other in frequency.

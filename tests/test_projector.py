@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from stubs import random_mel, stub
+from featurenet import use_batch_stats
 from projector import Projector, projector_channels, stage_sizes
 
 torch.set_num_threads(1)
@@ -79,6 +80,18 @@ def test_changing_the_second_second_leaves_the_first_half_of_every_map_alone():
         t = a.shape[2] // 2
         assert torch.allclose(a[:, :, :t], b[:, :, :t], atol=1e-6)
         assert not torch.allclose(a[:, :, t:], b[:, :, t:])
+
+
+def test_with_the_authors_batch_statistics_each_second_is_normalised_in_a_pass_of_its_own():
+    """--batch-stats yes: as the authors' discriminator, front and back go through the network separately, so
+    the batch statistics of one second never reach the other's features."""
+    p = Projector(use_batch_stats(stub()))
+    x = mel(4)
+    y = x.clone()
+    y[:, :, 100:] = 3.0 * y[:, :, 100:] + 1.0                  # other statistics in the second second only
+    for a, b in zip(p(x), p(y)):
+        t = a.shape[2] // 2
+        assert torch.allclose(a[:, :, :t], b[:, :, :t], atol=1e-5)
 
 
 def test_csm_mixes_scales_deepest_stage_reaches_the_shallowest_output():
