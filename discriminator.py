@@ -137,7 +137,7 @@ class ProjectedDiscriminator(nn.Module):
 
     Projector k gets seed `seed + k`, so two networks in a fusion never share a projection draw; the
     projections are buffers (saved and restored by state_dict) and the feature nets are frozen, so
-    `trainable_parameters()` -- equivalently `parameters()` filtered by requires_grad -- is the heads only.
+    `trainable_parameters(D)` (its parameters with requires_grad) is the heads only.
     """
 
     def __init__(self, feature_nets: list[FeatureNet], expand: bool = True, seed: int = PROJECTOR_SEED,
@@ -157,10 +157,6 @@ class ProjectedDiscriminator(nn.Module):
             nn.ModuleList(ScaleDiscriminator(c, size)
                           for c, size in zip(p.out_channels, p.scale_sizes(n_frames, n_mels)))
             for p in self.projectors)
-
-    def trainable_parameters(self) -> list[nn.Parameter]:
-        """What the D optimiser gets: the heads' weights, never the feature nets or CCM/CSM."""
-        return [p for p in self.parameters() if p.requires_grad]
 
     def forward(self, mel: torch.Tensor, real_idx: torch.Tensor | None = None) -> list[torch.Tensor]:
         """`real_idx` (B,): the data-set indices of a REAL batch, when the real-feature cache is on
@@ -211,10 +207,16 @@ class ProjectedDiscriminator(nn.Module):
         return total
 
 
+def trainable_parameters(D: nn.Module) -> list[nn.Parameter]:
+    """What D's optimiser gets: the parameters with requires_grad (for the projected D its heads, never the
+    feature networks or CCM/CSM)."""
+    return [p for p in D.parameters() if p.requires_grad]
+
+
 def frozen_fingerprint(D: nn.Module) -> str:
     """A hash of every tensor of D that must never change: feature networks and CCM/CSM (parameters and
     buffers). train.py checks it at every checkpoint; a change would mean a frozen part learned."""
-    trainable = {id(p) for p in D.parameters() if p.requires_grad}
+    trainable = {id(p) for p in trainable_parameters(D)}
     h = hashlib.sha1()
     for name, t in list(D.named_parameters()) + list(D.named_buffers()):
         if id(t) not in trainable and ("projector" in name or "feature" in name):
@@ -308,9 +310,6 @@ class StyleGAN2Discriminator(nn.Module):
         self.mbstd = MinibatchStd(mbstd_group, 1)
         self.final_conv = ConvAct(c + 1, c, 3, padding=1)
         self.final_linear = nn.Sequential(EqualLinear(c * h * w, c, activation=True), EqualLinear(c, 1))
-
-    def trainable_parameters(self) -> list[nn.Parameter]:
-        return [p for p in self.parameters() if p.requires_grad]
 
     def forward(self, mel: torch.Tensor) -> torch.Tensor:
         if mel.ndim != 4 or tuple(mel.shape[1:]) != (1, self.n_frames, self.n_mels):

@@ -2,7 +2,7 @@
 process or several (DistributedDataParallel, as train.py under torchrun).
 
 One iteration = one D step (real and fake passes) + one G step + the EMA update, exactly as train.py: the same
-`train.Run` (models, DDP wrappers, optimisers), `d_step`, `g_step`, and the same per-step all-reduces.
+`plumbing.run.Run` (models, DDP wrappers, optimisers), `train.d_step`, `train.g_step`, and the same per-step all-reduces.
 Images per second count the global batch (--batch, split over the processes as train.py does); CPU s/it is
 the CPU time of one iteration summed over the processes (on a shared or oversubscribed CPU, wall-clock speed
 measures the scheduler; this measures the work, including DDP's communication threads).
@@ -32,7 +32,9 @@ import features
 import scnn
 import train
 import vggish
+from plumbing.devices import autocast_for
 from plumbing.distributed import World
+from plumbing.run import MEMORY_FORMAT, Run, check_finite
 from generator import ema_beta, update_ema
 
 SETS = ["none", "vgg", "aisfx", "scnn_loop", "vgg,scnn_loop"]
@@ -64,11 +66,11 @@ def bench(spec: str, args, world: World) -> tuple[float, float, float]:
     nets = {n: random_net(n, ctx) for n in names}
     cfg = train.TrainConfig(features=spec, batch=args.batch, g_channels=args.g_channels, d_channels=args.g_channels,
                             csm_upsample=bool(args.csm_upsample), cache_real=bool(args.cache_real))
-    run = train.Run(cfg, names, nets, None, world)          # as train.py: channels_last, DDP wrappers
+    run = Run(cfg, names, nets, None, world)          # as train.py: channels_last, DDP wrappers
     batch = distributed.local_batch(args.batch, world)
     real = torch.randn(batch, 1, 200, 64, device=device)                            # (B/N, 1, T=200, F=64)
-    real = real.contiguous(memory_format=train.MEMORY_FORMAT)                      # as train.py
-    autocast, beta, nowhere = train.autocast_for(device), ema_beta(args.batch), Path(".")
+    real = real.contiguous(memory_format=MEMORY_FORMAT)                      # as train.py
+    autocast, beta, nowhere = autocast_for(device), ema_beta(args.batch), Path(".")
     G, D_sync, G_sync, D = run.G, run.D_sync, run.G_sync, run.D
     # Speed options to measure, none of which changes the step's math (README "Speed"):
     if not args.channels_last:     # NCHW, as train.py did on the CPU before it measured this (README "Speed")
@@ -98,7 +100,7 @@ def bench(spec: str, args, world: World) -> tuple[float, float, float]:
         for p in run.d_params:
             p.requires_grad_(True)
         loss = train.d_step(G, D_sync, real, z, not names, i, autocast, real_idx=real_idx)
-        train.check_finite("D", loss, i, nowhere, world)
+        check_finite("D", loss, i, nowhere, world)
         t = phase("D step: G, features, heads (forward)", t)
         run.opt_D.zero_grad(set_to_none=True); loss.backward()
         t = phase("D step: backward", t)
@@ -106,7 +108,7 @@ def bench(spec: str, args, world: World) -> tuple[float, float, float]:
         for p in run.d_params:
             p.requires_grad_(False)
         loss = train.g_step(G_sync, D, z, not names, autocast)
-        train.check_finite("G", loss, i, nowhere, world)
+        check_finite("G", loss, i, nowhere, world)
         t = phase("G step: G, features, heads (forward)", t)
         run.opt_G.zero_grad(set_to_none=True); loss.backward()
         t = phase("G step: backward (through the frozen features)", t)

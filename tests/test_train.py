@@ -6,10 +6,12 @@ from pathlib import Path
 import pytest
 import torch
 
+import plumbing.run
 import train
+from plumbing.devices import autocast_for
 from plumbing.checkpoint import CheckpointError, load_checkpoint
 from train_fixtures import TINY, cfg_for, tiny_drum_set   # noqa: F401  (fixture)
-from discriminator import ProjectedDiscriminator
+from discriminator import ProjectedDiscriminator, frozen_fingerprint
 import features
 from dataset import LoopMelDataset
 import vggish
@@ -33,7 +35,7 @@ def test_one_step_offline_general_network_and_frozen_parts_untouched(tmp_path, t
     net = features.build("aisfx", ctx)
     D = ProjectedDiscriminator([net], seed=0, csm_kernel=3)
     D.load_state_dict(ck["d"])
-    assert train.frozen_fingerprint(D) == ck["frozen"]
+    assert frozen_fingerprint(D) == ck["frozen"]
     # the D optimiser holds exactly the heads: no feature-net, CCM or CSM tensor is in it
     n_opt = len(ck["opt_d"]["param_groups"][0]["params"])
     assert n_opt == len([p for p in D.parameters() if p.requires_grad]) == len(list(D.heads.parameters()))
@@ -189,7 +191,7 @@ def test_channels_last_changes_the_speed_not_the_math(monkeypatch):
     from plumbing.distributed import World
 
     def one_step(fmt):
-        monkeypatch.setattr(train, "MEMORY_FORMAT", fmt)
+        monkeypatch.setattr(plumbing.run, "MEMORY_FORMAT", fmt)
         ctx = features.FeatureContext(device="cpu")
         cfg = train.TrainConfig(features="aisfx", **{k: v for k, v in TINY.items() if k in ("batch", "g_channels", "d_channels")})
         run = train.Run(cfg, ["aisfx"], {"aisfx": features.build("aisfx", ctx)}, None, World())
@@ -198,9 +200,9 @@ def test_channels_last_changes_the_speed_not_the_math(monkeypatch):
         z = torch.randn(4, run.g_cfg.z_dim)
         for p in run.d_params:
             p.requires_grad_(True)
-        loss_d = train.d_step(run.G, run.D, real, z, False, 1, train.autocast_for("cpu"))
+        loss_d = train.d_step(run.G, run.D, real, z, False, 1, autocast_for("cpu"))
         loss_d.backward()
-        loss_g = train.g_step(run.G, run.D, z, False, train.autocast_for("cpu"))
+        loss_g = train.g_step(run.G, run.D, z, False, autocast_for("cpu"))
         loss_g.backward()
         grads = {n: p.grad.clone() for n, p in [*run.G.named_parameters(), *run.D.named_parameters()]
                  if p.grad is not None}

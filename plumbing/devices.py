@@ -1,0 +1,20 @@
+"""Which device a command uses when none is given, and the precision it computes in there.
+
+Not in the paper. Every command's `--device` defaults to `default_device()`; training autocasts to bf16 on
+CUDA only (`autocast_for`), so a CPU run is plain float32 and bit-for-bit repeatable.
+"""
+from __future__ import annotations
+
+import torch
+
+
+def default_device() -> str:
+    """'cuda' when PyTorch sees a GPU, else 'cpu'."""
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def autocast_for(device: str | torch.device):
+    """A context-manager factory: bf16 autocast on CUDA, plain float32 elsewhere."""
+    if torch.device(device).type == "cuda":
+        return lambda: torch.autocast("cuda", dtype=torch.bfloat16)
+    return lambda: torch.autocast("cpu", enabled=False)
