@@ -218,15 +218,16 @@ def plot(results: list[dict], names: list[str], path: Path) -> None:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description="Table 1 and Figure 4 at this machine's scale (pjloop).")
-    ap.add_argument("--loops", default="drum", choices=["drum", "synth"])
+    ap.add_argument("--loops", default="drum", choices=["drum", "synth"], help="which loops (default drum)")
     ap.add_argument("--data", default=None, help="preprocessed data set (default: the demo loops)")
     ap.add_argument("--minutes", type=float, default=15.0, help="training budget per row (minutes of --clock)")
     ap.add_argument("--rows", default=DEFAULT_ROWS, help=f"comma list of rows (default {DEFAULT_ROWS})")
     ap.add_argument("--evals", type=int, default=EVALS, help="evaluation points per row")
     ap.add_argument("-n", "--n", type=int, default=None, help=f"loops per evaluation (default {N_CPU} CPU, {N_GPU} GPU)")
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--out", default="results")
-    ap.add_argument("--device", default=None)
+    ap.add_argument("--seed", type=int, default=0, help="training seed of every row (default 0)")
+    ap.add_argument("--out", default="results", help="results folder: OUT/<loops>/ gets runs, results.csv, table.md, "
+                                                        "curve.png (default results)")
+    ap.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     ap.add_argument("--clock", default="wall", choices=["wall", "cpu"],
                     help="what the budget counts: wall-clock, or this process's CPU time (fair budgets for "
                          "--threads 1 runs on a machine shared with other work)")

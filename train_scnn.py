@@ -34,6 +34,7 @@ from tqdm import tqdm
 import demo.loops
 import mtat
 from plumbing.checkpoint import CheckpointError, save_checkpoint
+from plumbing.devices import default_device
 from dataset import LoopMelDataset, require_genre_labels
 from plumbing.files import read_csv
 from mel import N_MELS
@@ -262,24 +263,25 @@ def ensure_loop_classifier(loops: str, data_dir: str | Path | None, ckpt_dir: st
 # Command line
 # ---------------------------------------------------------------------------------------------
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0],
-                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--loops", choices=["drum", "synth"],
                     help="train SCNN_Loop on the embedded demo set of these loops (or on --data)")
     ap.add_argument("--data", help="train SCNN_Loop on this preprocessed loop data set")
     ap.add_argument("--mtat", metavar="ROOT", help="train SCNN_MTAT from a MagnaTagATune tree")
-    ap.add_argument("--ckpt-dir", default="checkpoints")
+    ap.add_argument("--ckpt-dir", default="checkpoints", help="folder of feature-network checkpoints (default checkpoints)")
     ap.add_argument("--out", help="checkpoint path (default: derived from the data set)")
     ap.add_argument("--cache", help="MTAT mel cache directory (default data/mtat_mels)")
-    ap.add_argument("--epochs", type=int)
-    ap.add_argument("--batch", type=int)
+    ap.add_argument("--epochs", type=int, help=f"epochs (default {LoopTrainConfig.epochs} loop, "
+                                                     f"{mtat.MTATConfig.epochs} MTAT as Won et al.)")
+    ap.add_argument("--batch", type=int, help=f"batch in clips (default {LoopTrainConfig.batch} loop, "
+                                                    f"{mtat.MTATConfig.batch} MTAT as Won et al.)")
     ap.add_argument("--width", type=int, help="base channels (64 loop / 128 MTAT)")
-    ap.add_argument("--max-minutes", type=float, help="SCNN_Loop: wall-clock cap")
+    ap.add_argument("--max-minutes", type=float, help="SCNN_Loop: wall-clock cap in minutes (the best weights so far are kept)")
     ap.add_argument("--sgd-epochs", type=int, default=0,
-                    help="SCNN_MTAT: epochs of Won et al.'s SGD phase after Adam (lr 1e-3, 1e-4, 1e-5 in thirds)")
-    ap.add_argument("--workers", type=int, default=0, help="MTAT data-loader workers")
+                    help="SCNN_MTAT: epochs of Won et al.'s SGD phase after Adam (lr 1e-3, 1e-4, 1e-5 in thirds; default 0 = none)")
+    ap.add_argument("--workers", type=int, default=0, help="MTAT data-loader workers (default 0: in this process)")
     ap.add_argument("--threads", type=int, help="torch CPU threads")
-    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    ap.add_argument("--device", default=default_device(), help="cpu or cuda (default: cuda when available)")
     args = ap.parse_args(argv)
     if bool(args.mtat) == bool(args.loops or args.data):
         ap.error("give --loops drum|synth and/or --data DIR (SCNN_Loop), or --mtat ROOT (SCNN_MTAT)")

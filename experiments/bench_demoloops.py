@@ -23,10 +23,11 @@ TARGET_S = 180.0      # 3 minutes for 2000 loops on 2 cores (task spec)
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--loops", choices=sorted(demo.loops.GENRES), default="drum")
+    ap.add_argument("--loops", choices=sorted(demo.loops.GENRES), default="drum", help="which demo loops to render (default drum)")
     ap.add_argument("-n", type=int, default=demo.loops.DEFAULT_N, help="loops to render")
-    ap.add_argument("--workers", type=int, default=demo.loops.DEFAULT_WORKERS)
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--workers", type=int, default=demo.loops.DEFAULT_WORKERS,
+                    help=f"render processes (default {demo.loops.DEFAULT_WORKERS})")
+    ap.add_argument("--seed", type=int, default=0, help="first render seed (default 0)")
     args = ap.parse_args(argv)
     if args.n < 1 or args.workers < 1:
         ap.error("-n and --workers must be positive")

@@ -97,9 +97,9 @@ def time_embedding(batch: int, runs: int, device: str) -> None:
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--batch", type=int, default=64, help="two-second mels per batch (x2 chunks); 64 as the authors")
-    ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--runs", type=int, default=5, help="timed batches per network; the median is reported (default 5)")
     ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
-    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
     ap.add_argument("--data", default=None, help="a preprocessed loop data set (only to find scnn_loop's checkpoint)")
     ap.add_argument("--ckpt-dir", default="checkpoints", help="where feature-network checkpoints are kept")
     ap.add_argument("--names", default=",".join(features.REGISTRY), help="comma list of registry names")

@@ -243,8 +243,8 @@ def run(n: int, seed: int, workers: int, out: Path) -> tuple[list[dict], float]:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--n", type=int, default=DEFAULT_N, help=f"loops in the set (at least {2 * len(SWEEP_BPMS)})")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--seed", type=int, default=0, help="seed of the rendered test loops (default 0; the tuning used 101-606)")
+    p.add_argument("--workers", type=int, default=2, help="preprocess.py processes (default 2)")
     p.add_argument("--out", help="keep the rendered loops and the data set here (default: a temporary folder)")
     args = p.parse_args(argv)
     if args.n < 2 * len(SWEEP_BPMS) + sum(t[3] for t in TRAPS):

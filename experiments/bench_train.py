@@ -32,7 +32,8 @@ import features
 import scnn
 import train
 import vggish
-from plumbing.devices import autocast_for
+from plumbing.cli import YES_NO, spell, yes_no
+from plumbing.devices import autocast_for, default_device
 from plumbing.distributed import World
 from plumbing.run import MEMORY_FORMAT, Run, check_finite
 from generator import ema_beta, update_ema
@@ -65,7 +66,7 @@ def bench(spec: str, args, world: World) -> tuple[float, float, float]:
     ctx = features.FeatureContext(device=device, vggish_path=args.vggish)
     nets = {n: random_net(n, ctx) for n in names}
     cfg = train.TrainConfig(features=spec, batch=args.batch, g_channels=args.g_channels, d_channels=args.g_channels,
-                            csm_upsample=bool(args.csm_upsample), cache_real=bool(args.cache_real))
+                            csm_upsample=args.csm_upsample, cache_real=args.cache_real)
     run = Run(cfg, names, nets, None, world)          # as train.py: channels_last, DDP wrappers
     batch = distributed.local_batch(args.batch, world)
     real = torch.randn(batch, 1, 200, 64, device=device)                            # (B/N, 1, T=200, F=64)
@@ -148,20 +149,27 @@ def row(spec: str, processes: int, its: float, batch: int, cpu: float, peak: flo
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     gpu = torch.cuda.is_available()
-    preset = train.CPU_PRESET
-    ap.add_argument("--device", default="cuda" if gpu else "cpu")
-    ap.add_argument("--batch", type=int, default=64 if gpu else preset["batch"], help="the global batch")
-    ap.add_argument("--g-channels", type=int, default=512 if gpu else preset["g_channels"])
-    ap.add_argument("--csm-upsample", type=int, default=1 if gpu else int(preset["csm_upsample"]))
-    ap.add_argument("--steps", type=int, default=20 if gpu else 5)
-    ap.add_argument("--warmup", type=int, default=3 if gpu else 1)
-    ap.add_argument("--sets", default=";".join(SETS), help="feature sets separated by ';'")
-    ap.add_argument("--vggish", default=None)
-    ap.add_argument("--cache-real", type=int, default=0, help="1: the real-feature cache (train.py --cache-real)")
+    preset = train.CPU_PRESET            # sizes: the paper's on a GPU, the CPU preset's elsewhere
+    ap.add_argument("--device", default=default_device(), help="cpu or cuda (default: cuda when available)")
+    ap.add_argument("--batch", type=int, default=64 if gpu else preset["batch"],
+                    help="the global batch in loops (default: 64 on a GPU, the CPU preset's 8 elsewhere)")
+    ap.add_argument("--g-channels", type=int, default=512 if gpu else preset["g_channels"],
+                    help="G and baseline-D width (default: the paper's 512 on a GPU, 32 elsewhere)")
+    ap.add_argument("--csm-upsample", type=yes_no, metavar=YES_NO, default=gpu or preset["csm_upsample"],
+                    help="CSM ends with bilinear x2 as train.py --csm-upsample (default: yes on a GPU, no elsewhere)")
+    ap.add_argument("--steps", type=int, default=20 if gpu else 5, help="timed steps (default 20 GPU, 5 CPU)")
+    ap.add_argument("--warmup", type=int, default=3 if gpu else 1, help="untimed steps first (default 3 GPU, 1 CPU)")
+    ap.add_argument("--sets", default=";".join(SETS), help="feature sets separated by ';' (default: all five)")
+    ap.add_argument("--vggish", default=None, help="official VGGish weights (else random weights, same speed)")
+    ap.add_argument("--cache-real", type=yes_no, metavar=YES_NO, default=False,
+                    help="the real-feature cache, as train.py --cache-real (default no)")
     ap.add_argument("--threads", type=int, default=None, help="torch threads per process (default: torch's)")
-    ap.add_argument("--channels-last", type=int, default=1, help="0: NCHW instead of train.py's NHWC")
-    ap.add_argument("--bf16", type=int, default=0, help="1: bf16 autocast on the CPU too")
-    ap.add_argument("--compile", type=int, default=0, help="1: torch.compile G and D (one process)")
+    ap.add_argument("--channels-last", type=yes_no, metavar=YES_NO, default=True,
+                    help="NHWC as train.py; no = NCHW (default yes)")
+    ap.add_argument("--bf16", type=yes_no, metavar=YES_NO, default=False,
+                    help="bf16 autocast on the CPU too (on CUDA always; default no)")
+    ap.add_argument("--compile", type=yes_no, metavar=YES_NO, default=False,
+                    help="torch.compile G and D, one process only (default no)")
     ap.add_argument("--profile", type=int, default=0, metavar="K",
                     help="K > 0: CPU time of each phase of a step, and the top K operators of one more step")
     ap.add_argument("--ddp", type=int, default=None, metavar="N", help="measure 1 and N processes (torchrun)")
@@ -176,14 +184,15 @@ def main():
             print(row(args.one, world.size, its, args.batch, cpu, peak), flush=True)
         distributed.leave()
     print(f"device {args.device} ({torch.cuda.get_device_name() if args.device == 'cuda' else f'{torch.get_num_threads()} threads'}), "
-          f"global batch {args.batch}, G width {args.g_channels}, CSM x2 {bool(args.csm_upsample)}, "
-          f"real-feature cache {bool(args.cache_real)}, channels_last {bool(args.channels_last)}, "
-          f"bf16 {bool(args.bf16) or args.device == 'cuda'}, compile {bool(args.compile)}, {args.steps} timed steps")
+          f"global batch {args.batch}, G width {args.g_channels}, CSM x2 {spell(args.csm_upsample)}, "
+          f"real-feature cache {spell(args.cache_real)}, channels_last {spell(args.channels_last)}, "
+          f"bf16 {spell(args.bf16 or args.device == 'cuda')}, compile {spell(args.compile)}, {args.steps} timed steps")
     print(f"{'features':<16}{'procs':>6}{'it/s':>8}{'img/s':>9}{'CPU s/it':>10}{'peak GiB':>10}", flush=True)
     passed = ["--device", args.device, "--batch", str(args.batch), "--g-channels", str(args.g_channels),
-              "--csm-upsample", str(args.csm_upsample), "--steps", str(args.steps), "--warmup", str(args.warmup),
-              "--cache-real", str(args.cache_real), "--channels-last", str(args.channels_last),
-              "--bf16", str(args.bf16), "--compile", str(args.compile), "--profile", str(args.profile)] + (["--threads", str(args.threads)] if args.threads else [])
+              "--csm-upsample", spell(args.csm_upsample), "--steps", str(args.steps), "--warmup", str(args.warmup),
+              "--cache-real", spell(args.cache_real), "--channels-last", spell(args.channels_last),
+              "--bf16", spell(args.bf16), "--compile", spell(args.compile), "--profile", str(args.profile)]
+    passed += ["--threads", str(args.threads)] if args.threads else []
     passed += ["--vggish", args.vggish] if args.vggish else []
     for spec in args.sets.split(";"):          # fresh processes per set: peak memory is not inherited
         if args.ddp is None:

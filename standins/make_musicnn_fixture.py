@@ -92,7 +92,7 @@ def rounded(values: list[float]) -> list[float]:
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--tf-python", required=True, help="python of the throwaway TensorFlow environment")
-    ap.add_argument("--out", default=str(FIXTURE))
+    ap.add_argument("--out", default=str(FIXTURE), help="JSON file to write (default: the test fixture)")
     args = ap.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         for i, clip in enumerate(render_clips()):

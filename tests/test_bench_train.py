@@ -12,7 +12,7 @@ REPO = Path(__file__).resolve().parents[1]
 TINY = ["--device", "cpu", "--batch", "2", "--g-channels", "8", "--steps", "1", "--warmup", "1", "--threads", "1"]
 
 
-@pytest.mark.parametrize("options", [[], ["--channels-last", "0", "--bf16", "1"]])
+@pytest.mark.parametrize("options", [[], ["--channels-last", "no", "--bf16", "yes"]])
 def test_bench_train_prints_a_row_and_the_profile(options):
     res = subprocess.run([sys.executable, "-m", "experiments.bench_train", *TINY, "--sets", "none", "--profile", "3",
                           *options], cwd=REPO, capture_output=True, text=True, timeout=300)
@@ -22,5 +22,5 @@ def test_bench_train_prints_a_row_and_the_profile(options):
     assert "Self CPU time total" in out                              # the operator table of the profiled step
     row = [line for line in out.splitlines() if line.startswith("none ")][-1].split()
     assert row[1] == "1" and float(row[2]) > 0 and float(row[4]) > 0   # processes, it/s, CPU s/it
-    flag = "channels_last False, bf16 True" if options else "channels_last True, bf16 False"
+    flag = "channels_last no, bf16 yes" if options else "channels_last yes, bf16 no"
     assert flag in out
