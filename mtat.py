@@ -26,12 +26,12 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from tqdm import tqdm
 
 from plumbing.audio_io import load_mono, resample
 from plumbing.checkpoint import save_checkpoint
 from dataset import SKIP_FIELDS
 from plumbing.files import write_csv, write_npy
+from plumbing.progress import Progress
 from mel import HOP, SR, band_stats_of_files, log_mel, to_gan
 from scnn import CHUNK, MTAT_CKPT_NAME, MTAT_WIDTH, SCNNConfig, ShortChunkCNN
 from evaluation.metrics import macro_auc
@@ -41,6 +41,7 @@ N_TAGS = 50
 SGD_LRS = (1e-3, 1e-4, 1e-5)   # Won et al.'s SGD phase: three rates, here an equal third of sgd_epochs each
 SGD_MOMENTUM = 0.9             # Nesterov, as Won et al.
 SGD_WEIGHT_DECAY = 1e-4        # as Won et al.'s solver (their code; the paper does not say)
+DECODE_LOG_EVERY = 1000        # clips between two progress lines in a log file (~26 k clips in all)
 
 
 @dataclass
@@ -103,7 +104,9 @@ def cache_mtat_mels(root: str | Path, rows: list[dict], cache: str | Path, verbo
     float32; far below the mel's own precision). Returns (kept rows with 'mel' set, skipped list)."""
     root, cache = Path(root), Path(cache)
     kept, skipped = [], []
-    for r in tqdm(rows, desc="decoding MTAT", disable=not verbose):
+    bar = Progress(total=len(rows), desc="decoding MTAT", unit="clip", enabled=verbose, every=DECODE_LOG_EVERY)
+    for r in rows:
+        bar.update(1)
         npy = cache / (r["mp3_path"] + ".npy")
         if not npy.is_file():
             try:
@@ -115,6 +118,7 @@ def cache_mtat_mels(root: str | Path, rows: list[dict], cache: str | Path, verbo
                 skipped.append({"file": r["mp3_path"], "reason": f"{type(e).__name__}: {e}"})
                 continue
         kept.append(dict(r, mel=str(npy)))
+    bar.close()
     return kept, skipped
 
 
@@ -188,8 +192,9 @@ def train_mtat(root: str | Path, cfg: MTATConfig = MTATConfig(), cache: str | Pa
         nonlocal best
         model.train()
         total, seen = 0.0, 0
-        bar = tqdm(loader, desc=f"epoch {epoch}", leave=False, disable=not verbose)
-        for x, y in bar:
+        bar = Progress(total=len(loader), desc=f"epoch {epoch}", unit="batch", leave=False, enabled=verbose)
+        for x, y in loader:
+            bar.update(1)
             if len(x) < 2:
                 continue
             loss = F.binary_cross_entropy_with_logits(model(x.to(dev)), y.to(dev))
@@ -199,6 +204,7 @@ def train_mtat(root: str | Path, cfg: MTATConfig = MTATConfig(), cache: str | Pa
             total += loss.item() * len(x)
             seen += len(x)
             bar.set_postfix(loss=f"{total / seen:.4f}")
+        bar.close()
         val_roc, val_pr, _ = macro_auc(*evaluate_clips(model, split["val"], mean, std, cfg))
         if verbose:
             print(f"epoch {epoch} ({phase}): train BCE {total / max(seen, 1):.4f}, val ROC-AUC {val_roc:.4f}, "

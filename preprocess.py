@@ -50,12 +50,12 @@ from pathlib import Path
 import numpy as np
 import pyrubberband
 import torch
-from tqdm import tqdm
 
 from plumbing.audio_io import SkipFile, fix_length, load_mono, peak_normalise, resample
 from realloops.beats import BAR_TOLERANCE, DBN_MAX_BPM, downbeat_processors
 from dataset import REPORT_FIELDS, SKIP_FIELDS, UNLABELLED, finalize_dataset, save_loop
 from plumbing.files import write_csv
+from plumbing.progress import Progress
 from realloops.tempo import TEMPO_RANGE, find_bars
 from mel import BPM, LOOP_SECONDS, SR
 from realloops.journal import PROGRESS_FILE, append_progress, file_stamp, load_progress, record_is_current
@@ -69,6 +69,7 @@ MIN_BPM, MAX_BPM = 20.0, 400.0   # --bpm outside this is a typo, not music (a 20
                                  # a 400 BPM one 0.6 s: stretching either to 2 s would be mush)
 MIN_MAX_BPM = 60.0        # --max-bpm below this would stop the tracker at ordinary tempi (madmom's
                           # slowest is 55 BPM, so its range would be all but empty)
+LOG_LINES = 20            # progress lines per run in a log file (a terminal gets a bar)
 PIPELINE_VERSION = 3      # bump when the per-file processing changes: old progress records are redone
 
 
@@ -301,7 +302,8 @@ def preprocess_loops(loops_dir: str | Path, data_dir: str | Path, labels: str | 
             todo.append((str(loops_dir / source), source, str(data_dir), bpm, max_bpm, (lo, hi), mode, stamp))
     reused = len(records)
 
-    with tqdm(total=len(todo), desc="preprocess", unit="file", disable=not show_progress) as bar:
+    with Progress(total=len(todo), desc="preprocess", unit="file", enabled=show_progress,
+                  every=max(1, len(todo) // LOG_LINES)) as bar:
         def _finished(record):
             append_progress(data_dir, record)   # durable before we count it
             records[record["source"]] = record

@@ -29,12 +29,12 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from tqdm import tqdm
 
 import demo.loops
 import mtat
 from plumbing.checkpoint import CheckpointError, save_checkpoint
 from plumbing.devices import default_device
+from plumbing.progress import Progress
 from dataset import LoopMelDataset, require_genre_labels
 from plumbing.files import read_csv
 from mel import N_MELS
@@ -134,8 +134,10 @@ def train_one_epoch(model: ShortChunkCNN, opt: torch.optim.Optimizer, X: torch.T
     model.train()
     perm = torch.randperm(len(X), generator=gen)
     total, seen = 0.0, 0
-    bar = tqdm(range(0, len(perm), cfg.batch), desc=desc, leave=False, disable=desc is None)
-    for i in bar:
+    starts = range(0, len(perm), cfg.batch)
+    bar = Progress(total=len(starts), desc=desc or "", unit="batch", leave=False, enabled=desc is not None)
+    for i in starts:
+        bar.update(1)
         b = perm[i:i + cfg.batch].to(X.device)
         if len(b) < 2:                                       # BatchNorm1d cannot train on a batch of one
             continue
@@ -149,6 +151,7 @@ def train_one_epoch(model: ShortChunkCNN, opt: torch.optim.Optimizer, X: torch.T
         total += loss.item() * len(b)
         seen += len(b)
         bar.set_postfix(loss=f"{total / seen:.3f}")
+    bar.close()
     return total / max(seen, 1)
 
 

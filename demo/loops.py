@@ -40,11 +40,11 @@ from pathlib import Path
 import numpy as np
 import torch
 from scipy.signal import resample_poly
-from tqdm import tqdm
 
 from dataset import default_data_dir, finalize_dataset, is_complete, save_loop
 
 from plumbing.files import atomic_write, read_csv
+from plumbing.progress import Progress
 from demo.drums import DRUM_GENRES, Note, drum_notes
 from demo.synths import SYNTH_STYLES, synth_notes
 from mel import SR
@@ -64,6 +64,7 @@ DEMO_JSON = "demo.json"   # what a cached set was rendered with (loops, n, seed,
 MAX_CHUNK = 16            # loops per pool task at most: amortises the IPC of a ~0.1 s render ...
 CHUNKS_PER_WORKER = 4     # ... yet each worker gets >= 4 tasks, so a slow last chunk cannot idle the rest
 ID_PREFIX = "demo_"       # file stem of every demo loop; stale ones are removed on a rebuild
+LOG_LINES = 10           # progress lines per set in a log file (a terminal gets a bar)
 
 DRUM_CHANNEL, SYNTH_CHANNEL = 9, 0    # GM convention (TinySoundFont only needs the drum flag)
 DRUM_BANK = 128                       # SF2 bank that holds the percussion kits
@@ -314,8 +315,9 @@ def build_demo_set(loops: str, n: int, out_dir, seed: int = 0, workers: int = DE
 
     rows = _plan(loops, n, seed)
     tasks = [(loops, str(out_dir), row) for row in rows]
+    log_every = max(1, n // LOG_LINES)
     if workers == 1:
-        with tqdm(total=n, desc=f"demo {loops} loops", unit="loop", disable=not progress, file=sys.stderr) as bar:
+        with Progress(total=n, desc=f"demo {loops} loops", unit="loop", enabled=progress, every=log_every) as bar:
             for task in tasks:
                 _render_and_save(task)
                 bar.update()
@@ -327,7 +329,7 @@ def build_demo_set(loops: str, n: int, out_dir, seed: int = 0, workers: int = DE
         method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
         chunk = max(1, min(MAX_CHUNK, n // (CHUNKS_PER_WORKER * workers)))
         with mp.get_context(method).Pool(min(workers, n), initializer=_init_worker) as pool, \
-                tqdm(total=n, desc=f"demo {loops} loops", unit="loop", disable=not progress, file=sys.stderr) as bar:
+                Progress(total=n, desc=f"demo {loops} loops", unit="loop", enabled=progress, every=log_every) as bar:
             for _ in pool.imap_unordered(_render_and_save, tasks, chunksize=chunk):
                 bar.update()
 

@@ -1,5 +1,5 @@
 """Progress for a person and for a log file: a tqdm bar when the output is a terminal, else one plain
-line every `every` steps (and a last one at the end), with the same figures.
+line every `every` steps (and a last one at the end, unless leave=False), with the same figures.
 
 tqdm writes every refresh into a redirected file (hundreds of fragments on one line per run) and
 torchrun's ranks interleave theirs, so: only a terminal gets the bar; only rank 0 (RANK unset or 0)
@@ -32,6 +32,7 @@ class Progress:
         self.file = file if file is not None else sys.stderr
         self.enabled = enabled and is_main_rank()
         self.total, self.n, self.desc, self.unit, self.every = total, initial, desc, unit, max(1, int(every))
+        self.leave = leave                # False: a passing bar (one epoch's batches): no closing line in a log
         self.postfix: dict[str, str] = {}
         self._start_n, self._t0, self._last_line_n = initial, time.monotonic(), initial
         isatty = getattr(self.file, "isatty", lambda: False)()
@@ -65,7 +66,7 @@ class Progress:
     def close(self) -> None:
         if self.bar is not None:
             self.bar.close()
-        elif self.enabled and self.n != self._last_line_n:
+        elif self.enabled and self.leave and self.n != self._last_line_n:
             self._line()
 
     def __enter__(self) -> "Progress":
