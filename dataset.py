@@ -82,7 +82,7 @@ def require_genre_labels(data_dir: str | Path, who: str) -> None:
     missing = sum(r["genre"] == UNLABELLED for r in rows)
     if missing:
         raise ValueError(f"{who} needs a genre label for every loop, but {missing} of {len(rows)} loops in "
-                         f"{data_dir} have none. Give them one: put the loop files in LOOPS_DIR/<genre>/ "
+                         f"{data_dir} have none. Give them one: put the loop files in AUDIO_DIR/<genre>/ "
                          "sub-folders, or pass --labels CSV (columns file,genre), and run preprocess.py again "
                          "(finished files are reused: only the labels are read anew)")
 

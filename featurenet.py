@@ -1,25 +1,17 @@
-"""The frozen pre-trained feature network: one interface (paper Section 3.1; docs/design.md §2).
+"""The frozen pre-trained feature networks of Projected GAN's discriminator (paper Section 3.1;
+docs/design.md §2): one interface (`FeatureNet`) and the `--features` registry that builds them by name.
 
-Projected GAN's discriminator never trains these networks: it reads four of their intermediate stages
-(four scales) and mixes them with random frozen convolutions (projector.py). Every network here:
-
-    input : a standardised log10 mel chunk (B, 1, T=100, F=64) -- one second of pjloop's front end
-            (mel.py). Each network adapts it to what it was trained on, inside `adapt`.
+    input : a standardised log10 mel chunk (B, 1, T=100, F=64) -- one second of pjloop's front end; each
+            network adapts it to what it was trained on, inside `adapt`.
     output: `stages(x)` -> 4 tensors (B, C_l, T_l, F_l), l = 1..4, with C_l = `stage_channels[l]`.
 
-Frozen means two things: `requires_grad_(False)` on every parameter AND eval mode for ever --
-`train(True)` on a parent module must not switch batch-norm back to batch statistics.
-
-The one exception is deliberate and opt-in: `use_batch_stats(net)` reproduces the authors' code, in which
-the feature network's `train()` override is never called, so its batch-norm layers normalise every batch
-with that batch's own statistics (real and fake batches separately, since D sees them in separate
-passes). The running statistics are never updated either way, so the network's tensors stay constant.
-
-This module imports nothing of pjloop's, so every network file can import it without an import circle;
-the `--features` registry that builds them by name is features.py.
+Frozen: `requires_grad_(False)` on every parameter and eval mode for ever (`use_batch_stats` is the opt-in
+exception, as the authors' code). A lookup only loads: missing weights raise FeatureNetUnavailable with the
+remedy. The network modules import this one, so the registry imports them on first use.
 """
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -93,3 +85,46 @@ class FeatureContext:
     mel_std: np.ndarray | None = None         #       undoes the standardisation with them (standins/adapter.py)
     adapter: str = "grid"                     # 'grid' (standins/adapter.py) or 'affine' (the older z-score map)
     batch_stats: bool = False                 # the authors' SCNN batch-norm on batch statistics
+
+
+# name -> (the module that builds it, the builder's first argument or None); see docs/design.md §2
+REGISTRY = {
+    "vgg": ("vggish", None),                             # VGGish, YouTube-100M; official weights, downloaded once
+    "aisfx": ("standins.sfxnet", None),                  # sound-effects CNN; weights in its PyPI wheel
+    "scnn_mtat": ("scnn", "mtat"),                       # short-chunk CNN tagger, MagnaTagATune (train_scnn.py)
+    "scnn_loop": ("scnn", "loop"),                       # short-chunk CNN loop-genre classifier (train_scnn.py)
+    "mtt_vgg": ("standins.musicnn_features", None),      # musicnn's VGG tagger, MagnaTagATune; in its wheel
+}
+GENERAL = ("vgg", "aisfx")     # general (non-music-specific) networks; the rest are domain-specific
+DESCRIPTIONS = {
+    "vgg": "VGGish, general (YouTube-100M); official weights downloaded once",
+    "aisfx": "aisfx, general sound-effects CNN; offline stand-in for VGGish (weights in its wheel)",
+    "scnn_mtat": "short-chunk CNN tagger, MagnaTagATune (train_scnn.py --mtat ROOT)",
+    "scnn_loop": "short-chunk CNN loop-genre classifier, trained on the data set's genres",
+    "mtt_vgg": "musicnn's VGG tagger, MagnaTagATune; offline stand-in for scnn_mtat (weights in its wheel)",
+}
+
+
+def parse_feature_names(spec: str) -> list[str]:
+    """'vgg,scnn_loop' -> ['vgg', 'scnn_loop']; 'none' -> [] (the plain StyleGAN2 baseline)."""
+    names = [s.strip() for s in spec.split(",") if s.strip()]
+    if names == ["none"]:
+        return []
+    unknown = [n for n in names if n not in REGISTRY]
+    if unknown or not names:
+        raise ValueError(f"unknown feature network(s) {unknown or spec!r}; "
+                         f"choose a comma list of {sorted(REGISTRY)} or 'none'")
+    if len(set(names)) != len(names):
+        raise ValueError(f"feature network listed twice: {spec!r}")
+    return names
+
+
+def build(name: str, ctx: FeatureContext) -> FeatureNet:
+    """Build a frozen feature network by its registry name, on ctx.device. Training a classifier is an
+    explicit, announced step before this (train_scnn.ensure_loop_classifier), never inside the lookup."""
+    if name not in REGISTRY:
+        raise ValueError(f"unknown feature network {name!r}; choose one of {sorted(REGISTRY)}")
+    module, kind = REGISTRY[name]
+    builder = importlib.import_module(module).build_feature_net
+    net = (builder(ctx) if kind is None else builder(kind, ctx)).to(ctx.device).freeze()
+    return use_batch_stats(net) if ctx.batch_stats else net

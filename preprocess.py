@@ -1,7 +1,7 @@
 """Real loops: a folder of audio files -> a loop data set (paper Section 4 "Pipeline", following
 Hung et al.; docs/design.md §1). The CLI:
 
-    python preprocess.py LOOPS_DIR --out DATA_DIR [--labels CSV] [--bpm X] [--workers N] [--force]
+    python preprocess.py AUDIO_DIR --out DATA_DIR [--labels CSV] [--bpm X] [--workers N] [--force]
                                                   [--tempo-range 60 200] [--max-bpm 180]
 
 writes DATA_DIR in the layout of `dataset.py` (wav/, mel/, manifest.csv, stats.npz, skipped.csv,
@@ -22,7 +22,7 @@ Resample BEFORE stretching (our choice): Rubber Band then works on 2.7x fewer sa
 and everything above 8 kHz would be thrown away by the final 16 kHz rate anyway (madmom makes its own
 44.1 kHz copy, realloops/beats.py).
 
-Labels are optional (the GAN needs none): a file's genre is its first folder under LOOPS_DIR or its row
+Labels are optional (the GAN needs none): a file's genre is its first folder under AUDIO_DIR or its row
 in --labels; a file with neither is kept with genre "". Only scnn_loop (and the IS on it) needs labels.
 
 Resumable and idempotent: every finished source file appends ONE line to DATA_DIR/progress.jsonl
@@ -78,37 +78,37 @@ def _category(reason: str) -> str:
 
 
 # ---------------------------------------------------------------------------------------------
-# Finding the input: audio files under LOOPS_DIR and their genre labels.
+# Finding the input: audio files under AUDIO_DIR and their genre labels.
 # ---------------------------------------------------------------------------------------------
 def _rel(path: str | Path, root: str | Path) -> str:
-    """Path relative to LOOPS_DIR, POSIX style: the `source` column and the key of progress records."""
+    """Path relative to AUDIO_DIR, POSIX style: the `source` column and the key of progress records."""
     return Path(os.path.relpath(path, root)).as_posix()
 
 
-def scan_audio_files(loops_dir: str | Path) -> tuple[list[str], list[dict]]:
-    """All audio files under loops_dir (sorted, relative POSIX paths) and skip rows for directories
+def scan_audio_files(audio_dir: str | Path) -> tuple[list[str], list[dict]]:
+    """All audio files under audio_dir (sorted, relative POSIX paths) and skip rows for directories
     that could not be listed (permission denied and the like). Hidden files/folders are ignored."""
-    loops_dir = Path(loops_dir)
+    audio_dir = Path(audio_dir)
     files, skipped = [], []
 
     def _onerror(err: OSError):
-        where = _rel(err.filename, loops_dir) if err.filename else "?"
+        where = _rel(err.filename, audio_dir) if err.filename else "?"
         what = "permission denied" if isinstance(err, PermissionError) else (err.strerror or str(err))
         skipped.append({"file": where.rstrip("/") + "/", "reason": f"unreadable directory: {what}"})
 
     seen = set()   # real paths of listed folders: symlinked genre folders are followed, link cycles are not
-    for root, dirs, names in os.walk(loops_dir, onerror=_onerror, followlinks=True):
+    for root, dirs, names in os.walk(audio_dir, onerror=_onerror, followlinks=True):
         seen.add(os.path.realpath(root))
         dirs[:] = sorted(d for d in dirs if not d.startswith(".")
                          and os.path.realpath(os.path.join(root, d)) not in seen)
         for name in names:
             if not name.startswith(".") and name.lower().endswith(AUDIO_EXTENSIONS):
-                files.append(_rel(Path(root) / name, loops_dir))
+                files.append(_rel(Path(root) / name, audio_dir))
     return sorted(files), skipped
 
 
 def read_labels(labels_csv: str | Path) -> list[tuple[str, str]]:
-    """(file, genre) pairs of a label CSV with columns `file` and `genre` (file relative to LOOPS_DIR)."""
+    """(file, genre) pairs of a label CSV with columns `file` and `genre` (file relative to AUDIO_DIR)."""
     try:
         with open(labels_csv, newline="") as f:
             reader = csv.DictReader(f)
@@ -122,13 +122,13 @@ def read_labels(labels_csv: str | Path) -> list[tuple[str, str]]:
         raise ValueError(f"cannot read labels CSV {labels_csv}: {e}") from e
 
 
-def resolve_genres(loops_dir: str | Path, files: list[str],
+def resolve_genres(audio_dir: str | Path, files: list[str],
                    labels_csv: str | Path | None = None) -> tuple[list[tuple[str, str]], list[dict]]:
     """Pair every file with its genre -> ([(source, genre)], skip rows). Labels are optional: a file
     without one is kept with genre UNLABELLED ("").
 
-    Without a CSV the genre is the first folder under LOOPS_DIR (LOOPS_DIR/<genre>/.../file.wav);
-    a file directly in LOOPS_DIR has none. With a CSV, a listed file that does not exist and a file
+    Without a CSV the genre is the first folder under AUDIO_DIR (AUDIO_DIR/<genre>/.../file.wav);
+    a file directly in AUDIO_DIR has none. With a CSV, a listed file that does not exist and a file
     with two different labels are skipped, each with its reason; an unlisted file has none."""
     skipped, jobs = [], []
     if labels_csv is None:
@@ -146,11 +146,11 @@ def resolve_genres(loops_dir: str | Path, files: list[str],
     on_disk = set(files)
     for src in sorted(set(labels) - on_disk):
         # A listed file that exists but has no audio extension is still tried (soundfile decides).
-        if (Path(loops_dir) / src).is_file():
+        if (Path(audio_dir) / src).is_file():
             on_disk.add(src)
         else:
             skipped.append({"file": src, "reason": f"missing file: listed in {Path(labels_csv).name} "
-                                                   "but not found under LOOPS_DIR"})
+                                                   "but not found under AUDIO_DIR"})
     for src in sorted(on_disk):
         genres = {g for g in labels.get(src, set()) if g}
         if len(genres) > 1:
@@ -173,7 +173,7 @@ def stretch_to_loop(bar: np.ndarray, bar_seconds: float, sr: int = SR) -> np.nda
     if abs(rate - 1.0) < RATE_IDENTITY:   # already 120 BPM (e.g. --bpm 120): no needless artefacts
         return fix_length(bar)
     if 1.0 - BAR_TOLERANCE <= rate < 1.0 and shutil.which("rubberband") is None:
-        # --bpm 120 runs without the rubberband binary (see preprocess_loops); only a short last bar
+        # --bpm 120 runs without the rubberband binary (see preprocess_folder); only a short last bar
         # would need it there, and it falls back to the old zero-padding rather than failing.
         return fix_length(bar)
     return fix_length(pyrubberband.time_stretch(bar, sr, rate))
@@ -251,7 +251,7 @@ def _run_job(job: tuple) -> dict:
     return record
 
 
-def preprocess_loops(loops_dir: str | Path, data_dir: str | Path, labels: str | Path | None = None,
+def preprocess_folder(audio_dir: str | Path, data_dir: str | Path, labels: str | Path | None = None,
                      bpm: float | None = None, workers: int = 1, force: bool = False,
                      max_bpm: float = DBN_MAX_BPM, show_progress: bool = True,
                      tempo_range: tuple[float, float] = TEMPO_RANGE) -> dict:
@@ -259,11 +259,11 @@ def preprocess_loops(loops_dir: str | Path, data_dir: str | Path, labels: str | 
     that was processed, REPORT_FIELDS), kept_bars, kept_files, labelled_files, rules ({rule: files}),
     n_skipped, processed (files run this time), reused (files taken from progress.jsonl).
 
-    Raises ValueError for user errors (missing LOOPS_DIR, bad CSV, bad --bpm/--workers/--tempo-range) and
+    Raises ValueError for user errors (missing AUDIO_DIR, bad CSV, bad --bpm/--workers/--tempo-range) and
     RuntimeError when a required tool (madmom, the rubberband binary) is missing."""
-    loops_dir, data_dir = Path(loops_dir), Path(data_dir)
-    if not loops_dir.is_dir():
-        raise ValueError(f"LOOPS_DIR {loops_dir} is not a directory")
+    audio_dir, data_dir = Path(audio_dir), Path(data_dir)
+    if not audio_dir.is_dir():
+        raise ValueError(f"AUDIO_DIR {audio_dir} is not a directory")
     if bpm is not None and not (MIN_BPM <= bpm <= MAX_BPM):
         raise ValueError(f"--bpm {bpm} is not a plausible tempo ({MIN_BPM:g}-{MAX_BPM:g} BPM)")
     if not (MIN_MAX_BPM <= max_bpm <= MAX_BPM):
@@ -283,8 +283,8 @@ def preprocess_loops(loops_dir: str | Path, data_dir: str | Path, labels: str | 
     if bpm != BPM and shutil.which("rubberband") is None:   # a 120 BPM grid needs no stretching
         raise RuntimeError("time-stretching needs the rubberband binary (apt-get install rubberband-cli)")
 
-    files, skipped = scan_audio_files(loops_dir)
-    jobs, label_skips = resolve_genres(loops_dir, files, labels)
+    files, skipped = scan_audio_files(audio_dir)
+    jobs, label_skips = resolve_genres(audio_dir, files, labels)
     skipped += label_skips
     data_dir.mkdir(parents=True, exist_ok=True)
     if force and (data_dir / PROGRESS_FILE).exists():
@@ -295,11 +295,11 @@ def preprocess_loops(loops_dir: str | Path, data_dir: str | Path, labels: str | 
     records: dict[str, dict] = {}
     todo = []
     for source, _genre in jobs:
-        stamp = file_stamp(loops_dir / source)
+        stamp = file_stamp(audio_dir / source)
         if record_is_current(done.get(source), stamp, mode, data_dir):
             records[source] = done[source]
         else:
-            todo.append((str(loops_dir / source), source, str(data_dir), bpm, max_bpm, (lo, hi), mode, stamp))
+            todo.append((str(audio_dir / source), source, str(data_dir), bpm, max_bpm, (lo, hi), mode, stamp))
     reused = len(records)
 
     with Progress(total=len(todo), desc="preprocess", unit="file", enabled=show_progress,
@@ -367,10 +367,10 @@ def summary_lines(summary: dict) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description="Cut a folder of audio loops into one-bar, 120 BPM, 16 kHz "
                                             "loops + log-mels (paper Section 4 'Pipeline').")
-    p.add_argument("loops_dir", help="folder of loops; genre = sub-folder name (LOOPS_DIR/<genre>/x.wav) if "
+    p.add_argument("audio_dir", help="folder of loops; genre = sub-folder name (AUDIO_DIR/<genre>/x.wav) if "
                                      "any: labels are optional")
     p.add_argument("--out", required=True, help="data set directory to write (DATA_DIR)")
-    p.add_argument("--labels", help="CSV with columns file,genre (file relative to LOOPS_DIR) "
+    p.add_argument("--labels", help="CSV with columns file,genre (file relative to AUDIO_DIR) "
                                     "instead of sub-folder names")
     p.add_argument("--bpm", type=float, help="known tempo of ALL loops: overrides names, tags and tracking; "
                                              "cut 4-beat bars from sample 0")
@@ -385,7 +385,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--force", action="store_true", help="ignore progress.jsonl and redo every file")
     args = p.parse_args(argv)
     try:
-        summary = preprocess_loops(args.loops_dir, args.out, args.labels, args.bpm, args.workers, args.force,
+        summary = preprocess_folder(args.audio_dir, args.out, args.labels, args.bpm, args.workers, args.force,
                                    args.max_bpm, tempo_range=tuple(args.tempo_range))
     except (ValueError, RuntimeError, OSError) as e:
         print(f"preprocess.py: error: {e}", file=sys.stderr)

@@ -97,7 +97,7 @@ class Projector(nn.Module):
                  csm_kernel: int = CSM_KERNEL, upsample: bool = True):
         super().__init__()
         if not isinstance(feature_net, FeatureNet):
-            raise TypeError(f"Projector: feature_net must be a features.FeatureNet, got {type(feature_net).__name__}")
+            raise TypeError(f"Projector: feature_net must be a featurenet.FeatureNet, got {type(feature_net).__name__}")
         if len(feature_net.stage_channels) != N_STAGES or min(feature_net.stage_channels) <= 0:
             raise ValueError(f"Projector: feature net {feature_net.name!r} has stage_channels "
                              f"{feature_net.stage_channels}; expected {N_STAGES} positive channel counts")

@@ -34,7 +34,7 @@ import numpy as np
 import torch
 
 import evaluate
-import features
+import featurenet
 import vggish
 from plumbing.checkpoint import load_checkpoint
 from plumbing.files import read_csv
@@ -70,9 +70,9 @@ def general_network() -> tuple[str, str]:
 def mtat_network() -> str | None:
     """The MagnaTagATune network when one can be built here, else None (the row is skipped, and says so)."""
     for name in ("mtt_vgg", "scnn_mtat"):
-        if name in features.REGISTRY:
+        if name in featurenet.REGISTRY:
             try:
-                features.build(name, features.FeatureContext())
+                featurenet.build(name, featurenet.FeatureContext())
                 return name
             except FeatureNetUnavailable:
                 continue

@@ -28,7 +28,7 @@ and mtat.py (SCNN_MTAT):
     python train_scnn.py --loops drum [--data DIR]     SCNN_Loop on a loop data set's genre labels
     python train_scnn.py --mtat ROOT                   SCNN_MTAT on MagnaTagATune
 
-`build_feature_net` (the features.py registry's builder) never trains: a missing checkpoint raises
+`build_feature_net` (the featurenet.py registry's builder) never trains: a missing checkpoint raises
 featurenet.FeatureNetUnavailable naming the command that makes one. A whole loop is classified by
 averaging its two 1-second chunks' softmaxes (`predict_proba`), which is also how the Inception
 Score reads it.
@@ -274,7 +274,7 @@ def _missing_loop_remedy(ctx: FeatureContext, data_dir: Path) -> str:
 
 
 def build_feature_net(kind: str, ctx: FeatureContext) -> SCNNFeatures:
-    """features.REGISTRY's builder: 'loop' -> scnn_loop (trained on ctx.data_dir's genre labels),
+    """featurenet.REGISTRY's builder: 'loop' -> scnn_loop (trained on ctx.data_dir's genre labels),
     'mtat' -> scnn_mtat. Only loads a trained checkpoint; raises FeatureNetUnavailable with the command
     that trains one (train.py runs train_scnn.ensure_loop_classifier first, so it never gets here)."""
     if kind not in ("loop", "mtat"):

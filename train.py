@@ -19,7 +19,7 @@ from dataclasses import dataclass, field, fields
 
 import torch
 
-import features
+import featurenet
 import losses
 from featurenet import FeatureNetUnavailable
 from generator import ema_beta, update_ema
@@ -95,7 +95,7 @@ def ema_half_life(cfg: TrainConfig, step: int) -> float:
 def train(cfg: TrainConfig, device: str | None = None, resume: bool = False):
     """Train (or continue, `resume`) the run of `cfg` -> its folder. Under torchrun this process is one rank
     of it (call distributed.close() afterwards; `__main__` does, through distributed.leave)."""
-    names = features.parse_feature_names(cfg.features)
+    names = featurenet.parse_feature_names(cfg.features)
     world = distributed.init(device or default_device())
     run = Run.open(cfg, names, world, resume)
     cfg, device, batch = run.cfg, world.device, distributed.local_batch(cfg.batch, world)   # batch: this rank's
@@ -172,7 +172,7 @@ FLAG_TYPES = {"steps": int, "minutes": float, "snapshot_minutes": float}   # fie
 
 
 def parse_args(argv=None) -> tuple[TrainConfig, bool, str]:
-    networks = "; ".join(f"{n}: {d}" for n, d in features.DESCRIPTIONS.items())
+    networks = "; ".join(f"{n}: {d}" for n, d in featurenet.DESCRIPTIONS.items())
     ap = argparse.ArgumentParser(
         description="Train a Projected StyleGAN2 on one-bar loops (pjloop).",
         epilog=f"--features networks (comma list, or 'none' for plain StyleGAN2): {networks}. "

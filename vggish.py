@@ -224,7 +224,7 @@ class VGGishFeatures(FeatureNet):
 
 def build_feature_net(ctx) -> VGGishFeatures:
     """Registry builder ('vgg'). `ctx.vggish_path` (optional attribute, set by train.py's --vggish) or
-    $PJLOOP_VGGISH or the hub cache; downloads once if online. features.build freezes it."""
+    $PJLOOP_VGGISH or the hub cache; downloads once if online. featurenet.build freezes it."""
     state = load_state(resolve_weights(getattr(ctx, "vggish_path", None)))   # all keys/shapes checked
     feats = make_features()
     feats.load_state_dict({k[len("features."):]: v for k, v in state.items() if k.startswith("features.")},

@@ -23,7 +23,7 @@ import time
 import numpy as np
 import torch
 
-import features
+import featurenet
 from standins import musicnn_features
 import scnn
 import vggish
@@ -35,14 +35,14 @@ def build_for_bench(name: str, ctx: FeatureContext) -> tuple[FeatureNet | None, 
     """(net, note): net None means skipped, note says why (or how it was built)."""
     if name == "vgg":
         try:
-            return features.build(name, ctx), "official weights"
+            return featurenet.build(name, ctx), "official weights"
         except (vggish.VGGishWeightsMissing, vggish.VGGishWeightsInvalid) as e:
             net = vggish.VGGishFeatures(vggish.make_features()).to(ctx.device).freeze()
             return net, f"RANDOM weights in the official layout ({str(e).splitlines()[0]})"
     if name.startswith("scnn"):
         return _build_scnn(name, ctx)
     try:
-        return features.build(name, ctx), "pre-trained weights"
+        return featurenet.build(name, ctx), "pre-trained weights"
     except Exception as e:   # any network that cannot be built here is reported, not fatal
         return None, f"skipped: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
 
@@ -51,7 +51,7 @@ def _build_scnn(name: str, ctx: FeatureContext) -> tuple[FeatureNet, str]:
     """An SCNN from its trained checkpoint; without one (a lookup never trains) the architecture is timed
     with random weights -- speed does not depend on the values -- and says so."""
     try:
-        return features.build(name, ctx), "trained checkpoint"
+        return featurenet.build(name, ctx), "trained checkpoint"
     except (FeatureNetUnavailable, FileNotFoundError) as e:
         width = scnn.MTAT_WIDTH if name == "scnn_mtat" else scnn.LOOP_WIDTH
         model = scnn.ShortChunkCNN(scnn.SCNNConfig(n_classes=2, width=width))   # head unused by `stages`
@@ -102,7 +102,7 @@ def main(argv=None) -> None:
     ap.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
     ap.add_argument("--data", default=None, help="a preprocessed loop data set (only to find scnn_loop's checkpoint)")
     ap.add_argument("--ckpt-dir", default="checkpoints", help="where feature-network checkpoints are kept")
-    ap.add_argument("--names", default=",".join(features.REGISTRY), help="comma list of registry names")
+    ap.add_argument("--names", default=",".join(featurenet.REGISTRY), help="comma list of registry names")
     args = ap.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)

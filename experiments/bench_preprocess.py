@@ -41,7 +41,7 @@ import demo.loops
 from plumbing.audio_io import resample
 from plumbing.files import read_csv
 from mel import SR
-from preprocess import preprocess_loops
+from preprocess import preprocess_folder
 
 DEFAULT_N = 160               # files: ~3 minutes of preprocessing on one core
 SWEEP_BPMS = tuple(range(60, 201, 10))
@@ -234,7 +234,7 @@ def run(n: int, seed: int, workers: int, out: Path) -> tuple[list[dict], float]:
     for case in cases:
         write_case(loops, case)
     t0 = time.perf_counter()
-    preprocess_loops(loops, out / "data", workers=workers, force=True, show_progress=False)
+    preprocess_folder(loops, out / "data", workers=workers, force=True, show_progress=False)
     seconds = time.perf_counter() - t0
     report = {r["file"]: r for r in read_csv(out / "data" / "report.csv")}
     return score(cases, report), seconds

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from plumbing import distributed
-import features
+import featurenet
 import scnn
 import train
 import vggish
@@ -43,18 +43,18 @@ REPO = Path(__file__).resolve().parents[1]           # `python -m experiments.be
 TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone"]   # what `torchrun --standalone` runs
 
 
-def random_net(name: str, ctx: features.FeatureContext) -> features.FeatureNet:
+def random_net(name: str, ctx: featurenet.FeatureContext) -> featurenet.FeatureNet:
     """The real network when it can be built offline without training; else its architecture, random."""
     if name == "vgg":
         try:
-            return features.build(name, ctx)
+            return featurenet.build(name, ctx)
         except vggish.VGGishWeightsMissing:
             return vggish.VGGishFeatures(vggish.make_features()).to(ctx.device).freeze()
     if name == "scnn_loop":
         net = scnn.ShortChunkCNN(scnn.SCNNConfig(n_classes=10))
         unit_stats = (np.zeros(64), np.ones(64))
         return scnn.SCNNFeatures(net, "scnn_loop", unit_stats).to(ctx.device).freeze()
-    return features.build(name, ctx)
+    return featurenet.build(name, ctx)
 
 
 def bench(spec: str, args, world: World) -> tuple[float, float, float]:
@@ -62,8 +62,8 @@ def bench(spec: str, args, world: World) -> tuple[float, float, float]:
     `spec`, each process on its share of the global batch. The CPU time tells the work apart from the wait
     where processes share cores with each other or with other jobs."""
     device = world.device
-    names = features.parse_feature_names(spec)
-    ctx = features.FeatureContext(device=device, vggish_path=args.vggish)
+    names = featurenet.parse_feature_names(spec)
+    ctx = featurenet.FeatureContext(device=device, vggish_path=args.vggish)
     nets = {n: random_net(n, ctx) for n in names}
     cfg = train.TrainConfig(features=spec, batch=args.batch, g_channels=args.g_channels, d_channels=args.g_channels,
                             csm_upsample=args.csm_upsample, cache_real=args.cache_real)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-import features
+import featurenet
 import losses
 import train_scnn
 from dataset import LoopMelDataset
@@ -64,7 +64,7 @@ def build_feature_nets(cfg, names: list[str], data: LoopMelDataset, device: str,
     if "scnn_loop" in names:
         train_scnn.ensure_loop_classifier(cfg.loops, cfg.data, ckpt_dir=ctx.ckpt_dir, device=device)
     built = built or {}
-    return {n: built[n] if n in built else features.build(n, ctx) for n in names}
+    return {n: built[n] if n in built else featurenet.build(n, ctx) for n in names}
 
 
 def prepare(cfg, names: list[str], device: str) -> tuple[object, LoopMelDataset, dict]:
@@ -72,7 +72,7 @@ def prepare(cfg, names: list[str], device: str) -> tuple[object, LoopMelDataset,
     demo set, scnn_loop), so that under torchrun rank 0 does it first (distributed.main_first)."""
     built = {}
     if "vgg" in names:   # missing VGGish weights must stop us before any other work is done (it needs no data)
-        built["vgg"] = features.build("vgg", FeatureContext(device=device, vggish_path=cfg.vggish,
+        built["vgg"] = featurenet.build("vgg", FeatureContext(device=device, vggish_path=cfg.vggish,
                                                             batch_stats=cfg.batch_stats))
     if cfg.data is None:
         cfg = replace(cfg, data=str(ensure_demo_set(cfg.loops)))

@@ -117,7 +117,7 @@ class MusicnnVGGFeatures(FeatureNet):
 
 def build_feature_net(ctx) -> MusicnnVGGFeatures:
     """Registry builder ('mtt_vgg'): ctx.adapter 'grid' (with the data set's stats) or 'affine'.
-    features.build moves and freezes it."""
+    featurenet.build moves and freezes it."""
     grid = native_grid_adapter(ctx.mel_mean, ctx.mel_std) if ctx.adapter == "grid" else None
     return MusicnnVGGFeatures(load_musicnn("MTT_vgg"), grid)
 

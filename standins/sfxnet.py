@@ -219,7 +219,7 @@ def native_grid_adapter(mean=None, std=None) -> GridAdapter:
 
 def build_feature_net(ctx) -> SfxFeatures:
     """Registry builder ('aisfx'): ctx.adapter 'grid' (with the data set's stats) or 'affine'.
-    features.build moves and freezes it."""
+    featurenet.build moves and freezes it."""
     net = load_sfxnet()
     if ctx.adapter == "grid":
         net = SfxFeatures(net.cnn, native_grid_adapter(ctx.mel_mean, ctx.mel_std))

@@ -34,7 +34,7 @@ def parser_of(module: str, monkeypatch) -> argparse.ArgumentParser:
     return caught[0]
 
 
-@pytest.mark.filterwarnings("ignore:'demo.loops' found in sys.modules")
+@pytest.mark.filterwarnings("ignore:.* found in sys.modules after import of package")
 @pytest.mark.parametrize("module", COMMANDS)
 def test_every_option_has_a_help_text(module, monkeypatch, capsys):
     ap = parser_of(module, monkeypatch)
@@ -44,7 +44,7 @@ def test_every_option_has_a_help_text(module, monkeypatch, capsys):
     assert not missing, f"{module}: options without a help text: {missing}"
 
 
-@pytest.mark.filterwarnings("ignore:'demo.loops' found in sys.modules")
+@pytest.mark.filterwarnings("ignore:.* found in sys.modules after import of package")
 @pytest.mark.parametrize("module", COMMANDS)
 def test_booleans_are_yes_or_no(module, monkeypatch, capsys):
     """A boolean that takes a value takes yes/no (no 0/1, no True/False); switches (--resume) take none."""

@@ -11,7 +11,7 @@ import pytest
 import soundfile as sf
 import torch
 
-import features
+import featurenet
 import mel
 import mtat
 import scnn
@@ -107,7 +107,7 @@ def test_fake_mtat_run_produces_finite_auc_and_a_usable_checkpoint(tmp_path, mon
 
     monkeypatch.delenv(scnn.MTAT_ENV, raising=False)
     gan_set = make_loop_set(tmp_path / "loops", n_per=2)
-    net = features.build("scnn_mtat", features.FeatureContext(data_dir=gan_set, ckpt_dir=tmp_path / "ckpt"))
+    net = featurenet.build("scnn_mtat", featurenet.FeatureContext(data_dir=gan_set, ckpt_dir=tmp_path / "ckpt"))
     assert net.name == "scnn_mtat" and net.stage_channels == (4, 4, 8, 8)
     z = torch.randn(1, 1, 100, 64)
     assert not torch.allclose(net.adapt(z), z)                  # MTAT's stats differ from the loops'

@@ -14,7 +14,7 @@ import demo.loops
 from evaluation import embeddings as EE
 from evaluation import rows as R
 import evaluate as E
-import features
+import featurenet
 from standins import make_musicnn_fixture
 import mel as M
 from standins import musicnn_features as MF
@@ -45,7 +45,7 @@ def patches(reference):
 
 @pytest.fixture(scope="module")
 def mtt_vgg():
-    return features.build("mtt_vgg", FeatureContext())
+    return featurenet.build("mtt_vgg", FeatureContext())
 
 
 # ---------------------------------------------------------------------------------------------
@@ -87,7 +87,7 @@ def test_without_the_package_the_error_names_the_pip_line(monkeypatch):
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda n, *a: None if n == "musicnn" else real(n, *a))
     with pytest.raises(FeatureNetUnavailable, match=re.escape("pip install --no-deps musicnn==0.1.0")):
-        features.build("mtt_vgg", FeatureContext())      # train.py prints this one line, no traceback
+        featurenet.build("mtt_vgg", FeatureContext())      # train.py prints this one line, no traceback
     with pytest.raises(P.MusicnnMissing, match="not installed"):
         MF.load_embedding()
 
@@ -133,7 +133,7 @@ def test_mtt_vgg_four_stage_shapes_for_a_one_second_chunk(mtt_vgg):
     maps = mtt_vgg.stages(torch.randn(3, 1, 100, 64))
     assert [tuple(m.shape) for m in maps] == [(3, 128, 30, 48), (3, 128, 15, 24), (3, 128, 7, 12), (3, 128, 3, 6)]
     assert mtt_vgg.stage_channels == (128, 128, 128, 128)
-    affine = features.build("mtt_vgg", FeatureContext(adapter="affine"))
+    affine = featurenet.build("mtt_vgg", FeatureContext(adapter="affine"))
     assert [tuple(m.shape) for m in affine.stages(torch.randn(3, 1, 100, 64))] == \
         [(3, 128, 49, 32), (3, 128, 24, 16), (3, 128, 12, 8), (3, 128, 6, 4)]
 
@@ -151,7 +151,7 @@ def test_mtt_vgg_stays_in_eval_mode(mtt_vgg):
 
 
 def test_affine_map_gives_the_input_batch_norm_the_z_scores_themselves():
-    net = features.build("mtt_vgg", FeatureContext(adapter="affine"))
+    net = featurenet.build("mtt_vgg", FeatureContext(adapter="affine"))
     z = torch.randn(2, 1, 100, 64)
     bn = net.vgg.bn_input
     np.testing.assert_allclose(((net.adapt(z) - bn.running_mean) / (bn.running_var + bn.eps).sqrt()).numpy(),
@@ -187,7 +187,7 @@ def test_evaluation_leads_with_fad_and_kid_on_msd_musicnn_from_audio_and_from_me
 
 
 def test_mtt_vgg_drives_a_projected_discriminator_alone_and_beside_aisfx(mtt_vgg):
-    nets = [mtt_vgg] + ([features.build("aisfx", FeatureContext())] if importlib.util.find_spec("aisfx") else [])
+    nets = [mtt_vgg] + ([featurenet.build("aisfx", FeatureContext())] if importlib.util.find_spec("aisfx") else [])
     D = ProjectedDiscriminator(nets)                                          # row E; with aisfx, row G
     logits = D(torch.randn(2, 1, M.N_FRAMES, M.N_MELS))
     assert len(logits) == 4 * len(nets) and all(l.shape[0] == 2 and torch.isfinite(l).all() for l in logits)

@@ -91,7 +91,7 @@ def refuse_to_list(monkeypatch, folder: Path) -> None:
 
 
 def run(loops, out, **kw):
-    return pp.preprocess_loops(loops, out, show_progress=False, **kw)
+    return pp.preprocess_folder(loops, out, show_progress=False, **kw)
 
 
 # ---------------------------------------------------------------------------------------------

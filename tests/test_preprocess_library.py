@@ -46,7 +46,7 @@ def library(tmp_path_factory):
     sf.write(loops / "jam_take.wav", take[int(0.31 * SR):int(19.0 * SR)], SR)
     (loops / "funk").mkdir()
     sf.write(loops / "funk" / "labelled.wav", demo("drum", "funk", 110, 1, seed=4), SR)
-    summary = pp.preprocess_loops(loops, out, show_progress=False)
+    summary = pp.preprocess_folder(loops, out, show_progress=False)
     report = {r["file"]: r for r in read_csv(out / "report.csv")}
     return out, summary, report
 

@@ -10,7 +10,7 @@ import pytest
 import torch
 from torch import nn
 
-import features
+import featurenet
 import scnn
 from featurenet import FeatureNetUnavailable
 from genre_loops import loop_set, make_loop_set, tiny_loop_ckpt   # noqa: F401  (pytest fixtures)
@@ -116,7 +116,7 @@ def test_adapt_converts_gan_z_scores_into_the_networks_own_z_scores():
 # ------------------------------------------------------------------------------------------------
 def test_build_feature_net_loads_the_loop_checkpoint_frozen_with_identity_adapt(tiny_loop_ckpt, loop_set):
     _, ckpt_dir = tiny_loop_ckpt
-    net = features.build("scnn_loop", features.FeatureContext(data_dir=loop_set, ckpt_dir=ckpt_dir))
+    net = featurenet.build("scnn_loop", featurenet.FeatureContext(data_dir=loop_set, ckpt_dir=ckpt_dir))
     assert isinstance(net, scnn.SCNNFeatures) and net.name == "scnn_loop"
     assert net.stage_channels == (8, 8, 16, 16)
     assert all(not p.requires_grad for p in net.parameters())
@@ -134,13 +134,13 @@ def test_a_checkpoint_for_another_data_set_is_not_picked_up(tiny_loop_ckpt, loop
 
 
 def test_build_feature_net_never_trains_a_missing_loop_classifier_and_names_the_remedy(loop_set, tmp_path):
-    ctx = features.FeatureContext(loops="drum", data_dir=loop_set, ckpt_dir=tmp_path)
+    ctx = featurenet.FeatureContext(loops="drum", data_dir=loop_set, ckpt_dir=tmp_path)
     with pytest.raises(FeatureNetUnavailable, match=re.escape(f"python train_scnn.py --loops drum --data {loop_set}")):
-        features.build("scnn_loop", ctx)
+        featurenet.build("scnn_loop", ctx)
     assert not any(tmp_path.iterdir())                          # nothing trained, nothing written
 
 
 def test_build_feature_net_mtat_without_checkpoint_says_how_to_make_one(tmp_path, monkeypatch):
     monkeypatch.delenv(scnn.MTAT_ENV, raising=False)
     with pytest.raises(FeatureNetUnavailable, match=r"python train_scnn.py --mtat ROOT"):
-        scnn.build_feature_net("mtat", features.FeatureContext(ckpt_dir=tmp_path))
+        scnn.build_feature_net("mtat", featurenet.FeatureContext(ckpt_dir=tmp_path))

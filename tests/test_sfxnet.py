@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-import features
+import featurenet
 from standins import sfxnet
 from mel import log_mel, standardise
 
@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope="module")
 def net():
-    return features.build("aisfx", features.FeatureContext(adapter="affine"))   # our own grid; the native grid: test_adapter.py
+    return featurenet.build("aisfx", featurenet.FeatureContext(adapter="affine"))   # our own grid; the native grid: test_adapter.py
 
 
 def test_checkpoint_loads_with_weights_only_and_has_the_four_conv_blocks():
@@ -107,7 +107,7 @@ def test_missing_package_names_the_pip_command(monkeypatch):
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda n, *a: None if n == "aisfx" else real(n, *a))
     with pytest.raises(sfxnet.SfxNetMissing, match=re.escape("pip install --no-deps aisfx==0.1.2")):
-        sfxnet.build_feature_net(features.FeatureContext())
+        sfxnet.build_feature_net(featurenet.FeatureContext())
 
 
 def test_truncated_checkpoint_is_refused_naming_the_file(tmp_path):

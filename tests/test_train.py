@@ -12,7 +12,7 @@ from plumbing.devices import autocast_for
 from plumbing.checkpoint import CheckpointError, load_checkpoint
 from train_fixtures import TINY, cfg_for, tiny_drum_set   # noqa: F401  (fixture)
 from discriminator import ProjectedDiscriminator, frozen_fingerprint
-import features
+import featurenet
 from dataset import LoopMelDataset
 import vggish
 import signal
@@ -31,15 +31,15 @@ def test_one_step_offline_general_network_and_frozen_parts_untouched(tmp_path, t
     ck = load_checkpoint(out / "latest.pt")
     # the fingerprint of the feature net + CCM/CSM saved at the start equals the one after two D and G steps
     data = LoopMelDataset(tiny_drum_set)       # the adapter's level and grid come from the set's mel statistics
-    ctx = features.FeatureContext(data_dir=tiny_drum_set, mel_mean=data.mean, mel_std=data.std)
-    net = features.build("aisfx", ctx)
+    ctx = featurenet.FeatureContext(data_dir=tiny_drum_set, mel_mean=data.mean, mel_std=data.std)
+    net = featurenet.build("aisfx", ctx)
     D = ProjectedDiscriminator([net], seed=0, csm_kernel=3)
     D.load_state_dict(ck["d"])
     assert frozen_fingerprint(D) == ck["frozen"]
     # the D optimiser holds exactly the heads: no feature-net, CCM or CSM tensor is in it
     n_opt = len(ck["opt_d"]["param_groups"][0]["params"])
     assert n_opt == len([p for p in D.parameters() if p.requires_grad]) == len(list(D.heads.parameters()))
-    fresh = features.build("aisfx", ctx).state_dict()
+    fresh = featurenet.build("aisfx", ctx).state_dict()
     for k, v in fresh.items():   # the feature network's weights AND batch-norm buffers did not move
         assert torch.equal(ck["d"][next(n for n in ck["d"] if n.endswith(k) and ck["d"][n].shape == v.shape)], v)
 
@@ -192,9 +192,9 @@ def test_channels_last_changes_the_speed_not_the_math(monkeypatch):
 
     def one_step(fmt):
         monkeypatch.setattr(plumbing.run, "MEMORY_FORMAT", fmt)
-        ctx = features.FeatureContext(device="cpu")
+        ctx = featurenet.FeatureContext(device="cpu")
         cfg = train.TrainConfig(features="aisfx", **{k: v for k, v in TINY.items() if k in ("batch", "g_channels", "d_channels")})
-        run = train.Run(cfg, ["aisfx"], {"aisfx": features.build("aisfx", ctx)}, None, World())
+        run = train.Run(cfg, ["aisfx"], {"aisfx": featurenet.build("aisfx", ctx)}, None, World())
         torch.manual_seed(1)
         real = torch.randn(4, 1, 200, 64).contiguous(memory_format=fmt)            # (B, 1, T=200, F=64)
         z = torch.randn(4, run.g_cfg.z_dim)

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 import dataset
-import features
+import featurenet
 import scnn
 import train_scnn
 from genre_loops import loop_set, tiny_loop_ckpt   # noqa: F401  (pytest fixtures)
@@ -91,7 +91,7 @@ def test_ensure_loop_classifier_trains_a_missing_one_first_and_says_so(loop_set,
     assert (f"training the loop-genre classifier scnn_loop on {loop_set} (first use, about 3 minutes)"
             in capsys.readouterr().out)
     assert path == scnn.loop_checkpoint_path(loop_set, tmp_path) and path.is_file()
-    net = scnn.build_feature_net("loop", features.FeatureContext(data_dir=loop_set, ckpt_dir=tmp_path))
+    net = scnn.build_feature_net("loop", featurenet.FeatureContext(data_dir=loop_set, ckpt_dir=tmp_path))
     assert net.stage_channels == (4, 4, 8, 8)
 
 

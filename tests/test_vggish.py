@@ -14,7 +14,7 @@ import pytest
 import torch
 from torch import nn
 
-import features
+import featurenet
 import vggish
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -89,7 +89,7 @@ def test_input_is_fed_as_is_like_the_authors():
 
 def test_frozen_vggish_has_no_weight_gradients_and_stays_eval_inside_a_training_parent(weights_file, monkeypatch):
     monkeypatch.setenv(vggish.ENV_VAR, str(weights_file))
-    net = features.build("vgg", features.FeatureContext())
+    net = featurenet.build("vgg", featurenet.FeatureContext())
     parent = nn.ModuleDict({"net": net, "head": nn.Conv2d(512, 1, 1)}).train(True)
     assert parent.training and not net.training
     assert not any(m.training for m in net.modules())
@@ -102,7 +102,7 @@ def test_frozen_vggish_has_no_weight_gradients_and_stays_eval_inside_a_training_
 
 def test_fixture_weights_load_via_env_var(official_state, weights_file, monkeypatch):
     monkeypatch.setenv(vggish.ENV_VAR, str(weights_file))
-    net = vggish.build_feature_net(features.FeatureContext())
+    net = vggish.build_feature_net(featurenet.FeatureContext())
     assert torch.equal(net.features[13].weight, official_state["features.13.weight"])
 
 
@@ -142,7 +142,7 @@ def test_wrong_shapes_are_refused_naming_them(official_state, tmp_path):
 
 def test_absent_weights_offline_raise_a_message_naming_url_path_env_var_and_aisfx(offline_hub):
     with pytest.raises(vggish.VGGishWeightsMissing) as err:
-        vggish.build_feature_net(features.FeatureContext())
+        vggish.build_feature_net(featurenet.FeatureContext())
     msg = str(err.value)
     assert isinstance(err.value, RuntimeError)
     for needle in (vggish.VGGISH_URL, str(offline_hub / "checkpoints" / "vggish-10086976.pth"),
@@ -162,8 +162,8 @@ def test_online_the_file_is_downloaded_once_into_the_hub_cache(offline_hub, weig
         calls.append(url)
         shutil.copy(weights_file, dst)
     monkeypatch.setattr(vggish, "_download", fake_download)
-    vggish.build_feature_net(features.FeatureContext())
-    vggish.build_feature_net(features.FeatureContext())
+    vggish.build_feature_net(featurenet.FeatureContext())
+    vggish.build_feature_net(featurenet.FeatureContext())
     assert calls == [vggish.VGGISH_URL]
     assert (offline_hub / "checkpoints" / "vggish-10086976.pth").is_file()
 
