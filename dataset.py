@@ -1,24 +1,13 @@
 """The loop data set on disk and the torch Dataset over it (paper Section 4 "Pipeline"; docs/design.md §1).
 
-A data set directory (written by `demo/loops.py` for the embedded demo loops and by `preprocess.py`
-for real loops) looks the same either way, so everything downstream treats them alike:
+    DATA_DIR/wav/<id>.wav   one-bar loop, 16 kHz mono float, exactly 32 000 samples
+    DATA_DIR/mel/<id>.npy   (F=64, T=200) float32 raw log10 mel of that wav (mel.log_mel)
+    manifest.csv, stats.npz (per-band mean/std), skipped.csv; report.csv, progress.jsonl for real loops
 
-    DATA_DIR/
-      wav/<id>.wav        one-bar loop, 16 kHz mono float, exactly 32 000 samples
-      mel/<id>.npy        (F=64, T=200) float32 raw log10 mel of that wav (mel.log_mel)
-      manifest.csv        id, source, bar, bpm, genre   (one row per kept loop; genre "" = unlabelled)
-      stats.npz           mean (64,), std (64,): per-mel-band statistics over the whole set
-      skipped.csv         file, reason                  (input that was not used, and why)
-      report.csv          file, genre, bars_kept, bpm, rule, confidence, skipped   (real loops: one row
-                          per source file, and which evidence found its bars; see realloops/tempo.py)
-      progress.jsonl      one JSON line per processed source file (real loops only: what makes a
-                          re-run of preprocess.py resume instead of starting over)
-
-Every file is written to a temporary name, then renamed, so a crash or kill never leaves a
-half-written wav, mel, manifest or stats file behind. The manifest is written last: a directory
-with manifest.csv and stats.npz is complete (`is_complete`).
-
+demo/loops.py and preprocess.py both write this layout, so everything downstream treats them alike. Files
+are written atomically, manifest last: a folder with manifest.csv and stats.npz is complete (`is_complete`).
 `LoopMelDataset` serves the mels in the GAN's layout, (1, T=200, F=64) standardised (mel.to_gan).
+Every file and column: docs/modules.md, "dataset.py".
 """
 from __future__ import annotations
 

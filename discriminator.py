@@ -1,20 +1,15 @@
 """Discriminators (paper Section 2 "Projected GAN", Figure 2, Section 4; docs/design.md §4).
 
-Two kinds:
-
-* `ProjectedDiscriminator` -- the paper's model. One `Projector` (projector.py: frozen feature network +
-  random CCM/CSM) per feature network, and one small `ScaleDiscriminator` per projected scale:
-  L = 4 heads for one network, 2L = 8 for the "fusion" of a general and a domain-specific network.
-  Only the heads train.
+* `ProjectedDiscriminator`, the paper's model: one Projector (projector.py) per frozen feature network and
+  one small `ScaleDiscriminator` head per projected scale (4 per network, 8 for a fusion); only heads train.
 
       mel (B, 1, T=200, F=64) -> Projector -> 4 x (B, C_l, T_l, F_l) -> D_l -> 4 x (B, N_l) logits
 
-* `StyleGAN2Discriminator` -- the `--features none` baseline (Table 1 rows B and C; Hung et al. 2021):
-  StyleGAN2's residual discriminator on the raw standardised mel, one logit per sample:
+* `StyleGAN2Discriminator`, the `--features none` baseline (Table 1 rows B and C; Hung et al. 2021):
 
       mel (B, 1, 200, 64) -> stem -> 4 residual down blocks -> (B, C, 12, 4) -> mbstd -> conv -> 2 FC -> (B, 1)
 
-Everything is dtype-agnostic (bf16 autocast on GPU, float32 on CPU) and device-agnostic.
+dtype- and device-agnostic (bf16 autocast on CUDA, float32 on the CPU).
 """
 from __future__ import annotations
 

@@ -1,33 +1,13 @@
 """StyleGAN2 generator for one-bar log-mel loops (paper Section 4 "Improving the generator" and
 "Pipeline"; docs/design.md §5; Karras et al. 2020), pure PyTorch.
 
-    z  (B, z_dim=32) --mapping G_m--> ws (B, num_ws=10, w_dim=64) --synthesis G_s--> mel (B, 1, T=200, F=64)
+    z (B, z_dim=32) --mapping G_m--> ws (B, num_ws=10, w_dim=64) --synthesis G_s--> mel (B, 1, T=200, F=64)
 
-The output lives in the standardised log-mel space of preprocess.py (per-band z-scores, time-major
-layout (B, 1, T, F) like the authors' code); there is no final activation.
-
-Mapping (G_m): pixel-norm of z, then 6 fully connected layers (the paper: "only 6 ... instead of the 8"),
-each with leaky ReLU and learning-rate multiplier 0.01 (StyleGAN2). z = 32 and w = 64 are the paper's
-small latent sizes (z = 512 collapsed, Figure 3(a)). A running average of w (`w_avg`) gives truncation.
-
-Synthesis (G_s), StyleGAN2 "skip" architecture with one output channel instead of RGB:
-
-    const (1, C, 13, 4)
-      -> styled 3x3 conv                                   13 x 4  -> ToMel -> skip
-    4 x [ styled 3x3 conv, upsample x2 (transposed conv + blur [1,3,3,1], as StyleGAN2),
-          styled 3x3 conv ]                                26x8, 52x16, 104x32, 208x64
-          -> ToMel (modulated 1x1 conv to 1 channel, no demodulation) + FIR-upsampled skip
-    crop time 208 -> 200 frames
-
-Every styled conv = modulated conv with demodulation, + per-pixel noise (B, 1, H, W) with a learned
-strength, + bias, leaky ReLU(0.2) * sqrt(2). The authors start from 12 x 4 (-> 192 x 64); **(pjloop)**
-starts from 13 x 4 (-> 208 x 64) and keeps the first 200 frames so one sample is exactly 2.000 s.
-
-ws index used by each layer (StyleGAN2 shares a ToRGB's w with the next block's first conv):
-conv 13x4: 0, ToMel 13x4: 1; block i = 0..3: up-conv 1 + 2i, conv 2 + 2i, ToMel 3 + 2i -> num_ws = 10.
-
-Also here: the generator EMA helpers (docs/design.md §5: half-life 10 k images), `count_params` and
-`macs_per_sample` (a counting pass with torch's FlopCounterMode on the meta device).
+Mapping: pixel-norm, 6 FC layers (the paper: 6 instead of 8), lr multiplier 0.01; `w_avg` for truncation.
+Synthesis: StyleGAN2's "skip" architecture with one output channel, const 13 x 4 -> 4 upsampling blocks ->
+208 x 64, cropped to 200 frames (pjloop: the authors' 12 x 4 -> 192 frames). The output is the standardised
+log-mel (per-band z-scores), no final activation. Also: the EMA helpers, `count_params`, `macs_per_sample`.
+Layer by layer, with the ws index each layer reads: docs/modules.md, "generator.py".
 """
 from __future__ import annotations
 

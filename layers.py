@@ -1,18 +1,11 @@
 """StyleGAN2 building blocks in pure PyTorch (docs/design.md §5 "Pure PyTorch only"; Karras et al. 2020).
 
-Shared by the generator (generator.py) and the discriminators (the StyleGAN2 baseline D and the
-projected discriminators' minibatch-stddev head). StyleGAN2's official code builds the FIR filtering
-(`upfirdn2d`) and the fused bias + leaky ReLU (`fused_bias_act`) as custom CUDA kernels whose build
-failures are the first complaint of its users; here everything is `F.conv2d`, `F.pad` and pointwise
-ops, so it runs on CPU, CUDA and under bf16 autocast alike.
+Shared by the generator and the discriminators. StyleGAN2's official code builds the FIR filtering
+(upfirdn2d) and the fused bias + leaky ReLU as custom CUDA kernels; here everything is F.conv2d, F.pad and
+pointwise ops, so it runs on CPU, CUDA and under bf16 autocast alike.
 
-Layout: images are (B, C, H, W); in this project H = time frames and W = mel bands, e.g. the
-generator's output (B, 1, T=200, F=64).
-
-Equalised learning rate (Karras et al. 2018, kept by StyleGAN2): weights are stored as N(0, 1) / lr_mul
-and multiplied at run time by lr_mul / sqrt(fan_in). Adam's step size is then the same for every layer
-in units of the layer's effective weight, and lr_mul < 1 slows a whole layer down (the mapping network
-uses 0.01).
+Layout: (B, C, H, W) with H = time frames and W = mel bands, e.g. the generator's output (B, 1, T=200, F=64).
+Equalised learning rate: weights stored as N(0, 1) / lr_mul, scaled at run time by lr_mul / sqrt(fan_in).
 """
 from __future__ import annotations
 

@@ -1,20 +1,12 @@
 """GAN losses (paper Section 2 eq. 1 and Section 4; docs/design.md §4 and §5).
 
-Two families, one per discriminator:
+* Projected GAN (Sauer et al. 2021; the paper's model): the hinge form of eq. 1, summed over the heads; no
+  gradient penalty, as the authors. Layout: lists of logits, one (B, N_l) tensor per head.
+* StyleGAN2 baseline (Table 1 rows B and C): non-saturating logistic loss with lazy R1 on real data.
+  Layout: one (B, 1) logit tensor.
 
-* Projected GAN (Sauer et al. 2021; the paper's model): the hinge form of eq. 1, as both the authors'
-  code and Projected GAN's. Every discriminator head D_l sees one scale of one projected feature
-  network; the heads' losses are simply summed. No gradient penalty, no path-length term, no
-  augmentation (as the authors). Layout: lists of logits, one (B, N_l) tensor per head.
-
-* StyleGAN2 baseline (Table 1 rows B and C; Hung et al. 2021; Karras et al. 2020): the non-saturating
-  logistic loss with lazy R1 regularisation on real data. Layout: one (B, 1) logit tensor.
-
-Lazy regularisation (StyleGAN2 §3.1 / Appendix B): a regulariser computed only every `interval` steps
-is scaled by `interval` so its average strength is unchanged, and Adam's lr and betas are adjusted by
-`lazy_ratio(interval)` so that the optimiser's overall momentum time-scale is the same as if the
-regulariser ran every step. Both the G side (path length every 4 steps -> 4/5) and the D side (R1 every
-16 steps -> 16/17) use it (docs/design.md §5).
+Lazy regularisation (StyleGAN2 §3.1): a regulariser run every `interval` steps is scaled by `interval`, and
+Adam's lr and betas by `lazy_ratio(interval)` (R1 every 16 steps -> 16/17; path length every 4 -> 4/5).
 """
 from __future__ import annotations
 

@@ -1,24 +1,12 @@
 """The one mel front end of pjloop (paper Section 3 and Section 4 "Pipeline"; docs/design.md §1).
 
-Everything in pjloop sees audio through this front end:
-
     16 kHz mono waveform (N,)  ->  log10 mel magnitude (F=64, T=N/160)
+    n_fft = win = 1024 (the authors' code; the paper text says 512), hop 160, Hann, 64 Slaney bands 0-8 kHz
 
-    n_fft = win = 1024, hop 160 (10 ms), Hann, 64 mel bands 0-8 kHz (librosa's filterbank with its
-    defaults: Slaney scale and area normalisation), magnitude (power 1), log10 with a floor of 1e-5.
-
-The paper text says a 512-point window; the authors' code and their MelGAN use 1024, which keeps
-the lowest of 64 bands from being empty at 16 kHz (docs/design.md §1). We follow the code.
-
-Frame t covers samples [160 t, 160 t + 160): the signal is reflect-padded by (1024 - 160) / 2 = 432
-samples on each side, so a 32 000-sample loop gives exactly 200 frames (the authors crop to 192 and
-pad the vocoded audio, which breaks seamless looping; pjloop keeps all 200, docs/design.md §1).
-
-Two layouts of the same mel, and the one pair of helpers between them:
+Reflect-padded so a 32 000-sample loop gives exactly 200 frames. Two layouts of the same mel:
 
     on disk / vocoder : (F=64, T=200) or (B, F=64, T=200), RAW log10 mel (values in [-5, ~2])
-    inside the GAN    : (B, 1, T=200, F=64), per-band z-scores (`standardise` with the data set's
-                        stats), time-major like the authors' code and VGGish's (96, 64) patch
+    inside the GAN    : (B, 1, T=200, F=64), per-band z-scores, time-major like the authors' code
 
     to_gan(mels, mean, std)  : raw (F, T) / (B, F, T)  ->  standardised (B, 1, T, F) torch
     from_gan(x, mean, std)   : standardised (B, 1, T, F) ->  raw (B, F, T) numpy

@@ -1,20 +1,13 @@
 """MagnaTagATune and SCNN_MTAT, the 50-tag music tagger (paper Section 3.1 "Domain specific";
 docs/design.md §2; Won et al. 2020): the annotation reader, the training run and its ROC-/PR-AUC.
 
-Run through the SCNN command line: `python train_scnn.py --mtat ROOT [--sgd-epochs N]`, where ROOT holds
-annotations_final.csv and the mp3 folders 0-f. The network is scnn.py's ShortChunkCNN (width 128).
+Run as `python train_scnn.py --mtat ROOT [--sgd-epochs N]`, ROOT holding annotations_final.csv and the mp3
+folders 0-f. The network is scnn.py's ShortChunkCNN (width 128).
 
-Layout: every clip is decoded once into a cached (F=64, T) float16 log10 mel; training reads one random
-1-second crop per clip per epoch, (B, 1, T=100, F=64) z-scored with the training split's band stats,
-against (B, 50) multi-hot labels. Evaluation averages the sigmoids of 16 evenly spaced chunks per clip.
-
-SCNN_MTAT deviates from Won et al.'s recipe (docs/design.md §2) in two (pjloop) ways:
-  - chunks: 1 s (100 frames), not their 3.69 s, in training and in the 16-chunk clip evaluation: the
-    projector only ever feeds 1-second chunks, so the tagger's filters and batch-norm statistics are
-    fitted to exactly that input (its ROC-AUC is therefore not directly comparable with their 0.909).
-  - optimiser: Adam (lr 1e-4) only by default. Their second phase, SGD with Nesterov momentum 0.9 at
-    lr 1e-3 -> 1e-4 -> 1e-5, is optional: `--sgd-epochs N` (equal thirds of N epochs per rate, each
-    starting from the best weights so far, as their solver reloads its best model at every switch).
+Layout: each clip decoded once into a cached (F=64, T) float16 log10 mel; training reads one random 1-second
+crop per clip per epoch, (B, 1, T=100, F=64) z-scored, against (B, 50) multi-hot labels; evaluation averages
+16 evenly spaced chunks per clip. Where it deviates from Won et al. (1-s chunks; Adam only unless
+--sgd-epochs): docs/modules.md, "mtat.py".
 """
 from __future__ import annotations
 

@@ -1,39 +1,13 @@
-"""Real loops: a folder of audio files -> a loop data set (paper Section 4 "Pipeline", following
-Hung et al.; docs/design.md §1). The CLI:
+"""Real loops: a folder of audio files -> a loop data set (paper Section 4 "Pipeline", following Hung et al.;
+docs/design.md §1).
 
     python preprocess.py AUDIO_DIR --out DATA_DIR [--labels CSV] [--bpm X] [--workers N] [--force]
-                                                  [--tempo-range 60 200] [--max-bpm 180]
 
-writes DATA_DIR in the layout of `dataset.py` (wav/, mel/, manifest.csv, stats.npz, skipped.csv,
-report.csv, progress.jsonl); the mels come from the one front end, `mel.log_mel`.
-
-Per source file (all in `process_file`):
-  soundfile load (native rate, any channels)  (N, C)
-  -> mono: mean of the channels                (N,)
-  -> bars: realloops.tempo.find_bars, the evidence chain: --bpm X, else a tempo in the file name, else one in
-     its metadata, else the file's length with madmom's beats choosing the bar count, else madmom's
-     downbeat tracker (see realloops/tempo.py; report.csv says which rule decided, and how sure it was)
-  -> resample the mono signal to 16 kHz       (N16,)
-  -> every bar is cut out and time-stretched with Rubber Band (pyrubberband) by
-     rate = bar_seconds / 2.0, then trimmed/padded to exactly 32 000 samples
-  -> peak-normalised -> dataset.save_loop(DATA_DIR, id, audio)   (wav/<id>.wav, mel/<id>.npy)
-
-Resample BEFORE stretching (our choice): Rubber Band then works on 2.7x fewer samples than at 44.1 kHz,
-and everything above 8 kHz would be thrown away by the final 16 kHz rate anyway (madmom makes its own
-44.1 kHz copy, realloops/beats.py).
-
-Labels are optional (the GAN needs none): a file's genre is its first folder under AUDIO_DIR or its row
-in --labels; a file with neither is kept with genre "". Only scnn_loop (and the IS on it) needs labels.
-
-Resumable and idempotent: every finished source file appends ONE line to DATA_DIR/progress.jsonl
-(its bars, or why it was skipped), flushed and fsync'ed; a re-run reuses those records (same
-file size/mtime, same mode, outputs still on disk) and only processes the rest, then rewrites
-skipped.csv, report.csv, stats.npz and manifest.csv (atomically, manifest last). Bar ids are derived
-from the source path, so a file processed twice overwrites its own outputs and never duplicates them.
-A kill loses at most the files in flight. Genre labels are NOT part of the record: they are
-resolved afresh on every run, so fixing a label CSV never needs re-processing.
-
-Decoding, resampling and levelling (`load_mono`, `resample`, ...) live in plumbing/audio_io.py.
+Per source file (`process_file`): load (N, C) -> mono (N,) -> bars (realloops.tempo.find_bars: --bpm, the
+name, the tags, the length with madmom's beats, else madmom's downbeats) -> 16 kHz -> each bar stretched by
+Rubber Band to exactly 32 000 samples -> peak-normalised -> dataset.save_loop (wav + (F=64, T=200) mel).
+Genres: the first folder under AUDIO_DIR or --labels, optional. Resumable: each finished file appends one
+line to progress.jsonl; a re-run redoes only the rest. Details: docs/modules.md, "preprocess.py".
 """
 from __future__ import annotations
 

@@ -1,31 +1,15 @@
 """The feature projector P_l of Projected GAN (paper Section 2 "Projected GAN", Figure 2, Section 4
 "Pipeline"; docs/design.md §3; Sauer et al. 2021).
 
-A 2-second mel is split into two 1-second chunks (the pre-trained networks were trained on ~1 s of
-audio); each chunk goes through the same frozen feature network, whose four stages are mixed by two
-kinds of RANDOM, NEVER-TRAINED convolutions:
+A 2-second mel is split into two 1-second chunks; each goes through the same frozen feature network, whose
+four stages are mixed by random, never-trained convolutions: CCM (1x1 per stage) and CSM (a U-Net decoder of
+3x3 convs, deepest stage first). The two chunks' maps are concatenated along time per scale.
 
-    CCM (cross-channel mixing): per stage, a 1x1 conv with bias -- "a generalisation of a random
-        permutation" of the channels.
-    CSM (cross-scale mixing): a U-Net decoder from the deepest stage up -- stage i adds the CSM output
-        of stage i+1 (bilinearly resized to stage i's size), then a random 3x3 conv.
-
-Per scale, the two chunks' maps are concatenated along TIME, giving the L = 4 aggregated features F_l
-that the per-scale discriminators D_l read (discriminator.py).
-
-    input : mel (B, 1, T=200, F=64), standardised log10 mel (preprocess.py)
-    chunks: 2 x (B, 1, 100, 64)
-    stages: 4 x (B, C_l, T_l, F_l)        e.g. VGGish 50x32, 25x16, 12x8, 6x4
+    input : mel (B, 1, T=200, F=64)   chunks: 2 x (B, 1, 100, 64)   stages: 4 x (B, C_l, T_l, F_l)
     output: 4 x (B, C'_l, 2 T_l, F_l)     e.g. VGGish 100x32, 50x16, 24x8, 12x4
 
-Channels (Projected GAN's `expand`, cout = 64): CCM out 64, 128, 256, 512; CSM out 64, 64, 128, 256
-(the shallowest CSM does not expand, "to save channels in higher dimensions"). Without `expand`: 64
-everywhere.
-
-The CCM/CSM weights are drawn once from a torch.Generator with a fixed seed and stored as BUFFERS, not
-parameters: no optimiser can ever see them, `.to(device)` moves them, and `state_dict` /
-`load_state_dict` save and restore them exactly (docs/design.md §3 "initialised with a fixed seed so that a
-checkpoint restores them").
+CCM/CSM weights come from a fixed seed and are buffers: no optimiser sees them, state_dict restores them.
+Channels and the rest: docs/modules.md, "projector.py".
 """
 from __future__ import annotations
 

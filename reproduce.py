@@ -1,27 +1,13 @@
-"""Table 1 and Figure 4 of the paper, at the scale of the machine it runs on, in one command.
+"""Table 1 and Figure 4 of the paper (Section 5), at the scale of the machine it runs on, in one command.
 
     python reproduce.py --loops drum --minutes 15              # the Table-1 rows that can run here
-    python reproduce.py --loops drum --minutes 15 --rows stylegan2,general
-    python reproduce.py --loops drum --minutes 6 --rows general,general_affine    # an ablation
     python reproduce.py --loops drum --minutes 15 --clock cpu --jobs 2 --mel-only  # 2 rows at a time on 2 cores
 
-The paper's claim (Section 5, Table 1, Figure 4): with a frozen pre-trained feature network in a Projected-GAN
-discriminator, the StyleGAN2 loop generator reaches plain StyleGAN2's quality about 5x sooner, and a general
-network does better than a domain-specific one. Here every row gets the SAME time budget, data and seed;
-each is evaluated at `--evals` equally spaced points of its budget, with the same N and the same seeds:
-
-    results/<loops>/runs/<row>/            the row's run (train.py checkpoints, snapshots every budget / evals)
-    results/<loops>/results.csv            one line per (row, snapshot): every metric of evaluate.py
-    results/<loops>/table.md               the final scores, and when each row first reached the baseline's
-                                           final density, coverage and independent FAD
-    results/<loops>/curve.png              Figure 4: FAD, KID, D, C, IS against training minutes
-
-Resumable: a re-run continues unfinished rows and never evaluates a snapshot twice.
-
-Rows (`ROWS`; pick with --rows): the Table-1 rows, then ablations of the diagnosis in the README.
-"general" is VGGish when its weights are present, else the offline stand-in aisfx (labelled so).
-Not the paper: the budget (minutes on this machine instead of GPU days), N (300 on a CPU instead of
-10 000), the demo loops, and the stand-in networks.
+Every row (`ROWS`: Table 1's, then ablations) gets the same time budget, data and seed, and is evaluated at
+`--evals` equally spaced points with the same N and seeds. Writes results/<loops>/: runs/<row>/,
+results.csv (every metric per snapshot), table.md (final scores; when each row reached the baseline),
+curve.png (Figure 4). Resumable. Not the paper: minutes instead of GPU days, N = 300 on a CPU, the demo
+loops, the stand-in networks. Results: docs/results.md.
 """
 from __future__ import annotations
 
@@ -37,6 +23,7 @@ import evaluate
 import featurenet
 import vggish
 from plumbing.checkpoint import load_checkpoint
+from plumbing.devices import default_device
 from plumbing.files import read_csv
 from demo.loops import ensure_demo_set
 from evaluation.rows import append_csv
@@ -240,7 +227,7 @@ def main(argv=None) -> int:
                     help="rows run in this many processes at once, one thread each (a CPU of N cores: --jobs N "
                          "--clock cpu); their logs go to OUT/<loops>/job<k>.log")
     args = ap.parse_args(argv)
-    args.device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    args.device = args.device or default_device()
     args.n = args.n or (N_GPU if args.device == "cuda" else N_CPU)
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -1,37 +1,13 @@
 """Short-chunk CNN: the network behind scnn_loop and scnn_mtat, and its frozen feature-net wrapper
-(paper Section 3 and Section 3.1 "Domain specific"; docs/design.md §2; Won et al. 2020, "Evaluation of
-CNN-based automatic music tagging models", the short-chunk CNN with residual blocks).
+(paper Section 3.1 "Domain specific"; docs/design.md §2; Won et al. 2020, the residual short-chunk CNN).
 
-Layout: a standardised log10 mel, time-major like the rest of the GAN: (B, 1, T, F=64), any T >= 100.
+    (B, 1, T, F=64), T >= 100 -> input BN -> 6 residual blocks, stride 2 (B, C_k, ceil(T/2^k), ceil(F/2^k))
+      -> squeeze frequency -> max over time (B, C_6) -> dense-BN-ReLU-dropout = `embed` -> `logits`
 
-    input BN  ->  6 residual blocks, stride 2 each      (B, C_k, ceil(T / 2^k), ceil(F / 2^k)), k = 1..6
-              ->  squeeze frequency (F = 1 after six halvings of 64)
-              ->  global max-pool over time              (B, C_6)
-              ->  dense - BN - ReLU - dropout 0.5        (B, C_6)     = `embed`
-              ->  dense to classes                       (B, n_classes) = `logits`
-
-A residual block is 3x3 conv - BN - ReLU - 3x3 conv - BN, plus a 3x3 conv - BN shortcut (always
-present here: every block halves the resolution), then ReLU, as Won et al.'s `Res_2d`.
-
-The paper text says each block "comprises a 2x2 max-pooling layer"; docs/design.md (and Won et al.'s
-residual variant) down-sample with stride-2 convolutions, padding 1, which is what we do. That is also
-why the stage sizes round UP (ceil) where VGGish's max-pools round down: for a (B, 1, 100, 64) chunk
-the first four blocks give 50x32, 25x16, 13x8, 7x4, the four stages the projector reads.
-
-Channels (base width b): b, b, 2b, 2b at blocks 1-4 (the authors: b = 64 for SCNN_Loop -> 64, 64, 128,
-128; b = 128 for SCNN_MTAT -> 128, 128, 256, 256); blocks 5-6 follow Won et al.'s growth pattern
-(2b, then 4b at the last block), so the embedding has 4b channels (256 for the loop net, 512 for MTAT).
-
-This file only builds and LOADS networks. Training them is train_scnn.py (SCNN_Loop, and the CLI)
-and mtat.py (SCNN_MTAT):
-
-    python train_scnn.py --loops drum [--data DIR]     SCNN_Loop on a loop data set's genre labels
-    python train_scnn.py --mtat ROOT                   SCNN_MTAT on MagnaTagATune
-
-`build_feature_net` (the featurenet.py registry's builder) never trains: a missing checkpoint raises
-featurenet.FeatureNetUnavailable naming the command that makes one. A whole loop is classified by
-averaging its two 1-second chunks' softmaxes (`predict_proba`), which is also how the Inception
-Score reads it.
+Stride-2 convolutions (Won et al.'s residual variant; the paper text says 2x2 max-pool), so a (B, 1, 100, 64)
+chunk gives the projector 50x32, 25x16, 13x8, 7x4. Channels b, b, 2b, 2b, 2b, 4b (b = 64 loop, 128 MTAT).
+This file builds and loads only; training is train_scnn.py and mtat.py. A missing checkpoint raises
+FeatureNetUnavailable naming the command that makes one. Details: docs/modules.md, "scnn.py".
 """
 from __future__ import annotations
 

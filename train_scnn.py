@@ -4,18 +4,10 @@
     python train_scnn.py --loops drum [--data DIR]     SCNN_Loop on the demo set (or DIR)'s genre labels
     python train_scnn.py --mtat ROOT                   SCNN_MTAT on MagnaTagATune (mtat.py does the work)
 
-The network is scnn.py's ShortChunkCNN. Data layout: the data set's standardised mels (N, 1, T=200, F=64)
-(dataset.LoopMelDataset) and integer genre labels (N,).
-
-SCNN_Loop trains on random 1-second crops of the loops (wrapping around: a loop is seamless), not
-on whole 2-second loops: the projector only ever shows it 1-second chunks, so its batch-norm
-statistics and features are fitted to exactly that input, a crop costs half a loop, and the random
-offset is free augmentation. The paper's 80/10/10 split is per genre; the best validation epoch is
-kept; the held-out test accuracy and confusion matrix are printed and stored in the checkpoint
-(evaluate.py's Inception Score reads the classifier back through scnn.load_loop_classifier).
-
-Training is an explicit step. `ensure_loop_classifier` is what train.py calls before it builds its
-feature networks: it trains only when the checkpoint is missing, and says so on stdout first.
+Data: standardised mels (N, 1, T=200, F=64) and genre labels (N,); SCNN_Loop trains on random cyclic
+1-second crops (what the projector shows it), split 80/10/10 per genre, best validation epoch kept.
+`ensure_loop_classifier` is what train.py calls first: it trains only when the checkpoint is missing, and
+says so. Why crops: docs/modules.md, "train_scnn.py".
 """
 from __future__ import annotations
 

@@ -1,27 +1,14 @@
 """VGGish: the general pre-trained feature network and the FAD embedding (paper Section 3.1, Section 5;
 docs/design.md §2 and §7; Hershey et al. 2017).
 
-Two uses, one network:
+1. Projector stages (`VGGishFeatures`, registry name "vgg"): our standardised mel chunk (B, 1, T=100, F=64),
+   fed as is (as the authors), -> (B, 64, 50, 32) (B, 128, 25, 16) (B, 256, 12, 8) (B, 512, 6, 4).
+2. FAD embedding (`embed_audio`): 16 kHz audio -> VGGish's own front end -> 0.96-s examples -> 128-d,
+   before the final ReLU, no PCA (as Kilgour et al.'s FAD).
 
-1. Projector stages (`VGGishFeatures`, registry name "vgg"). Input: pjloop's standardised log10 mel chunk
-   (B, 1, T=100, F=64). Output: the four conv groups, each ending at its 2x2 max-pool:
-
-       (B, 64, 50, 32)  (B, 128, 25, 16)  (B, 256, 12, 8)  (B, 512, 6, 4)
-
-   The input is fed to the conv stages AS IS (`adapt` = identity). VGGish natively sees ln(mel + 0.01) of
-   its own front end (25 ms window, 125-7500 Hz, HTK mel); the authors fed it their standardised log10 mel
-   instead, and so do we (docs/design.md §2): z-scores span roughly the same few units as VGGish's native
-   log-mel values, and the projector only needs rich, frozen features, not VGGish's calibrated logits.
-
-2. FAD embedding (`embed_audio`): 16 kHz audio -> VGGish's OWN front end (written here in torch) ->
-   non-overlapping 0.96 s examples (96 frames x 64 bands) -> 128-d embedding taken BEFORE the port's final
-   ReLU and without PCA/quantisation (docs/design.md §7, as Kilgour et al.'s FAD).
-
-Weights: the PyTorch port of Google's release (harritaylor/torchvggish, Apache-2.0, ~288 MB), key layout
-`features.{0,3,6,8,11,13}.weight/bias`, `embeddings.{0,2,4}.weight/bias`. Looked up in this order:
-`--vggish PATH` (ctx.vggish_path), the env var PJLOOP_VGGISH, the torch hub cache
-(`torch.hub.get_dir()/checkpoints/vggish-10086976.pth`), else downloaded once into that cache with a full
-SHA-256 check. Offline with no file -> `VGGishWeightsMissing`, never a silent swap to random weights.
+Weights (the torchvggish port, Apache-2.0, ~288 MB): --vggish PATH, $PJLOOP_VGGISH, the torch hub cache,
+else downloaded once with a SHA-256 check; offline with no file -> `VGGishWeightsMissing`, never random
+weights. Details: docs/modules.md, "vggish.py".
 """
 from __future__ import annotations
 

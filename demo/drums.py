@@ -1,16 +1,13 @@
 """The demo loops' music, part 1: note events, their humanisation, and what each drum genre plays.
 
-The paper's loops are genre-labelled (Section 3; 66 drum genres, 58 synth genres; docs/design.md §1-2).
-The embedded demo set (demo/loops.py) stands in for them with ten drum genres and six synth styles, each a
-template whose randomness lives INSIDE it (pattern variant, kit, instrument, key, chord progression,
-velocity, micro-timing, ghost notes, occasional fills), so that the genres stay distinguishable from the
-audio (a genre classifier is trained on them, docs/design.md §2).
+The embedded demo set (demo/loops.py) stands in for the paper's genre-labelled loops (Section 3) with ten drum
+genres and six synth styles, each a template whose randomness lives INSIDE it (pattern variant, kit, velocity,
+micro-timing, ghost notes, fills), so the genres stay distinguishable from the audio (docs/design.md §2).
 
     drum_notes(genre, rng, bars)   ->  (notes, GM kit program, tuning in semitones)   this file
     synth_notes(style, rng, bars)  ->  (notes, GM program)                            demo/synths.py
 
-A `Note` is one MIDI event in beats from the loop's start (4 beats per bar); demo/loops.py plays the notes
-on a General MIDI SoundFont. Nothing here makes sound.
+A `Note` is one MIDI event in beats from the loop's start (4 beats per bar); nothing here makes sound.
 """
 from __future__ import annotations
 

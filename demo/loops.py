@@ -1,28 +1,14 @@
 """Embedded demo loops: a seeded renderer of genre-labelled one-bar loops (stand-in for the paper's data).
 
-The paper (Section 3) trains on 2 s, 120 BPM, one-bar drum and synth loops from Looperman, labelled by
-genre (66 drum genres, 58 synth genres; docs/design.md §1-2). Those loops cannot be downloaded here, so pjloop
-ships a deterministic renderer that writes a data set in exactly the layout of `dataset.py` (as
-`preprocess.py` does for real loops):
+The paper (Section 3) trains on 2 s, 120 BPM, one-bar Looperman loops labelled by genre; those cannot be
+downloaded here, so this renders a data set in dataset.py's layout from genre templates (demo/drums.py,
+demo/synths.py) played on a General MIDI SoundFont, at 48 kHz, decimated to 16 kHz, tails wrapped onto the
+start (seamless loops), peak-normalised to plumbing.audio_io.PEAK_LEVEL.
 
-    render_loop("drum" | "synth", genre, seed, bpm=120, bars=1)  ->  float32 (N,) at 16 kHz,
-                                                                    N = round(bars * 4 * 60 / bpm * SR)
+    render_loop("drum" | "synth", genre, seed, bpm=120, bars=1)  ->  float32 (N,) at 16 kHz
     build_demo_set(loops, n, out_dir)  ->  out_dir/{wav,mel}/<id>, manifest.csv, stats.npz, demo.json
 
-How a loop is made:
-  1. A genre (drums, demo/drums.py) or style (synths, demo/synths.py) template gives the MIDI
-     notes of one bar: characteristic kick/snare placement, hat density, swing, percussion and kit choices
-     for drums; register, rhythm, note length and instrument families for synths. Randomness lives INSIDE
-     the template, so that the genres stay distinguishable from the audio (docs/design.md §2).
-  2. The notes are played by real recorded instruments from a General MIDI SoundFont (TimGM6mb, shipped
-     inside pretty_midi's wheel; any other .sf2 via $PJLOOP_SOUNDFONT) with TinySoundFont.
-  3. Rendered at 48 kHz (TinySoundFont interpolates linearly, which would alias bright cymbals into the
-     band if it rendered at 16 kHz directly), then decimated by 3 with a polyphase anti-alias filter.
-  4. Loop mode, as a DAW bounces a loop: everything that rings past the end of the bar (cymbal tails,
-     synth releases) is wrapped around onto its start, so the loop repeats seamlessly. Peak-normalised
-     to 0.9 after the wrap.
-
-Layout: audio is (N,) float32 mono at mel.SR; on disk mels are (F=64, T=200) as dataset.py lays them out.
+How a loop is made, step by step: docs/modules.md, "demo/loops.py".
 """
 from __future__ import annotations
 
@@ -43,6 +29,7 @@ from scipy.signal import resample_poly
 
 from dataset import default_data_dir, finalize_dataset, is_complete, save_loop
 
+from plumbing.audio_io import PEAK_LEVEL
 from plumbing.files import atomic_write, read_csv
 from plumbing.progress import Progress
 from demo.drums import DRUM_GENRES, Note, drum_notes
@@ -56,7 +43,6 @@ DEFAULT_N = 2000          # loops per demo set: 200 per drum genre, ~333 per syn
 DEFAULT_WORKERS = 2       # the CPU machines this runs on have 2 cores
 DEMO_BPM = 120.0          # every training loop is one bar of 4/4 at 120 BPM (docs/design.md §1)
 RENDER_SR = 3 * SR        # 48 kHz synthesis, decimated by 3 (see docstring, step 3)
-PEAK = 0.9                # peak after normalisation: head-room for the mel front end and vocoder
 TAIL_S = 4.0              # longest tail we wrap (a GM crash cymbal rings ~4 s, pad releases ~2 s)
 MAX_VOICES = 128          # TinySoundFont voice pool; pads x 4 notes x layered zones fit easily
 DEMO_VERSION = 1          # bump when the renderer changes, so cached demo sets are re-rendered
@@ -199,7 +185,7 @@ def _render(notes: list[Note], n_out: int, beats: float, drum: bool, program: in
     if not np.isfinite(peak) or peak < 1e-6:
         raise RuntimeError(f"demo loop rendered silent (program {program}, drum={drum}); "
                            f"check the SoundFont {soundfont_path()}")
-    return (loop * (PEAK / peak)).astype(np.float32)
+    return (loop * (PEAK_LEVEL / peak)).astype(np.float32)
 
 
 # ---------------------------------------------------------------------------------------------

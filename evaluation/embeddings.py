@@ -1,16 +1,14 @@
 """The embeddings the evaluation reads (paper Section 5): one set of loops -> per-loop features.
 
-    RandomVGG16     random, FROZEN VGG16 on standardised mels (B, 1, T=200, F=64) -> fc2 (B, 64):
-                    Density & Coverage (Naeem et al. 2020) and pjloop's headline FAD/KID_vgg16rand
-    SCNN_Loop       the loop-genre classifier's softmax (B, K) for IS (scnn.py; trained by train_scnn.py)
-    VGGish          (B, W=2, 128) per 0.96-s window, for the paper's FAD (vggish.py; weights offline only)
-    aisfx           (B, C=2, 512) per 1-s chunk, the offline FAD stand-in (standins/sfxnet.py)
-    musicnn         (B, 200) MSD_musicnn's penultimate layer, the headline FAD/KID (standins/musicnn_features.py):
-                    from the audio through musicnn's own front end; musicnn_mel: from the mels (adapter)
-    loopability     (B,) seam abruptness (evaluation/metrics.py)
+    RandomVGG16   random, frozen VGG16 on standardised mels (B, 1, T=200, F=64) -> (B, 64): D&C, FAD/KID_vgg16rand
+    SCNN_Loop     the loop-genre classifier's softmax (B, K), for IS (scnn.py)
+    VGGish        (B, W=2, 128) per 0.96-s window, the paper's FAD (vggish.py; weights offline only)
+    aisfx         (B, C=2, 512) per 1-s chunk, the offline FAD stand-in (standins/sfxnet.py)
+    musicnn       (B, 200) MSD_musicnn's penultimate layer, from audio or (musicnn_mel) from the mels
+    loopability   (B,) seam abruptness (evaluation/metrics.py)
 
-`load_eval_nets` loads every network that is available (only RandomVGG16 is always there) and says why
-the others are not; `embed_set` runs them over one set. The metrics themselves are in evaluation/metrics.py.
+`load_eval_nets` loads what is available (RandomVGG16 always) and says why the others are not; `embed_set`
+runs them over one set. The metrics themselves are evaluation/metrics.py.
 """
 from __future__ import annotations
 

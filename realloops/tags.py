@@ -3,15 +3,10 @@ Rules 1 and 2 of the evidence chain in realloops/tempo.py (paper Section 4 "Pipe
 
     tempo_from_name("Trap Drums 140bpm.wav", 60, 200)  -> [140.0]
     tempo_from_name("kick_loop_120_Am.wav", 60, 200)    -> [120.0]   a bare number between separators
-    read_tags(path) -> LoopTags(bpm, beats, loop, tag)  from the file's own chunks and tags:
-        WAV   'acid' chunk (tempo and number of beats, as ACID/Sound Forge/most libraries write it),
-              'smpl' chunk (the loop's first and last sample), an 'id3 ' chunk's TBPM frame
-        AIFF  an 'ID3 ' chunk's TBPM frame
-        MP3   the ID3v2 tag's TBPM frame
-        FLAC, Ogg Vorbis, Opus   a BPM (or TEMPO) comment
+    read_tags(path) -> LoopTags(bpm, beats, loop, tag)  WAV acid/smpl/id3 chunks, AIFF and MP3 ID3 TBPM,
+                                                        FLAC/Ogg/Opus BPM comments
 
-Pure byte and string parsing: no audio is decoded here, and a malformed or missing tag is simply no
-evidence, never an error (a loop with a broken tag is still a loop).
+Pure byte and string parsing: a malformed or missing tag is no evidence, never an error.
 """
 from __future__ import annotations
 

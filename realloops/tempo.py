@@ -1,33 +1,13 @@
 """Which bars a loop file holds, from the best evidence it offers (paper Section 4 "Pipeline": one-bar
-loops; docs/design.md §1). A loop file holds a whole number of bars from its first sample (the loop
-libraries' convention), so its length is the strongest cue. `find_bars` tries, in this order, and
-records which rule decided and how sure it is:
+loops; docs/design.md §1). A loop file holds a whole number of bars from its first sample, so its length is
+the strongest cue. `find_bars` tries, in order, and records which rule decided and how sure it is:
 
-    option        --bpm X: a grid of 4-beat bars at X BPM from sample 0, no questions asked
-    name          a tempo in the file name ("120bpm", "_120_"; realloops.tags.tempo_from_name) that makes
-                  the file a whole number of bars (1, 2, 4, 8 or 16, within LENGTH_TOLERANCE)
-    metadata      the same for a tempo in the file's tags (WAV acid, ID3 TBPM, Vorbis/FLAC BPM)
-    length+tempo  candidate bar counts n in LOOP_BAR_COUNTS: each gives a bar (length / n) and so a tempo
-                  in TEMPO_RANGE; madmom's beats must sit on the n's grid (`LoopEvidence.fit`), and its
-                  downbeat activations (on the bar lines, and above those half a bar later: a bar twice
-                  too long has a bar line there, one half too short none on every other bar line),
-                  the fastest steady pulse and priors on tempo and bar count
-                  pick the n (`Hypothesis.score`): half and double tempo are different n of one length,
-                  resolved like any other pair
-    downbeats     madmom's downbeat tracker, for recordings that are no whole number of bars (longer than
-                  MAX_LOOP_BARS bars at the slowest tempo, or no n whose grid fits the beats); should the
-                  tracker find no bar in a loop-sized file, the best length reading is kept after all
-
-Lengths are measured over candidate `spans`: the whole file, and the file after its leading digital
-silence (a loop pasted after a gap). A span may end in a tail, a decay with no new onset after the last
-bar (a reverb, a cymbal ringing on, trailing silence): realloops/tail.py. Madmom hears a short
-file looped (`realloops.beats.beat_activations`), as a loop is heard.
-
-Evidence weights and thresholds were set on experiments/bench_preprocess.py's hidden-answer sets of seeds 101 and
-202, the weights retuned with W_MID on seeds 101, 202, 303, 404, 505 and 606; the benchmark reports the
-held-out seeds 0 and 1.
+    option      --bpm X          name / metadata   a tempo that makes the file a whole number of bars
+    length+tempo   bar counts whose grid madmom's beats and downbeats fit best (`Hypothesis.score`)
+    downbeats   madmom's downbeat tracker, for recordings that are no whole number of bars
 
 Layout: audio is mono float32 (N,) at its native rate; bars are [(start_s, length_s)] in the file.
+The rules in full, and how the weights were tuned: docs/modules.md, "realloops/tempo.py".
 """
 from __future__ import annotations
 

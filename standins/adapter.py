@@ -1,24 +1,14 @@
 """Put pjloop's mel onto a feature network's native time-frequency grid, differentiably.
 
-Projected GAN (Sauer et al. 2021) resizes every image to the resolution its ImageNet feature network was
-trained at before projecting it. The audio analogue is a network's native *grid*: which frequencies its
-mel bands are centred on, and how far apart its frames are. Our front end (mel.py) is 64 Slaney-mel bands
-over 0-8 kHz at 10 ms frames; aisfx (standins/sfxnet.py) was trained on 96 HTK-mel bands over 0-22.05 kHz at
-23.2 ms frames. Fed our grid unchanged, aisfx sees every event 2.3x too long and every partial at the
-wrong band. `GridAdapter` fixes both axes, and nothing else:
+Projected GAN resizes images to its feature network's training resolution; the audio analogue is the native
+grid (band centres, frame hop). aisfx was trained on 96 HTK bands over 0-22 kHz at 23 ms frames; fed our 64
+Slaney bands at 10 ms it sees every event 2.3x too long. `GridAdapter`:
 
-    z (B, 1, T, 64) standardised      -- what the generator and the projector handle
-      -> raw = z * std + mean          (B, 1, T, 64)   log10 magnitude mel (undo the per-band standardisation,
-                                                       so the spectral tilt comes back)
-      -> frequency: each native band takes the linear interpolation, by centre frequency in Hz, of the two
-         of our bands around its centre   (B, 1, T, F')
-         native bands centred above our top band (8 kHz) hold SILENCE (log10 floor -5): our audio has no
-         content there, as a 16 kHz recording has none
-      -> time: linear resampling from our 10 ms frames to the native hop   (B, 1, T', F')
+    z (B, 1, T, 64) -> raw = z * std + mean -> frequency: linear interpolation by band centre (B, 1, T, F')
+      (native bands above 8 kHz hold silence) -> time: linear resampling to the native hop (B, 1, T', F')
 
-The output is still in our level units (log10 magnitude); each network maps that onto its own input
-scale afterwards (for aisfx, an affine map fitted by `fit_level_map`). Every step is linear in z, so
-gradients flow from the network's input back to the generator.
+The output stays in our log10 magnitude units; each network maps it onto its input scale afterwards. Every
+step is linear in z, so gradients flow back to the generator.
 """
 from __future__ import annotations
 

@@ -1,24 +1,15 @@
 """Regenerate tests/musicnn_reference.json: musicnn's own TensorFlow graph on a few demo loops, the
 reference that proves the PyTorch port (standins/musicnn_port.py) right (tests/test_musicnn.py, to 1e-4).
 
-Needs a THROWAWAY TensorFlow environment outside the repo (pjloop itself never needs TensorFlow):
+Needs a throwaway TensorFlow environment outside the repo (pjloop itself never needs TensorFlow):
 
     python -m venv /tmp/tfenv
     /tmp/tfenv/bin/pip install tensorflow-cpu==2.21.0 tf-keras==2.21.0 librosa==0.11.0 soundfile
     /tmp/tfenv/bin/pip install --no-deps musicnn==0.1.0
     python -m standins.make_musicnn_fixture --tf-python /tmp/tfenv/bin/python
 
-This script runs in pjloop's environment: it renders the clips (demo.loops.render_loop: deterministic in
-(loops, genre, seed)), repeats each 2-s loop to musicnn's 3-s patch, and writes them as float WAVs to a
-temporary folder. The TF interpreter (with TF_USE_LEGACY_KERAS=1: musicnn's `tf.compat.v1.layers` exist
-only with Keras 2, the tf-keras package) then runs musicnn's OWN graph on them, as its extractor does: its
-`models.define_model` in compat.v1 graph mode, restored by tf.train.Saver from the wheel's checkpoint,
-sigmoid of the logits, fed the first 187-frame patch of its `batch_data` front end (librosa, float16
-mel) with one difference: the log is taken in float32. The extractor computes log10(10000 x + 1) in
-float16, where 10000 x overflows to inf for any mel power above 6.55 -- 219 of the 17 952 bins of the
-first demo drum clip -- and inf input makes the outputs meaningless (musicnn_port.musicnn_log_mel does
-the same float32 log). Stored per model and clip: the 50 tag probabilities; for MSD_musicnn also the
-200-d penultimate layer (the evaluation embedding).
+How the clips are made and run (and the one float32 difference): docs/modules.md,
+"standins/make_musicnn_fixture.py".
 """
 from __future__ import annotations
 

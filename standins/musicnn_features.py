@@ -1,50 +1,13 @@
 """musicnn's pre-trained music networks inside pjloop: a projector feature network and the independent
-evaluation embedding (paper Section 3.1 and Section 5; docs/design.md §2, §7). The ports are standins/musicnn_port.py.
+evaluation embedding (paper Section 3.1 and Section 5; docs/design.md §2, §7). The ports: standins/musicnn_port.py.
 
-1. `mtt_vgg` (registry name; `MusicnnVGGFeatures`): the offline stand-in for the paper's SCNN_MTAT (rows E
-   and G of Table 1). SAME training data (MagnaTagATune, top-50 tags) and almost the same ROC-AUC (0.903
-   against the paper's 0.909), but a DIFFERENT architecture: musicnn's VGG-like baseline (5 blocks of 3x3
-   convs, 128 channels, 3-s patches) instead of Won et al.'s short-chunk CNN. Its four projector stages are
-   pool1..pool4 (pool5 needs more than a 1-s chunk). For a (B, 1, T=100, F=64) chunk:
+1. `mtt_vgg` (`MusicnnVGGFeatures`): the offline stand-in for SCNN_MTAT (Table 1 rows E, G): the same data
+   (MagnaTagATune) and ROC-AUC (0.903 vs 0.909), another architecture. Stages pool1..pool4; for a
+   (B, 1, T=100, F=64) chunk on the native grid: (B, 128, 30, 48) (B, 128, 15, 24) (B, 128, 7, 12) (B, 128, 3, 6).
+2. `MusicnnEmbedding` (MSD_musicnn's 200-d penultimate layer): the evaluation embedding, from audio through
+   musicnn's own front end (`embed_audio`) or from our mels through the grid adapter (`embed_mels`).
 
-       grid adapter (default): its input is (B, 1, 62, 96)
-           (B, 128, 30, 48)  (B, 128, 15, 24)  (B, 128, 7, 12)  (B, 128, 3, 6)
-       affine map on our own grid (--adapter affine): its input is (B, 1, 100, 64)
-           (B, 128, 49, 32)  (B, 128, 24, 16)  (B, 128, 12, 8)  (B, 128, 6, 4)
-
-   musicnn itself (MTT_musicnn) is NOT registered: its front end max-pools the frequency axis away in its
-   first layer and nothing pools time, so every map it has is a (C, T, 1) time series at one resolution.
-   Four such maps are four depths of one scale, not the four-scale pyramid the projector's CSM mixes
-   (projector.py), and the discriminator heads would see 1-band maps. It stays a tagger and an embedding.
-
-2. The evaluation embedding (`MusicnnEmbedding`, MSD_musicnn): trained on other data (the Million Song
-   Dataset) with another architecture than every network any discriminator row uses, so a generator cannot
-   have learnt to please it. We take its 200-d "penultimate" layer (dense 200 - ReLU - batch-norm, the
-   extractor's `penultimate`), the layer Essentia's musicnn embedding models also expose, rather than
-   the 753-d pooled features: a 200 x 200 covariance is estimated far better from a few hundred loops.
-   (Which layer the musicnn paper's own GTZAN transfer experiment used could not be checked offline.)
-   Two ways in, one network:
-     - `embed_audio`: vocoded audio through musicnn's OWN front end (musicnn_port.musicnn_log_mel): what a
-       listener hears, vocoder included; the headline FAD uses this path.
-     - `embed_mels`: our raw log10 mels through the grid adapter and the level map below: the generator's
-       output alone, without the vocoder.
-   A 2-s loop is repeated to musicnn's 3-s training patch (187 frames) on both paths.
-
-Feeding a network on its native grid (standins/adapter.py): our log-mel (64 Slaney bands 0-8 kHz, 10 ms) goes to
-musicnn's 96 Slaney bands over 0-8 kHz at 16 ms frames. Only musicnn's top band (centre 7.75 kHz, above
-our top band's 7.63 kHz) is left silent. Then the LEVEL: musicnn's input is log10(10000 P + 1) of a
-POWER mel (n_fft 512); ours is log10 M of a MAGNITUDE mel (n_fft 1024). We convert to power,
-P = G M^2, and apply musicnn's own compression (`to_musicnn_level`):
-
-    x = log10(1 + 10^(4 + log10 G + 2 r)),   r = our log10 magnitude on the native grid
-
-rather than fitting an affine map, because this keeps musicnn's floor (silence -> 0 exactly, as in its
-training input) and its compression of quiet bins, which no affine map can. log10 G = 0.80: the median of
-log10 P - 2 r over the loud bins (x > 1) of 100 demo drum loops, flat across bands (0.72-0.87 but for the
-lowest); white noise predicts 0.70 (Slaney filters' areas, Hann window energies, the Rayleigh mean of a
-magnitude). On those loops this map is 0.52 RMS from musicnn's own front end (its input's std is 1.08); the
-best affine map is 0.73, and one that matches the checkpoint's input batch-norm statistics 1.49 (the demo
-loops are quieter than the songs musicnn was trained on).
+Why these choices, and the level map `to_musicnn_level`: docs/modules.md, "standins/musicnn_features.py".
 """
 from __future__ import annotations
 

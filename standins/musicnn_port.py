@@ -1,43 +1,13 @@
 """PyTorch ports of the musicnn taggers: pre-trained music networks that run offline (docs/design.md §2, §7).
 
-Credit: musicnn 0.1.0, Pons & Serra, "musicnn: pre-trained convolutional neural networks for music audio
-tagging", ISMIR 2019 late-breaking demo; ISC licence. Trained by the MTG, Universitat Pompeu Fabra. The
-wheel ships four TF-1 checkpoints (standins/tfcheckpoint.py reads them without TensorFlow) and their test scores:
+Credit: musicnn 0.1.0, Pons & Serra, ISMIR 2019 late-breaking demo; ISC licence; trained by the MTG,
+Universitat Pompeu Fabra. The wheel's four TF-1 checkpoints (MTT_vgg, MTT_musicnn, MSD_vgg, MSD_musicnn) are
+read without TensorFlow (standins/tfcheckpoint.py); the modules are our own, the architecture read as facts.
 
-    MTT_vgg      MagnaTagATune, top-50 tags   VGG-like: 5 conv blocks of 128 channels   ROC-AUC 0.903
-    MTT_musicnn  MagnaTagATune, top-50 tags   musically motivated front end             ROC-AUC 0.907
-    MSD_vgg      Million Song Dataset, top-50 as MTT_vgg                                ROC-AUC 0.877
-    MSD_musicnn  Million Song Dataset, top-50 as MTT_musicnn                            ROC-AUC 0.880
-
-The modules below are our own; the architecture is read, as facts, from the wheel's `models.py`, the input
-conventions from its `extractor.py` and `configuration.py`:
-
-- input: 16 kHz audio; librosa STFT, n_fft 512 (Hann, centred, zero-padded), hop 256 (16 ms); 96 mel
-  bands, librosa's defaults (Slaney scale and area norm, 0-8 kHz); POWER; rounded to float16; then
-  log10(10000 x + 1). Trained on 3-s patches of 187 frames (`musicnn_log_mel`). One deliberate
-  difference: the wheel's extractor takes that log IN float16, where 10000 x overflows to inf for any mel
-  power above 6.55 (loud bins of our demo loops); we take it in float32.
-- TF lays activations out NHWC with H = time, W = mel band; ours are NCHW (B, C, T, F): the same
-  time-major order, so a TF kernel (kh, kw, in, out) = HWIO becomes PyTorch's OIHW by transpose(3, 2, 0, 1)
-  and a dense kernel (in, out) becomes a Linear weight by .T. Every batch-norm has TF's eps 1e-3.
-- VGG (`MusicnnVGG`): input batch-norm (1 channel); 5 x [3x3 conv 'same' 128 - ReLU - BN - max-pool]
-  (batch-norm AFTER the ReLU); pools 4x1 stride 2x2, then 2x2, 2x2, 2x2, 4x4; flatten in TF's (T, F, C)
-  order; dense 256 -> 50. Dropout is inactive at inference.
-      (B, 1, 187, 96) -> pool1 (128, 92, 48) -> pool2 (128, 46, 24) -> pool3 (128, 23, 12)
-                      -> pool4 (128, 11, 6)  -> pool5 (128, 2, 1) -> logits (50,)
-- musicnn (`Musicnn`): input BN; front end of five conv - ReLU - BN - max-over-frequency branches:
-  timbral 7x38 and 7x67 kernels (204 filters each, time zero-padded by 3, frequency 'valid'), temporal
-  128x1, 64x1, 32x1 kernels (51 filters each, TF 'same': time padding (k-1)//2 before, k//2 after);
-  concatenated to (B, 561, T). Mid-end: three 7-tap convs of 64 over time (ReLU - BN), the 2nd and 3rd
-  residual; dense connection concat [front 561, cnn1, res2, res3] = (B, 753, T). Back-end: max and mean
-  over time, interleaved per channel (TF concat then flatten: index 2c = max, 2c + 1 = mean) = 1506;
-  BN; dense 200 ReLU; BN = the "penultimate" layer; dense 50 logits.
-
-Tag probabilities are sigmoid(logits) (`tag_probabilities`), proved against musicnn's own TensorFlow graph
-by tests/test_musicnn.py with the fixture tests/musicnn_reference.json (standins/make_musicnn_fixture.py).
-
-Layout of our wrappers: the networks take (B, 1, T, 96) native log-mel patches (our (B, 1, T, F) order).
-Feature networks for the projector and the evaluation embedding are standins/musicnn_features.py.
+Input: 16 kHz audio -> musicnn's own log-mel (`musicnn_log_mel`: 96 bands, hop 256, log10(10000 x + 1),
+taken in float32). Our wrappers take (B, 1, T, 96) native patches (time-major, NCHW). Tag probabilities
+are sigmoid(logits), proved against musicnn's TensorFlow graph by tests/test_musicnn.py.
+Layer by layer (VGG, musicnn) and the TF -> PyTorch layout: docs/modules.md, "standins/musicnn_port.py".
 """
 from __future__ import annotations
 

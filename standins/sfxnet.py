@@ -1,49 +1,14 @@
 """The offline general feature network: the aisfx sound-effects CNN (docs/design.md §2, §7; stands in for
 VGGish of paper Section 3.1 where VGGish's weights cannot be downloaded).
 
-Credit: aisfx 0.1.2, Ma & Lerch, "Representation Learning for the Automatic Indexing of Sound Effects
-Libraries", ISMIR 2022, CC-BY-4.0. Its weights ship inside the PyPI wheel (`aisfx/models/checkpoint.pth`),
-so no download is needed. The module below is our own; the architecture and input conventions are facts
-read from the package's `models/cnn2d.py`, `inference.py` and `preprocessing.py`:
+Credit: aisfx 0.1.2, Ma & Lerch, ISMIR 2022, CC-BY-4.0; weights in its PyPI wheel. The module is our own;
+the architecture (a 9-layer CNN, 64-512 channels) and input conventions are facts read from the package.
+Projector stages (`SfxFeatures`, registry name "aisfx") for a (B, 1, T=100, F=64) chunk, grid adapter:
 
-- a 9-layer CNN: 4 blocks of (3x3 conv no bias - BN - ReLU) x 2 with 64, 128, 256, 512 channels,
-  2x2 max-pool after blocks 1-3, none after block 4 (pool_size (1, 1)); its embedding is the mean over
-  frequency then the max over time of block 4 (512-d). Input layout (B, 1, time, freq): Essentia's mel
-  frames are rows, `EmbeddingNet.forward` documents (batch, time_steps, freq_bins) -- the same time-major
-  layout as ours, so no transpose is needed.
-- native input: 44.1 kHz, 2048-sample Hann frames, hop 1024 (23 ms), 96 HTK-mel power bands 0-22.05 kHz,
-  log10(1 + 10000 mel) min-max scaled by [0, 9.4578] into [0, 1], blocks of 100 frames (~2.3 s).
+    (B, 1, 43, 96) -> (B, 64, 21, 48)  (B, 128, 10, 24)  (B, 256, 5, 12)  (B, 512, 5, 12)
 
-Projector stages (`SfxFeatures`, registry name "aisfx") for a (B, 1, T=100, F=64) chunk:
-
-    grid adapter (default): its input is (B, 1, 43, 96)
-        (B, 64, 21, 48)  (B, 128, 10, 24)  (B, 256, 5, 12)  (B, 512, 5, 12)   (no pool after block 4)
-    affine map on our own grid: its input is (B, 1, 100, 64)
-        (B, 64, 50, 32)  (B, 128, 25, 16)  (B, 256, 12, 8)  (B, 512, 12, 8)
-
-How we feed it (`adapt`) -- an affine map of our z-scores, x = AISFX_INPUT_MEAN + AISFX_INPUT_STD * z.
-The first layer is conv + batch-norm with FIXED running statistics, so the input's offset and scale
-decide which part of every ReLU is used. We give our z-scores the mean and spread of the inputs the
-network was trained on. Those are not published, but the checkpoint holds them implicitly: the first
-batch-norm's running mean and variance are the mean and variance of conv1's output over the training
-inputs. For a 3x3 kernel w_c, E[conv] = E[x] * sum(w_c), so a least-squares fit over the 64 channels
-gives E[x] = 0.164; modelling the input as a perfectly-correlated part plus a white part,
-var_c = a (sum w_c)^2 + b |w_c|^2, gives var(x) = a + b, std 0.183 (`input_stats_from_bn` does this;
-a test checks the constants against the checkpoint). So z in [-0.9, +4.6] lands in [0, 1], the bulk
-of our data in the bulk of its training range; silence (very negative z) goes slightly below 0, where
-the native input would be exactly 0 -- we keep the map linear rather than clip, so gradients flow.
-Check on 48 demo drum loops (data/demo_drum, its own stats): after `adapt`, conv1's per-channel batch
-mean sits 0.07 running-std from bn1's running mean and its variance is 1.04x the running variance
-(median over channels); raw z-scores would give 25x the variance.
-
-Honest mismatches (it is a stand-in, not VGGish):
-- frequency: our 64 Slaney-mel bands span 0-8 kHz; its 96 HTK-mel bands span 0-22 kHz. 8 kHz is at
-  its band ~70 (HTK mel 2840 of 3923), so our 64 bands cover about the same range as its lowest ~70
-  bands at a similar resolution (~9 % coarser), and it never sees its top ~26 bands' content.
-- time: its frames are 23 ms apart, ours 10 ms, so our 1-s chunk of 100 frames has the shape of its
-  2.3-s block: events look ~2.3x longer to it than they were in its training.
-- per-band level: a single affine map of per-band z-scores removes the spectral tilt its native input
-  has (low bands louder); the shapes of events are kept.
+`adapt` maps our z-scores affinely onto the level of its training inputs, read from its first batch-norm
+(`input_stats_from_bn`). The derivation and the honest mismatches: docs/modules.md, "standins/sfxnet.py".
 """
 from __future__ import annotations
 

@@ -1,31 +1,11 @@
 """Read a TensorFlow checkpoint in plain numpy: no TensorFlow needed (docs/design.md §2, §7).
 
-The musicnn wheel ships its pre-trained networks as TF-1 checkpoints (musicnn.py). A checkpoint with
-prefix P is two files (TF's "tensor bundle" format):
-
-    P.index                  a table in LevelDB's SSTable format: tensor name -> BundleEntryProto
-    P.data-00000-of-00001    the tensors' raw bytes, little-endian, back to back
-
-The .index table, read from its end:
-
-    footer (last 48 bytes)   metaindex handle, index handle (varint offset + varint size each), zero
-                             padding to 40 bytes, then the magic 0xdb4775248b80fb57 (8 bytes, little-endian)
-    index block              entries: a separator key -> the handle of one data block
-    data blocks              entries: tensor name -> a serialised BundleEntryProto
-    every block              entries, then uint32 restart offsets and their uint32 count; followed by a
-                             5-byte trailer: compression type (0 = none) and the masked CRC32C of the
-                             block and that byte
-    an entry                 varint shared-key-prefix length, varint unshared length, varint value
-                             length, the unshared key bytes, the value bytes
-
-The entry under the empty key "" is the BundleHeaderProto (number of data shards, endianness). Every
-other entry is a BundleEntryProto: 1 dtype (enum), 2 shape (TensorShapeProto: repeated 2 dim {1 size}),
-3 shard_id, 4 offset, 5 size (bytes), 6 crc32c (fixed32: the MASKED CRC32C of the tensor's bytes).
-
-Every tensor we load is checked against that checksum (and every index block against its own), so a
-truncated or corrupted file fails with `TFCheckpointError` naming the tensor, never a silent wrong weight.
-`is_model_variable` keeps the network's variables and drops the optimiser's (Adam's moment slots
-`*/Adam`, `*/Adam_1`, its `beta1_power`, `beta2_power`) and the step counter.
+The musicnn wheel ships its networks as TF-1 checkpoints: P.index (a LevelDB SSTable: tensor name ->
+BundleEntryProto) and P.data-00000-of-00001 (the tensors' raw little-endian bytes). Every tensor we load is
+checked against its masked CRC32C (and every index block against its own), so a truncated or corrupted
+file fails with `TFCheckpointError` naming the tensor, never a silent wrong weight. `is_model_variable`
+keeps the network's variables and drops the optimiser's slots and the step counter.
+The byte layout, field by field: docs/modules.md, "standins/tfcheckpoint.py".
 """
 from __future__ import annotations
 

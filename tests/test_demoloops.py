@@ -10,6 +10,7 @@ import soundfile as sf
 from demo import loops as D
 import dataset
 from dataset import MANIFEST_FIELDS, default_data_dir, LoopMelDataset, finalize_dataset, is_complete, load_stats, save_loop
+from plumbing.audio_io import PEAK_LEVEL
 from plumbing.files import read_csv
 from mel import LOOP_SAMPLES, N_FRAMES, N_MELS, SR
 
@@ -30,7 +31,7 @@ def test_every_genre_renders_one_bar_of_exact_length_finite_audible_and_peak_nor
     assert np.all(np.isfinite(audio))
     assert np.sqrt(np.mean(audio.astype(np.float64) ** 2)) > RMS_FLOOR
     assert np.max(np.abs(audio)) <= 1.0
-    assert np.max(np.abs(audio)) == pytest.approx(D.PEAK, abs=1e-4)
+    assert np.max(np.abs(audio)) == pytest.approx(PEAK_LEVEL, abs=1e-4)
 
 
 @pytest.mark.parametrize("loops,genre", [("drum", D.DRUM_GENRES[0]), ("synth", D.SYNTH_STYLES[1])])
