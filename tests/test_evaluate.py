@@ -2,6 +2,7 @@
 (loops -> embeddings -> metrics -> rows -> CSV -> curve; the Python API). The metrics themselves:
 test_metrics.py."""
 import csv
+import importlib.util
 import math
 import subprocess
 import sys
@@ -112,13 +113,20 @@ def test_evaluate_sets_runs_end_to_end_on_audio_with_the_available_networks():
     audio = (0.1 * rng.standard_normal((12, LOOP_SAMPLES))).astype(np.float32)
     mels = log_mel(audio)                                                      # (12, 64, 200)
     nets = EE.EvalNets("cpu", np.zeros(64, np.float32) - 2, np.ones(64, np.float32), small_vgg())
-    try:
+    if importlib.util.find_spec("aisfx") is not None:   # the wheel is optional; when it is there, it must load
         nets.sfx = sfxnet.load_sfxnet()
-    except Exception:
-        pass   # the aisfx wheel is optional: FAD_aisfx is then NaN, as asserted below
     m = E.evaluate_sets(audio[:6], audio[6:], mels[:6], mels[6:], nets, kid_subsets=3, kid_subset_size=6)
-    assert m["n_real"] == m["n_fake"] == 6 and 0 <= m["coverage"] <= 1 and m["loop_fake"] > 0
-    assert (m["FAD_aisfx"] >= 0) if nets.sfx is not None else math.isnan(m["FAD_aisfx"])
+    same = E.evaluate_sets(audio[:6], audio[:6], mels[:6], mels[:6], nets, kid_subsets=3, kid_subset_size=6)
+    assert m["n_real"] == m["n_fake"] == 6 and m["loop_fake"] > 0
+    # Known values: a set against itself is at distance 0, every real loop covered, density 1 ...
+    assert same["FAD_vgg16rand"] == pytest.approx(0.0, abs=1e-6)
+    assert same["coverage"] == 1.0 and same["density"] == pytest.approx(1.0)
+    # ... and six other loops are farther away (coverage counts whole real loops: a multiple of 1/6).
+    assert m["FAD_vgg16rand"] > 1e-6 and round(6 * m["coverage"]) == pytest.approx(6 * m["coverage"])
+    if nets.sfx is not None:
+        assert same["FAD_aisfx"] == pytest.approx(0.0, abs=1e-6) and m["FAD_aisfx"] > 1e-6
+    else:
+        assert math.isnan(m["FAD_aisfx"])
 
 
 def test_a_new_csv_has_each_column_once_and_a_second_row_keeps_the_header(tmp_path):
@@ -253,7 +261,7 @@ def test_prepare_real_caches_the_embedded_real_set_and_evaluate_checkpoint_retur
     row = E.evaluate_checkpoint(ckpt_path, real, n=8, seed=0, with_audio=False, verbose=False)
     assert set(R.ROW_FIELDS) <= set(row)
     assert row["step"] == 30 and row["train_minutes"] == 2.0 and row["n_fake"] == 8
-    assert row["FAD_vgg16rand"] > 0 and 0 <= row["coverage"] <= 1
+    assert row["FAD_vgg16rand"] > 0 and round(8 * row["coverage"]) == pytest.approx(8 * row["coverage"])  # of 8 loops
     assert math.isnan(row["FAD_aisfx"]) and math.isnan(row["loop_fake"]) and math.isnan(row["IS"])
     again = E.evaluate_checkpoint(ckpt_path, real, n=8, seed=0, with_audio=False, verbose=False)
     for k in ("FAD_vgg16rand", "KID_vgg16rand", "density", "coverage"):       # reproducible

@@ -179,9 +179,30 @@ def test_real_feature_cache_trains_the_same_weights(tmp_path, tiny_drum_set):
             torch.testing.assert_close(b[key][name], t, rtol=1e-5, atol=1e-6, msg=f"{key}.{name}")
 
 
-def test_real_feature_cache_is_ignored_by_the_baseline(tmp_path, tiny_drum_set):
-    out = train.train(cfg_for(tmp_path, tiny_drum_set, "none", steps=1, cache_real=True), device="cpu")
-    assert (out / "latest.pt").exists()
+@pytest.mark.parametrize("features, cached", [("none", False), ("aisfx", True)])
+def test_real_feature_cache_is_off_for_the_baseline_and_on_for_a_projected_d(tmp_path, tiny_drum_set, monkeypatch,
+                                                                            features, cached):
+    """--cache-real yes: the StyleGAN2 baseline has no projected features to keep, so its D never gets the
+    real batch's indices; the projected D gets them at every step."""
+    real_idx, d_step = [], train.d_step
+
+    def spy(*a, **kw):
+        real_idx.append(kw.get("real_idx"))
+        return d_step(*a, **kw)
+    monkeypatch.setattr(train, "d_step", spy)
+    out = train.train(cfg_for(tmp_path, tiny_drum_set, features, steps=2, cache_real=True), device="cpu")
+    assert load_checkpoint(out / "latest.pt")["step"] == 2 and len(real_idx) == 2
+    assert all((i is not None) == cached for i in real_idx)
+
+
+def test_real_feature_cache_is_off_with_batch_statistics():
+    """Under batch statistics a loop's features depend on its batch, so they cannot be kept."""
+    from plumbing.distributed import World
+    tiny = {k: v for k, v in TINY.items() if k in ("batch", "g_channels", "d_channels")}
+    net = featurenet.build("aisfx", featurenet.FeatureContext(batch_stats=True))
+    run = train.Run(train.TrainConfig(features="aisfx", cache_real=True, batch_stats=True, **tiny), ["aisfx"],
+                    {"aisfx": net}, None, World())
+    assert not run.cache_real and run.D.real_cache is None
 
 
 def test_channels_last_changes_the_speed_not_the_math(monkeypatch):
