@@ -21,6 +21,7 @@ import torch
 
 import featurenet
 import losses
+from augment import augment, parse_policy
 from featurenet import FeatureNetUnavailable
 from generator import ema_beta, update_ema
 from plumbing import distributed
@@ -39,18 +40,24 @@ def train_step(run: Run, real: torch.Tensor, idx: torch.Tensor, z_d: torch.Tenso
     #    D_sync all-reduces them across ranks.
     for p in run.d_params:
         p.requires_grad_(True)
-    loss_d = d_step(run.G, run.D_sync, real, z_d, run.baseline, run.step, autocast,
+    loss_d = d_step(run.G, run.D_sync, real, z_d, run.baseline, autocast, run.policy,
                     real_idx=idx if run.cache_real else None)
     check_finite("D", loss_d, run.step, run.out, run.world)
     run.opt_D.zero_grad(set_to_none=True)
     loss_d.backward()
     run.opt_D.step()
+    if run.baseline and run.step % losses.R1_INTERVAL == 0:
+        # The baseline's lazy R1 in a minibatch step of its own, every 16 steps, as StyleGAN2: D's Adam then
+        # takes 17 steps per 16 batches, which is what its 16/17 lr and beta ratio is made for.
+        run.opt_D.zero_grad(set_to_none=True)
+        r1_step(run.D_sync, real, run.policy).backward()
+        run.opt_D.step()
 
     # 2. G step. D is a fixed function here: switching its heads' gradients off saves their weight-gradient
     #    work, while gradients still flow through D (unwrapped) into G_sync.
     for p in run.d_params:
         p.requires_grad_(False)
-    loss_g = g_step(run.G_sync, run.D, z_g, run.baseline, autocast)
+    loss_g = g_step(run.G_sync, run.D, z_g, run.baseline, autocast, run.policy)
     check_finite("G", loss_g, run.step, run.out, run.world)
     run.opt_G.zero_grad(set_to_none=True)
     loss_g.backward()
@@ -63,31 +70,35 @@ def train_step(run: Run, real: torch.Tensor, idx: torch.Tensor, z_d: torch.Tenso
     return loss_d, loss_g
 
 
-def d_step(G, D, real, z, baseline: bool, step: int, autocast, real_idx=None):
+def d_step(G, D, real, z, baseline: bool, autocast, policy: tuple = (), real_idx=None):
     """Discriminator loss on a real and a (detached) fake batch, in separate passes (the heads' batch-norm
-    keeps per-domain statistics). `real_idx`: the real batch's data-set indices, for --cache-real."""
+    keeps per-domain statistics), both through the same --augment `policy`. `real_idx`: the real batch's
+    data-set indices, for --cache-real (never with an augmentation)."""
     with autocast():
         with torch.no_grad():
             fake = G(z)                                                                 # (B, 1, 200, 64)
-        real_logits = D(real) if real_idx is None else D(real, real_idx=real_idx)
-        fake_logits = D(fake)
-        loss = (losses.d_logistic(real_logits, fake_logits) if baseline
+        real_logits = D(augment(real, policy)) if real_idx is None else D(real, real_idx=real_idx)
+        fake_logits = D(augment(fake, policy))
+        return (losses.d_logistic(real_logits, fake_logits) if baseline
                 else losses.d_hinge(real_logits, fake_logits))
-    if baseline and step % losses.R1_INTERVAL == 0:     # lazy R1 (docs/design.md §4), in full precision
-        real_r1 = real.detach().requires_grad_(True)
-        loss = loss + losses.r1_loss_weight() * losses.r1_penalty(D(real_r1), real_r1)
-    return loss
 
 
-def g_step(G, D, z, baseline: bool, autocast):
-    """Generator loss: raise D's logits on a fresh fake batch (gradients flow through D into G)."""
+def r1_step(D, real, policy: tuple = ()):
+    """The baseline's lazy R1 loss (docs/design.md §4), in full precision: gamma/2 x 16 x |grad_x D(x)|^2."""
+    real_r1 = real.detach().requires_grad_(True)
+    return losses.r1_loss_weight() * losses.r1_penalty(D(augment(real_r1, policy)), real_r1)
+
+
+def g_step(G, D, z, baseline: bool, autocast, policy: tuple = ()):
+    """Generator loss: raise D's logits on a fresh fake batch (gradients flow through D, and through the
+    differentiable augmentation, into G)."""
     with autocast():
-        fake_logits = D(G(z))
+        fake_logits = D(augment(G(z), policy))
         return losses.g_nonsaturating(fake_logits) if baseline else losses.g_hinge(fake_logits)
 
 
 def ema_half_life(cfg: TrainConfig, step: int) -> float:
-    """EMA half-life in images at `step`: 10 k images, ramped up over the first images of the run."""
+    """EMA half-life in images at `step`: --ema-half-life, ramped up over the first images of the run."""
     seen = (step + 1) * cfg.batch
     return min(cfg.ema_half_life, seen * cfg.ema_rampup) if cfg.ema_rampup else cfg.ema_half_life
 
@@ -140,7 +151,8 @@ class TrainConfig:
     g_channels: int = opt(512, "generator channels at every resolution; paper: 512")
     d_channels: int = opt(512, "width cap of the baseline StyleGAN2 discriminator; paper: 512")
     lr: float = opt(0.002, "Adam learning rate (D's x 16/17 for lazy R1); StyleGAN2 and the authors: 0.002")
-    ema_half_life: int = opt(10_000, "EMA generator half-life in images; paper: 10 000")
+    ema_half_life: int = opt(20_000, "EMA generator half-life in images; the authors' StyleGAN2-ADA setup: "
+                                     "20 000 (ema_kimg = batch x 10/32 at their batch 64)")
     ema_rampup: float = opt(0.05, "EMA half-life at most this fraction of the images seen so far, 0 = off; "
                                   "StyleGAN2-ADA: 0.05")
     steps: int | None = opt(None, "stop after this many steps in all (default: no step limit)")
@@ -159,6 +171,9 @@ class TrainConfig:
                                    "authors' code")
     cache_real: bool = opt(False, "keep each real loop's projected features: same math, less compute, ~1 MB "
                                   "per loop and network (not with --batch-stats yes)")
+    augment: str = opt("none", "DiffAugment before every discriminator, real and fake alike: comma list of "
+                               "shift (circular, up to 1/8 bar), cutout, or none; paper: none (Projected GAN: "
+                               "translation and cutout)")
     clock: str = opt("wall", "what --minutes counts: wall time, or this process's cpu time", ("wall", "cpu"))
     vggish: str | None = opt(None, "official VGGish weights file (else $PJLOOP_VGGISH or the torch hub cache)")
 

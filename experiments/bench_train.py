@@ -25,6 +25,7 @@ import torch
 
 from plumbing import distributed
 import featurenet
+import losses
 import scnn
 import train
 import vggish
@@ -69,8 +70,8 @@ def bench(spec: str, args, world: World) -> tuple[float, float, float]:
     real = real.contiguous(memory_format=MEMORY_FORMAT)                      # as train.py
     autocast, beta, nowhere = autocast_for(device), ema_beta(args.batch), Path(".")
     G, D_sync, G_sync, D = run.G, run.D_sync, run.G_sync, run.D
-    # Speed options to measure, none of which changes the step's math (README "Speed"):
-    if not args.channels_last:     # NCHW, as train.py did on the CPU before it measured this (README "Speed")
+    # Speed options to measure, none of which changes the step's math (docs/benchmarks.md, "Training speed"):
+    if not args.channels_last:     # NCHW, as train.py did on the CPU before it measured this (docs/benchmarks.md)
         for m in (run.G, run.G_ema, run.D):
             m.to(memory_format=torch.contiguous_format)
         real = real.contiguous()
@@ -96,15 +97,18 @@ def bench(spec: str, args, world: World) -> tuple[float, float, float]:
         z = torch.randn(batch, run.g_cfg.z_dim, device=device)
         for p in run.d_params:
             p.requires_grad_(True)
-        loss = train.d_step(G, D_sync, real, z, not names, i, autocast, real_idx=real_idx)
+        loss = train.d_step(G, D_sync, real, z, not names, autocast, run.policy, real_idx=real_idx)
         check_finite("D", loss, i, nowhere, world)
         t = phase("D step: G, features, heads (forward)", t)
         run.opt_D.zero_grad(set_to_none=True); loss.backward()
         t = phase("D step: backward", t)
         run.opt_D.step()
+        if not names and i % losses.R1_INTERVAL == 0:          # the baseline's lazy R1 step, as train_step
+            run.opt_D.zero_grad(set_to_none=True); train.r1_step(D_sync, real, run.policy).backward()
+            run.opt_D.step()
         for p in run.d_params:
             p.requires_grad_(False)
-        loss = train.g_step(G_sync, D, z, not names, autocast)
+        loss = train.g_step(G_sync, D, z, not names, autocast, run.policy)
         check_finite("G", loss, i, nowhere, world)
         t = phase("G step: G, features, heads (forward)", t)
         run.opt_G.zero_grad(set_to_none=True); loss.backward()

@@ -23,6 +23,7 @@ from dataset import LoopMelDataset
 from demo.loops import ensure_demo_set
 from discriminator import ProjectedDiscriminator, StyleGAN2Discriminator, frozen_fingerprint, trainable_parameters
 from featurenet import FeatureContext
+from augment import parse_policy
 from generator import Generator, GeneratorConfig, make_ema
 from mel import from_gan
 from plumbing import distributed
@@ -31,9 +32,11 @@ from plumbing.distributed import World
 from projector import PROJECTOR_SEED
 from sample import save_mel_grid
 
-# Adam's learning-rate ratios (StyleGAN2's lazy regularisation): D's R1 runs every 16 steps, so D gets 16/17
-# (the authors keep it in the projected runs too). The path-length regulariser is not implemented, so G's is 1.
-G_LAZY, D_LAZY = 1.0, losses.lazy_ratio(losses.R1_INTERVAL)
+# Adam's learning-rate ratios (StyleGAN2's lazy regularisation): D's R1 runs every 16 steps in a step of its own,
+# so D gets 16/17 (the authors keep it in the projected runs too). G: the authors' StyleGAN2-ADA setup scales G's
+# lr and beta2 by its path-length interval's 4/5 although the regulariser is off (pl_weight 0): we follow their
+# code (lr 0.0016, beta2 0.992) rather than StyleGAN2's ratio 1 without a G regulariser.
+G_LAZY, D_LAZY = losses.lazy_ratio(losses.PL_INTERVAL), losses.lazy_ratio(losses.R1_INTERVAL)
 ADAM_BETA2 = 0.99                 # StyleGAN2's Adam betas are (0, 0.99), raised to the lazy ratio
 MEMORY_FORMAT = torch.channels_last   # NHWC: oneDNN's fast path on the CPU (docs/benchmarks.md: 14-28 % more
                                       # steps/s, the same math) and bf16 tensor cores' on CUDA
@@ -108,7 +111,9 @@ class Run:
         for m in (self.G, self.G_ema, self.D):
             m.to(memory_format=MEMORY_FORMAT)
         self.d_params = trainable_parameters(self.D)       # requires_grad=False elsewhere, so DDP skips them
-        self.cache_real = cfg.cache_real and bool(names) and not cfg.batch_stats   # only the projected D caches
+        self.policy = parse_policy(cfg.augment)        # --augment: the same ops on real and fake, every step
+        # Only the projected D caches, and only what does not change: no batch statistics, no augmentation.
+        self.cache_real = cfg.cache_real and bool(names) and not cfg.batch_stats and not self.policy
         if self.cache_real:
             self.D.cache_real_features()
         self.G_sync, self.D_sync = distributed.wrap(self.G, world), distributed.wrap(self.D, world)

@@ -9,6 +9,7 @@ import torch
 import plumbing.run
 import train
 from plumbing.devices import autocast_for
+from plumbing.distributed import World
 from plumbing.checkpoint import CheckpointError, load_checkpoint
 from train_fixtures import TINY, cfg_for, tiny_drum_set   # noqa: F401  (fixture)
 from discriminator import ProjectedDiscriminator, frozen_fingerprint
@@ -153,11 +154,43 @@ def test_cpu_preset_is_announced_and_applied(capsys):
     assert cfg.batch == 32
 
 
-def test_ema_half_life_is_10k_images_after_the_ramp_up():
+def test_ema_half_life_is_the_authors_20k_images_after_the_ramp_up():
     cfg = train.TrainConfig(batch=64)
     assert train.ema_half_life(cfg, 0) == pytest.approx(64 * 0.05)          # early: follows G closely
-    assert train.ema_half_life(cfg, 1_000_000) == 10_000                     # later: the paper's 10 k images
-    assert train.ema_half_life(train.TrainConfig(ema_rampup=0.0), 0) == 10_000
+    assert train.ema_half_life(cfg, 1_000_000) == 20_000                     # later: the authors' ema_kimg 20
+    assert train.ema_half_life(train.TrainConfig(ema_rampup=0.0), 0) == 20_000
+
+
+def test_adam_follows_the_authors_lazy_ratios_g_four_fifths_d_sixteen_seventeenths():
+    run = train.Run(train.TrainConfig(features="none", **{k: v for k, v in TINY.items()
+                                                          if k in ("batch", "g_channels", "d_channels")}),
+                    [], {}, None, World())
+    (g,), (d,) = run.opt_G.param_groups, run.opt_D.param_groups
+    assert g["lr"] == pytest.approx(0.002 * 4 / 5) and g["betas"] == (0.0, pytest.approx(0.99 ** (4 / 5)))
+    assert d["lr"] == pytest.approx(0.002 * 16 / 17) and d["betas"] == (0.0, pytest.approx(0.99 ** (16 / 17)))
+
+
+def test_the_baseline_r1_is_a_step_of_its_own_every_sixteenth_step(monkeypatch):
+    """StyleGAN2's lazy R1: D's optimiser takes an extra step on steps 0, 16, 32 ... (what its 16/17 is for)."""
+    run = train.Run(train.TrainConfig(features="none", **{k: v for k, v in TINY.items()
+                                                          if k in ("batch", "g_channels", "d_channels")}),
+                    [], {}, None, World())
+    run.out, calls = Path("."), []
+    monkeypatch.setattr(train, "r1_step", lambda *a: calls.append(run.step) or torch.zeros((), requires_grad=True))
+    real, z = torch.randn(2, 1, 200, 64), torch.randn(2, run.g_cfg.z_dim)
+    for step in (0, 1, 15, 16):
+        run.step = step
+        train.train_step(run, real, torch.arange(2), z, z)
+    assert calls == [0, 16]
+
+
+def test_augmentation_turns_the_real_feature_cache_off_and_reaches_d():
+    cfg = train.TrainConfig(features="none", augment="shift,cutout", cache_real=True,
+                            **{k: v for k, v in TINY.items() if k in ("batch", "g_channels", "d_channels")})
+    run = train.Run(cfg, [], {}, None, World())
+    assert run.policy == ("shift", "cutout") and not run.cache_real
+    with pytest.raises(ValueError, match="--augment: unknown"):
+        train.Run(train.TrainConfig(features="none", augment="flip"), [], {}, None, World())
 
 
 def test_command_line_names_the_missing_vggish_file_without_a_traceback(tmp_path):
@@ -221,7 +254,7 @@ def test_channels_last_changes_the_speed_not_the_math(monkeypatch):
         z = torch.randn(4, run.g_cfg.z_dim)
         for p in run.d_params:
             p.requires_grad_(True)
-        loss_d = train.d_step(run.G, run.D, real, z, False, 1, autocast_for("cpu"))
+        loss_d = train.d_step(run.G, run.D, real, z, False, autocast_for("cpu"))
         loss_d.backward()
         loss_g = train.g_step(run.G, run.D, z, False, autocast_for("cpu"))
         loss_g.backward()
