@@ -259,7 +259,8 @@ def evaluate_checkpoint(ckpt_path: str | Path, real: RealSet, n: int | None = No
                         with_audio: bool = True, verbose: bool = True) -> dict:
     """One generator checkpoint (or run directory) -> one table row: every metric against `real`.
     n generated loops (default: as many as the real set; compare rows only at equal n), seeded noise and
-    latents; vocoder: a melgan Vocoder, default the loops' MelGAN checkpoint else Griffin-Lim.
+    latents; vocoder: a melgan Vocoder, default the data set's trained vocoder (train_melgan.ensure_vocoder's
+    checkpoint) else Griffin-Lim; the row's `vocoder` field names it.
     with_audio=False skips vocoding and the audio metrics (FAD/KID_musicnn, FAD_aisfx, FAD, KID(_aisfx),
     loop_fake: NaN); FAD/KID_musicnn_mel, FAD/KID_vgg16rand, IS and D&C read the mels and do not change.
     Keys: evaluation.rows.ROW_FIELDS."""
@@ -267,7 +268,7 @@ def evaluate_checkpoint(ckpt_path: str | Path, real: RealSet, n: int | None = No
     device = device or real.nets.device
     G, ckpt = sample.load_generator(ckpt_path, device)
     if vocoder is None and with_audio:
-        vocoder = melgan.load_vocoder(None, loops=ckpt.get("loops", "drum"), device=device)
+        vocoder = melgan.load_vocoder(None, loops=ckpt.get("loops", "drum"), device=device, data_dir=real.data_dir)
     audio, mels = generate_set(G, ckpt, vocoder, n or real.n, seed, truncation)
     metrics = compute_metrics(real.feats, embed_set(audio, mels, real.nets, verbose=verbose), seed=seed,
                               device=device, clf_accuracy=real.nets.clf_accuracy)
@@ -333,7 +334,8 @@ def main(argv=None) -> int:
     ap.add_argument("--truncation", type=float, default=1.0)
     ap.add_argument("--real-anchor", action="store_true", help="also (or only) the real-vs-real row")
     ap.add_argument("--curve", metavar="RUN_DIR", help="evaluate every RUN_DIR/ckpt_*.pt, plot RUN_DIR/curve.png")
-    ap.add_argument("--vocoder", default=None, help="MelGAN checkpoint (default: melgan.load_vocoder's choice)")
+    ap.add_argument("--vocoder", default=None, help="vocoder checkpoint (train_melgan.py) or griffin-lim, for the "
+                    "audio columns (default: the data set's trained vocoder if there is one, else Griffin-Lim)")
     ap.add_argument("--vggish", default=None, help="VGGish weights file (FAD); offline FAD is skipped without it")
     ap.add_argument("--ckpt-dir", default="checkpoints", help="where the loop-genre classifier is kept")
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
@@ -376,7 +378,10 @@ def main(argv=None) -> int:
 
     vocoder = None
     if paths and not args.mel_only:
-        vocoder = melgan.load_vocoder(args.vocoder, loops=first.get("loops", "drum"), device=args.device)
+        vocoder = melgan.load_vocoder(args.vocoder, loops=first.get("loops", "drum"), device=args.device,
+                                      data_dir=data_dir)
+        print(f"[evaluate] audio columns (FAD/KID_musicnn, FAD_aisfx, FAD, KID, loopability) vocoded by "
+              f"{vocoder.name}", file=sys.stderr)
     rows = []
     for path in paths:
         row = evaluate_checkpoint(path, real, n, args.seed, args.device, vocoder, args.truncation,

@@ -1,26 +1,23 @@
-"""MelGAN: the vocoder networks and the vocoder interface, log10 mel -> 16 kHz audio (paper Section 4,
-last paragraph of "Pipeline"; docs/design.md §1 and §6; Kumar et al. 2019, "MelGAN").
+"""MelGAN: the paper's vocoder networks, and the vocoder interface for every vocoder, log10 mel -> 16 kHz
+audio (paper Section 4, last paragraph of "Pipeline"; docs/design.md §1 and §6; Kumar et al. 2019, "MelGAN").
 
-The paper turns every generated mel into a waveform with a MelGAN vocoder trained on the same loops,
-on the same front end (mel.log_mel). This file holds:
-
-    MelGANGenerator      log10 mel (B, F=64, T)  ->  waveform (B, 1, T * 160)
+    MelGANGenerator      log10 mel (B, F=64, T)  ->  waveform (B, 1, T * 160)   (the GPU default)
     MelGANDiscriminator  waveform (B, 1, N)      ->  3 scales x [feature maps ..., logits]
-    load_vocoder         checkpoint (or None) -> a `Vocoder` with `.name` and `__call__(mel) -> audio`;
-                         without a checkpoint the Griffin-Lim fallback (griffinlim.py), announced
+    load_vocoder         checkpoint of either architecture train_melgan.py writes (MelGAN or the fast
+                         vocoder, vocos.py), "griffin-lim", or None -> a `Vocoder` with `.name` and
+                         `__call__(mel) -> audio`; with no trained vocoder the Griffin-Lim fallback, announced
     vocode               log10 mel (64, T) or (B, 64, T), numpy or torch -> T * 160 samples per loop
 
-Training is train_melgan.py: `python train_melgan.py --loops drum [--data DIR] [--steps N] [--minutes M]`.
+Default checkpoint: <repo>/checkpoints/vocoder_<loops>_<data set folder>.pt, whatever the current directory.
+A checkpoint for another mel front end, sample rate or kind of loops is refused with one line.
 
-Input scale: the vocoder reads the RAW log10 mel of mel.log_mel (values in [-5, ~2]), NOT the per-band
-standardised mel the GAN works in. The vocoder is thereby independent of any data set's statistics (a
-drum vocoder can vocode a synth data set's mels); callers destandardise first (mel.from_gan with the
-checkpoint's mean/std gives (B, F, T)).
+Input scale: the vocoders read the RAW log10 mel of mel.log_mel (values in [-5, ~2]), NOT the per-band
+standardised mel the GAN works in; callers destandardise first (mel.from_gan gives (B, F, T)).
 
-Alignment: frame t of the mel covers samples [160 t, 160 t + 160) (docs/design.md §1), and both the
-generator (transposed convs with kernel 2r, padding chosen for exactly r x the length) and Griffin-Lim
-(overlap-add with the front end's own 432-sample padding) keep that alignment, so a 200-frame loop gives
-exactly 32 000 samples and the context trick for seamless loops (`circular=True`) can crop sample-exactly.
+Alignment: frame t of the mel covers samples [160 t, 160 t + 160) (docs/design.md §1), and every vocoder
+(MelGAN's transposed convs with kernel 2r, the fast vocoder's inverse STFT, Griffin-Lim's overlap-add) keeps
+it, so a 200-frame loop gives exactly 32 000 samples and circular vocoding (`circular=True`: the loop's own
+frames wrapped around it) crops sample-exactly: the loops repeat seamlessly.
 """
 from __future__ import annotations
 
@@ -33,9 +30,11 @@ import torch
 from torch import nn
 from torch.nn.utils.parametrizations import weight_norm
 
-from plumbing.checkpoint import CheckpointError, load_checkpoint
+from dataset import REPO, default_data_dir
 from griffinlim import GL_ITERS, audio_out, griffin_lim, mel_batch
-from mel import HOP, N_MELS
+from mel import F_MAX, F_MIN, HOP, LOG_FLOOR, N_FFT, N_MELS, SR
+from plumbing.checkpoint import CheckpointError, load_checkpoint
+from vocos import VocosConfig, VocosGenerator
 
 # ---------------------------------------------------------------------------------------------
 # The numbers of MelGAN's networks (Kumar et al. 2019; docs/design.md §6), named once.
@@ -54,13 +53,8 @@ D_IN_PER_GROUP = 4               # groups = in_channels / 4, as MelGAN's code (c
 CONTEXT_FRAMES = 16              # circular vocoding: wrap this many frames of the loop around each end;
 #                                  twice the generator's receptive field (+-8 frames, tested)
 VOCODE_BATCH = 16                # mels per generator call when vocoding
-DEFAULT_CHECKPOINT_DIR = Path("checkpoints")
-MELGAN_KEYS = ("kind", "G", "config")   # what every MelGAN checkpoint holds
-
-
-def default_checkpoint(loops: str) -> Path:
-    """Where `python train_melgan.py --loops X` writes, and `load_vocoder(None, loops=X)` looks."""
-    return DEFAULT_CHECKPOINT_DIR / f"melgan_{loops}.pt"
+CHECKPOINT_DIR = REPO / "checkpoints"   # trained vocoders: in the repository, whatever the current directory
+MELGAN_KEYS = ("kind", "G", "config")   # what every vocoder checkpoint holds (MelGAN's or the fast one's)
 
 
 @dataclass
@@ -242,22 +236,24 @@ class GriffinLimVocoder(Vocoder):
 
 
 class MelGANVocoder(Vocoder):
-    """A trained MelGAN generator. With `circular=True` (default) each mel is treated as one period of a
-    loop: CONTEXT_FRAMES frames from its other end are wrapped around both sides, the longer mel is
-    vocoded and the middle T * 160 samples are kept, so the audio repeats seamlessly (the generator is
-    frame-aligned, so the crop is sample-exact)."""
+    """A trained generator (MelGAN's or the fast vocoder's: any frame-aligned mel -> (B, 1, T*160) module).
+    With `circular=True` (default) each mel is treated as one period of a loop: `context` frames from its
+    other end are wrapped around both sides (default: the generator's `context_frames`, else CONTEXT_FRAMES),
+    the longer mel is vocoded and the middle T * 160 samples are kept, so the audio repeats seamlessly (the
+    generators are frame-aligned, so the crop is sample-exact)."""
 
-    def __init__(self, generator: MelGANGenerator, name: str, device: str | torch.device | None = None,
-                 circular: bool = True, batch: int = VOCODE_BATCH):
+    def __init__(self, generator: nn.Module, name: str, device: str | torch.device | None = None,
+                 circular: bool = True, batch: int = VOCODE_BATCH, context: int | None = None):
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         self.generator = generator.to(self.device).eval().requires_grad_(False)
         self.name, self.circular, self.batch = name, circular, batch
+        self.context = context if context is not None else getattr(generator, "context_frames", CONTEXT_FRAMES)
 
     @torch.no_grad()
     def __call__(self, mel):
         x, as_numpy, batched = mel_batch(mel, f"{self.name} vocoder input")
         in_device = x.device
-        c = CONTEXT_FRAMES if self.circular else 0
+        c = self.context if self.circular else 0
         if c:
             reps = math.ceil(c / x.shape[-1])                                         # short mels wrap more
             tiled = x.repeat(1, 1, 2 * reps + 1)                                      # (B, 64, (2 reps + 1) T)
@@ -270,33 +266,84 @@ class MelGANVocoder(Vocoder):
         return audio_out(out.to(in_device), as_numpy, batched)
 
 
-def load_melgan_generator(path: str | Path, map_location="cpu") -> MelGANGenerator:
-    """The generator of a checkpoint written by `python train_melgan.py` (clear CheckpointError otherwise)."""
+# ---------------------------------------------------------------------------------------------
+# Vocoder checkpoints: written by train_melgan.py, refused with one line when they do not fit.
+# ---------------------------------------------------------------------------------------------
+def frontend() -> dict:
+    """The mel front end a vocoder is trained for (stored in its checkpoint; mel.py's numbers)."""
+    return {"sr": SR, "n_fft": N_FFT, "hop": HOP, "n_mels": N_MELS, "fmin": F_MIN, "fmax": F_MAX,
+            "log_floor": LOG_FLOOR}
+
+
+def check_frontend(ckpt: dict, path) -> None:
+    """CheckpointError (one line) if the checkpoint was made for another front end or sample rate.
+    Checkpoints from before the front end was stored are taken as made for this one."""
+    saved = ckpt.get("frontend")
+    if saved is None:
+        return
+    diff = {k: (saved.get(k), v) for k, v in frontend().items() if saved.get(k) != v}
+    if diff:
+        what = "sample rate" if "sr" in diff else "mel front end"
+        raise CheckpointError(f"{path} is a vocoder for another {what} ("
+                              + ", ".join(f"{k} {a} here {b}" for k, (a, b) in diff.items())
+                              + "): retrain it with train_melgan.py")
+
+
+def checkpoint_arch(ckpt: dict, path) -> str:
+    """'melgan' or 'fast'; CheckpointError for anything that is not a vocoder checkpoint."""
+    kind = ckpt.get("kind")
+    if kind == "melgan":                     # written before the fast vocoder existed
+        return "melgan"
+    if kind != "vocoder" or ckpt.get("arch") not in GENERATORS:
+        raise CheckpointError(f"{path} is a '{kind}' checkpoint, not a vocoder (train one with train_melgan.py)")
+    return ckpt["arch"]
+
+
+GENERATORS = {"melgan": (MelGANGenerator, MelGANConfig), "fast": (VocosGenerator, VocosConfig)}
+
+
+def default_checkpoint(loops: str, data_dir: str | Path | None = None) -> Path:
+    """Where `python train_melgan.py --loops X [--data D]` writes and `load_vocoder(None, loops=X, data_dir=D)`
+    looks: <repo>/checkpoints/vocoder_<loops>_<data set folder>.pt, whatever the current directory."""
+    data_dir = Path(data_dir) if data_dir is not None else default_data_dir(loops)
+    return CHECKPOINT_DIR / f"vocoder_{loops}_{data_dir.resolve().name}.pt"
+
+
+def load_generator(path: str | Path, loops: str | None = None, map_location="cpu") -> tuple[nn.Module, str]:
+    """(generator, arch) of a checkpoint written by train_melgan.py (or one of its snapshots). One-line
+    CheckpointError for anything else, another front end or sample rate, or (given `loops`) another kind."""
     ckpt = load_checkpoint(path, map_location=map_location, required=MELGAN_KEYS)
-    if ckpt["kind"] != "melgan":
-        raise CheckpointError(f"{path} is a '{ckpt['kind']}' checkpoint, not a MelGAN vocoder")
-    g = MelGANGenerator(MelGANConfig(**ckpt["config"]))
+    arch = checkpoint_arch(ckpt, path)
+    check_frontend(ckpt, path)
+    if loops is not None and ckpt.get("loops", loops) != loops:
+        raise CheckpointError(f"{path} is a vocoder for {ckpt['loops']} loops, not {loops} loops: train one "
+                              f"with `python train_melgan.py --loops {loops}`")
+    net, config = GENERATORS[arch]
     try:
+        g = net(config(**ckpt["config"]))
         g.load_state_dict(ckpt["G"])
-    except RuntimeError as e:
-        raise CheckpointError(f"{path}: generator weights do not fit its config ({e})") from e
-    return g
+    except (RuntimeError, TypeError, ValueError) as e:
+        raise CheckpointError(f"{path}: generator weights do not fit its config ({str(e).splitlines()[0]})") from e
+    return g, arch
 
 
 def load_vocoder(path: str | Path | None = None, loops: str | None = None,
-                 device: str | torch.device | None = None) -> Vocoder:
-    """A MelGAN vocoder from `path`; with no path, from checkpoints/melgan_<loops>.pt if it exists;
-    otherwise the Griffin-Lim fallback, announced on stderr (its audio quality is limited).
-
-    A path that is given but missing or unreadable is an error (CheckpointError), never a silent fallback."""
-    if path is None and loops is not None and default_checkpoint(loops).is_file():
-        path = default_checkpoint(loops)
+                 device: str | torch.device | None = None, data_dir: str | Path | None = None) -> Vocoder:
+    """A trained vocoder from `path`; with no path, the data set's default checkpoint (`default_checkpoint`,
+    the demo set of `loops` when no data_dir) if it exists; otherwise the Griffin-Lim fallback, announced on
+    stderr (its audio quality is limited). A path that is given but missing, unreadable, for another front
+    end, sample rate or kind of loops is an error (one-line CheckpointError), never a silent fallback."""
+    if str(path) == GriffinLimVocoder.name:                  # asked for by name (sample.py --vocoder griffin-lim)
+        return GriffinLimVocoder()
+    if path is None and loops is not None and default_checkpoint(loops, data_dir).is_file():
+        path = default_checkpoint(loops, data_dir)
     if path is not None:
-        return MelGANVocoder(load_melgan_generator(path), name=f"melgan:{path}", device=device)
+        g, arch = load_generator(path, loops)
+        return MelGANVocoder(g, name=f"{arch}:{path}", device=device)
     how = f"python train_melgan.py --loops {loops or 'drum'}"
-    print(f"melgan: no MelGAN checkpoint{f' at {default_checkpoint(loops)}' if loops else ''}; using the "
+    print(f"melgan: no trained vocoder{f' at {default_checkpoint(loops, data_dir)}' if loops else ''}; using the "
           f"Griffin-Lim fallback, whose audio quality is limited (phasey, metallic). Train a vocoder with "
-          f"`{how}` (hundreds of thousands of steps on a GPU for top quality).", file=sys.stderr)
+          f"`{how}` (minutes on a CPU with the fast vocoder).", file=sys.stderr)
     return GriffinLimVocoder()
 
 

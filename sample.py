@@ -15,6 +15,8 @@ Seamless looping: both vocoders (melgan.py) treat a mel as one period of a loop 
 writes loop_0000.wav ... (2.000 s), loop_0000_x4.wav (the loop tiled, as in the listening test),
 loop_0000.npy (log10 mel), mel_0000.png, grid.png (a Figure-1-like grid), index.html (a listening page that
 opens from disk, no server) and vocoder.txt (which vocoder made the audio, e.g. the Griffin-Lim fallback).
+--real N adds N held-out real loops through the same vocoder (loop_real_0000.wav ...), as the paper's
+listening test compares against vocoded real loops. `finish_quick_start` is the end of train.py's quick start.
 """
 from __future__ import annotations
 
@@ -32,15 +34,20 @@ import pyrubberband as pyrb
 import torch
 
 import melgan
+import train_melgan
+from dataset import default_data_dir
 from plumbing.audio_io import fix_length, peak_normalise
 from plumbing.files import atomic_write, write_npy, write_wav
-from mel import BPM, LOG_FLOOR, SR, from_gan
+from mel import BPM, LOG_FLOOR, SR, from_gan, log_mel
+from plumbing.files import read_csv
 from plumbing.checkpoint import CheckpointError, load_checkpoint
 from generator import Generator, GeneratorConfig
 
 GRID_COLS = 4            # mel grid layout, like the paper's figures
 GRID_LOOPS = 16          # loops shown in grid.png
 PAGE_REPEAT = 4          # the listening test played each loop 4 times (paper Section 6)
+QUICK_LOOPS = 8          # generated loops at the end of the quick start
+QUICK_REAL = 4           # real loops beside them, through the same vocoder
 NOISE_STREAM = 1         # SeedSequence key of the noise stream (the latents are stream 0: `seed` itself)
 CKPT_KEYS = ("g_ema", "g_config", "mel_mean", "mel_std", "features", "loops", "step")
 
@@ -177,10 +184,14 @@ report();
 """
 
 
-def write_listening_page(out_dir: str | Path, names: list[str], info: str, repeat: int = PAGE_REPEAT) -> Path:
-    """index.html next to the files: per loop its mel image, the loop and its x`repeat` preview."""
+def write_listening_page(out_dir: str | Path, names: list[str], info: str, repeat: int = PAGE_REPEAT,
+                         real_names: list[str] = ()) -> Path:
+    """index.html next to the files: per loop its mel image, the loop and its x`repeat` preview; real loops
+    (vocoded the same way) under a heading of their own."""
     items = []
-    for name in names:
+    for k, name in enumerate([*names, *real_names]):
+        if k == len(names) and real_names:
+            items.append("<h2>real loops of the data set, through the same vocoder</h2>")
         items.append(
             f'<div class="loop"><b>{html.escape(name)}</b>'
             f'<img src="mel_{name}.png" alt="mel of {html.escape(name)}">'
@@ -196,14 +207,17 @@ def write_listening_page(out_dir: str | Path, names: list[str], info: str, repea
 # The command
 # ---------------------------------------------------------------------------------------------
 def write_samples(mels: np.ndarray, vocoder, out_dir: str | Path, repeat: int = PAGE_REPEAT,
-                  bpm: float | None = None, info: str = "") -> list[str]:
-    """Vocode log10 mels (N, 64, 200) and write every file of the module docstring; return the loop names."""
+                  bpm: float | None = None, info: str = "", real_mels: np.ndarray | None = None) -> list[str]:
+    """Vocode log10 mels (N, 64, 200) and write every file of the module docstring; return the loop names.
+    real_mels (M, 64, 200): real loops' mels, vocoded alike as loop_real_0000.wav ... on the same page."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    audio = vocode_loops(vocoder, mels)                                                # (N, 32000)
+    n_real = 0 if real_mels is None else len(real_mels)
+    all_mels = mels if not n_real else np.concatenate([mels, real_mels])               # (N + M, 64, 200)
+    audio = vocode_loops(vocoder, all_mels)                                            # (N + M, 32000)
     names = []
-    for i, (mel, wav) in enumerate(zip(mels, audio)):
-        name = f"{i:04d}"
+    for i, (mel, wav) in enumerate(zip(all_mels, audio)):
+        name = f"{i:04d}" if i < len(mels) else f"real_{i - len(mels):04d}"
         wav = peak_normalise(wav)
         if bpm is not None:
             wav = change_tempo(wav, bpm)
@@ -214,30 +228,63 @@ def write_samples(mels: np.ndarray, vocoder, out_dir: str | Path, repeat: int = 
         names.append(name)
     save_mel_grid(mels[:GRID_LOOPS], out / "grid.png", title=info or None)
     atomic_write(out / "vocoder.txt", lambda tmp: Path(tmp).write_text(vocoder.name + "\n"))
-    write_listening_page(out, names, info=f"{info} | vocoder: {vocoder.name}", repeat=repeat)
+    write_listening_page(out, names[:len(mels)], info=f"{info} | vocoder: {vocoder.name}", repeat=repeat,
+                         real_names=names[len(mels):])
     return names
+
+
+def real_loop_mels(data_dir: str | Path, n: int) -> np.ndarray:
+    """The first n held-out real loops of a data set (train_melgan.split_ids: the vocoder never trained on
+    them; all loops of a small set) -> their log10 mels (n, 64, 200), computed from the wavs."""
+    ids = [r["id"] for r in read_csv(Path(data_dir) / "manifest.csv")]
+    train_ids, held = train_melgan.split_ids(ids)
+    audio = train_melgan.load_loop_audio(data_dir, (held or train_ids)[:n])             # (n, 32000)
+    return log_mel(audio).numpy()                                                      # (n, 64, 200)
+
+
+def finish_quick_start(run_dir: str | Path, data_dir: str | Path | None, loops: str, vocoder_path: str | Path,
+                       n: int = QUICK_LOOPS, n_real: int = QUICK_REAL, seed: int = 0) -> Path:
+    """The end of train.py's quick start: n loops of the run's latest checkpoint and n_real held-out real
+    loops, all through the trained vocoder at `vocoder_path` (train_melgan.ensure_vocoder), as WAVs (one bar
+    and tiled x4), mel images, grid and listening page in <run_dir>/samples. -> that folder."""
+    data_dir = Path(data_dir) if data_dir is not None else default_data_dir(loops)
+    G, ckpt = load_generator(run_dir, "cpu")
+    vocoder = melgan.load_vocoder(vocoder_path, loops=loops, device="cpu")
+    out = resolve_checkpoint(run_dir).parent / "samples"
+    info = f"{loops} loops, features {','.join(ckpt['features']) or 'none'}, step {ckpt['step']}, seed {seed}"
+    write_samples(generate_mels(G, ckpt, n, seed=seed), vocoder, out, info=info,
+                  real_mels=real_loop_mels(data_dir, n_real) if n_real else None)
+    print(f"wrote {n} generated and {n_real} real loops (vocoder: {vocoder.name}) to {out}; "
+          f"open {out / 'index.html'} in a browser")
+    return out
 
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("run", help="a run directory (uses its latest.pt) or a checkpoint file")
-    ap.add_argument("-n", type=int, default=16, help="number of loops")
+    ap.add_argument("-n", type=int, default=16, help="number of loops (default 16)")
     ap.add_argument("--out", default=None, help="output directory (default: <run>/samples)")
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--truncation", type=float, default=1.0, help="psi; < 1 trades diversity for quality")
-    ap.add_argument("--repeat", type=int, default=PAGE_REPEAT, help="also write each loop tiled this many times")
-    ap.add_argument("--bpm", type=float, default=None, help="export at another tempo (time-stretched)")
-    ap.add_argument("--vocoder", default=None, help="MelGAN checkpoint (default checkpoints/melgan_<loops>.pt, "
-                                                    "else Griffin-Lim)")
+    ap.add_argument("--seed", type=int, default=0, help="seed of the latents (default 0)")
+    ap.add_argument("--truncation", type=float, default=1.0, help="psi; < 1 trades diversity for quality "
+                    "(default 1.0, the paper's)")
+    ap.add_argument("--repeat", type=int, default=PAGE_REPEAT, help="also write each loop tiled this many times "
+                    f"(default {PAGE_REPEAT}, as the paper's listening test)")
+    ap.add_argument("--bpm", type=float, default=None, help="export at another tempo in BPM (time-stretched)")
+    ap.add_argument("--vocoder", default=None, help="vocoder checkpoint (train_melgan.py) or griffin-lim (default: "
+                    "the data set's trained vocoder under <repo>/checkpoints, else Griffin-Lim)")
+    ap.add_argument("--real", type=int, default=0, help="also vocode this many held-out real loops of the "
+                    "training data set, beside the generated ones (default 0)")
     args = ap.parse_args(argv)
     device = "cuda" if torch.cuda.is_available() else "cpu"
     G, ckpt = load_generator(args.run, device)
-    vocoder = melgan.load_vocoder(args.vocoder, loops=ckpt["loops"])
+    data_dir = (ckpt.get("config") or {}).get("data") or None
+    vocoder = melgan.load_vocoder(args.vocoder, loops=ckpt["loops"], data_dir=data_dir)
     out = Path(args.out) if args.out else resolve_checkpoint(args.run).parent / "samples"
     mels = generate_mels(G, ckpt, args.n, seed=args.seed, truncation=args.truncation)
+    real = real_loop_mels(data_dir or default_data_dir(ckpt["loops"]), args.real) if args.real else None
     info = (f"{ckpt['loops']} loops, features {','.join(ckpt['features']) or 'none'}, step {ckpt['step']}, "
             f"seed {args.seed}, truncation {args.truncation}" + (f", {args.bpm} BPM" if args.bpm else ""))
-    write_samples(mels, vocoder, out, repeat=args.repeat, bpm=args.bpm, info=info)
+    write_samples(mels, vocoder, out, repeat=args.repeat, bpm=args.bpm, info=info, real_mels=real)
     atomic_write(out / "info.json", lambda tmp: Path(tmp).write_text(json.dumps(
         {"checkpoint": str(resolve_checkpoint(args.run)), "n": args.n, "seed": args.seed,
          "truncation": args.truncation, "bpm": args.bpm, "vocoder": vocoder.name}, indent=1)))

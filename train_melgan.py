@@ -1,21 +1,23 @@
-"""Training the MelGAN vocoder on a loop data set (paper Section 4, "Pipeline"; docs/design.md §6;
-Kumar et al. 2019, "MelGAN"). The networks are melgan.py's.
+"""Training a vocoder on a loop data set: the paper's MelGAN (Section 4, "Pipeline"; docs/design.md §6;
+Kumar et al. 2019) or the fast vocoder (vocos.py), which a CPU can train in minutes.
 
-    python train_melgan.py --loops drum [--data DIR] [--steps N] [--minutes M] [--resume]
+    python train_melgan.py --loops drum [--data DIR] [--minutes M] [--steps N] [--out PATH] [--arch fast|melgan]
 
-writes checkpoints/melgan_<loops>.pt (every SAVE_EVERY steps, at the end and on Ctrl-C), which
-melgan.load_vocoder (sample.py, evaluate.py) picks up.
+The first line says which vocoder trains and why: the fast one on a CPU (MelGAN's discriminator alone takes
+seconds per step there), MelGAN on a GPU. Writes PATH (default <repo>/checkpoints/vocoder_<loops>_<data set>.pt)
+every SAVE_EVERY steps, at the end and on Ctrl-C; melgan.load_vocoder(PATH) loads either kind. Beside it:
+PATH minus .pt plus .jsonl (minutes, step, losses) and PATH minus .pt plus _snapshots/ (the generator every
+--snapshot-every minutes), which experiments/bench_vocoder.py --log turns into quality against minutes.
 
-Layout: random windows of the loops' audio (B, N=segment) -> their log10 mels (B, F=64, N/160) -> G ->
-fake audio (B, 1, N). The multi-scale discriminator sees real and fake audio (B, 1, N).
-
-Losses (MelGAN): hinge on each scale's logits -- the same formula as the Projected GAN's heads, so
-losses.d_hinge / losses.g_hinge on `melgan.scale_logits(...)` -- plus lambda = 10 times an L1 feature
-matching between the discriminator's feature maps on real and fake audio.
+Layout: random windows of the loops' audio (B, N=segment) -> log10 mels (B, F=64, N/160) -> G -> (B, 1, N).
+Every 7th loop of the manifest is held out (`split_ids`): the benchmark's real loops, never trained on.
+MelGAN's losses: hinge on each scale's logits (losses.d_hinge / g_hinge on melgan.scale_logits) plus
+lambda = 10 x L1 feature matching. The fast vocoder's: vocos.py (reconstruction, then optionally adversarial).
 """
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import time
 from dataclasses import asdict, dataclass, field
@@ -25,71 +27,87 @@ import numpy as np
 import soundfile as sf
 import torch
 import torch.nn.functional as F
-from tqdm import tqdm
 
 import demo.loops
-from plumbing.checkpoint import CheckpointError, StopRequest, load_checkpoint, save_checkpoint
-from plumbing.files import read_csv
+import melgan
+import vocos
 from losses import d_hinge, g_hinge
 from mel import HOP, LOOP_SAMPLES, SR, log_mel
-from melgan import (D_N_DOWN, G_CHANNELS, MELGAN_D_MAX_CHANNELS, MELGAN_KEYS, MelGANConfig, MelGANDiscriminator,
-                    MelGANGenerator, default_checkpoint, scale_logits)
+from melgan import D_N_DOWN, G_CHANNELS, MELGAN_D_MAX_CHANNELS, MelGANConfig, scale_logits
+from plumbing.checkpoint import CheckpointError, StopRequest, load_checkpoint, save_checkpoint
+from plumbing.cli import YES_NO, yes_no
+from plumbing.files import read_csv
+from plumbing.progress import Progress
 
 # ---------------------------------------------------------------------------------------------
-# The numbers of MelGAN's training (Kumar et al. 2019; docs/design.md §6), named once.
+# The numbers of training, named once.
 # ---------------------------------------------------------------------------------------------
-LAMBDA_FM = 10.0                 # weight of the L1 feature-matching loss (MelGAN paper, eq. 5)
-LR = 1e-4                        # Adam, both networks (MelGAN)
-BETAS = (0.5, 0.9)               # Adam betas (MelGAN)
-SEGMENT = 8000                   # training segment: 0.5 s = 50 frames. MelGAN uses 8192 samples = 32 of
-#                                  its 256-sample frames; 8192 is not a multiple of our hop 160, 8000 is.
-BATCH = 16                       # MelGAN's batch size
+LAMBDA_FM = 10.0                 # MelGAN: weight of the L1 feature-matching loss (MelGAN paper, eq. 5)
+LR = {"melgan": 1e-4,            # MelGAN's Adam learning rate, both networks
+      "fast": 5e-4}              # Vocos' AdamW learning rate (its schedule's peak)
+BETAS = {"melgan": (0.5, 0.9),   # MelGAN's Adam betas
+         "fast": (0.8, 0.9)}     # Vocos' / HiFi-GAN's AdamW betas
+SEGMENT = 8000                   # training segment: 0.5 s = 50 frames (MelGAN: 8192 = 32 of its 256-hop frames)
+BATCH = 16                       # MelGAN's batch size (Vocos: 16 too)
 SAVE_EVERY = 500                 # steps between checkpoints (plus one at the end and on Ctrl-C)
 SEED_STRIDE = 1_000_003          # batch-order seed = seed * stride + step: a resumed run draws new batches
 DEFAULT_STEPS = 1000             # steps of a run given neither --steps nor --minutes
+HOLDOUT_EVERY = 7                # loop i of the manifest is held out when i % 7 == 0 (14 %, all genres)
+MIN_SPLIT = 20                   # smaller sets train on every loop (nothing to spare for a benchmark)
+LOG_EVERY = 25                   # steps between two lines of the training log
+SNAPSHOT_MINUTES = 5.0           # minutes of training between two generator snapshots (the quality curve)
+FINAL_LR = 0.1                   # fast, with --minutes: cosine decay of the lr to 10 % at the deadline (Vocos
+#                                  decays over its whole run; a resumed run decays again over its own minutes)
+QUICK_MINUTES = 8.0              # the quick start's one-off vocoder training (train.py; issue: <= 10 min)
+ARCHS = ("fast", "melgan")
 
 
-# ---------------------------------------------------------------------------------------------
-# Feature matching (the hinge terms are losses.py's, on melgan.scale_logits)
-# ---------------------------------------------------------------------------------------------
 def feature_matching(real: list[list[torch.Tensor]], fake: list[list[torch.Tensor]]) -> torch.Tensor:
-    """L1 distance between the discriminator's feature maps (all but the logits) for real and fake audio.
-
-    Weighted as MelGAN's code does (its paper gives only the overall lambda = 10): 1 / n_scales per scale
-    and 4 / (n_down + 1) per layer, so the total stays comparable whatever the number of layers.
-    Real features are detached: the generator chases them, it does not move them."""
+    """MelGAN: L1 between the discriminator's feature maps (logits excluded) for real and fake audio,
+    weighted as MelGAN's code (1 / n_scales per scale, 4 / (n_down + 1) per layer); real ones detached."""
     w = (1.0 / len(real)) * (4.0 / (D_N_DOWN + 1))
     return sum(w * F.l1_loss(f_map, r_map.detach())
                for r, f in zip(real, fake) for r_map, f_map in zip(r[:-1], f[:-1]))
 
 
 @dataclass
-class MelGANTrainConfig:
-    """What a run was asked to do (stored in the checkpoint for the record; the architecture is `model`)."""
+class TrainConfig:
+    """What a run was asked to do (stored in the checkpoint; the architecture is `model` or `fast`)."""
     loops: str = "drum"
     data: str = ""
+    arch: str = "fast"
     batch: int = BATCH
     segment: int = SEGMENT
-    lr: float = LR
-    betas: tuple = BETAS
-    lambda_fm: float = LAMBDA_FM
+    lr: float | None = None                 # None: LR[arch]
     seed: int = 0
+    gan_after: float | None = None          # fast only: minutes of reconstruction-only training before the
+    #                                         spectrogram discriminator joins (None: never)
     model: MelGANConfig = field(default_factory=MelGANConfig)
+    fast: vocos.VocosConfig = field(default_factory=vocos.VocosConfig)
 
 
 # ---------------------------------------------------------------------------------------------
-# Data and the training loop
+# Data
 # ---------------------------------------------------------------------------------------------
-def load_loop_audio(data_dir: str | Path) -> torch.Tensor:
-    """Every loop of a data set (manifest.csv + wav/<id>.wav) as one (N, 32000) float tensor."""
+def split_ids(ids: list[str]) -> tuple[list[str], list[str]]:
+    """Manifest ids -> (training ids, held-out ids): every HOLDOUT_EVERY-th loop is held out (spread over
+    the manifest, so over every genre). Sets under MIN_SPLIT loops hold nothing out."""
+    if len(ids) < MIN_SPLIT:
+        return list(ids), []
+    return ([i for k, i in enumerate(ids) if k % HOLDOUT_EVERY],
+            [i for k, i in enumerate(ids) if k % HOLDOUT_EVERY == 0])
+
+
+def load_loop_audio(data_dir: str | Path, ids: list[str] | None = None) -> torch.Tensor:
+    """Loops of a data set (manifest.csv + wav/<id>.wav; `ids`: only those, in that order) -> (N, 32000)."""
     data_dir = Path(data_dir)
     rows = read_csv(data_dir / "manifest.csv")
     if not rows:
         raise FileNotFoundError(f"{data_dir} has no manifest.csv listing loops: run preprocess.py or "
                                 "demo/loops.py first, or pass --data")
     loops = []
-    for r in rows:
-        wav = data_dir / "wav" / f"{r['id']}.wav"
+    for i in ids if ids is not None else [r["id"] for r in rows]:
+        wav = data_dir / "wav" / f"{i}.wav"
         audio, sr = sf.read(wav, dtype="float32", always_2d=False)
         if sr != SR or audio.shape != (LOOP_SAMPLES,):
             raise ValueError(f"{wav}: expected {LOOP_SAMPLES} mono samples at {SR} Hz, got {audio.shape} at {sr} Hz")
@@ -97,121 +115,221 @@ def load_loop_audio(data_dir: str | Path) -> torch.Tensor:
     return torch.from_numpy(np.stack(loops))                                          # (N, 32000)
 
 
+def training_audio(data_dir: str | Path) -> torch.Tensor:
+    """The loops a vocoder trains on: all but the held-out ones (`split_ids`). -> (N, 32000)."""
+    rows = read_csv(Path(data_dir) / "manifest.csv") if (Path(data_dir) / "manifest.csv").is_file() else []
+    return load_loop_audio(data_dir, split_ids([r["id"] for r in rows])[0] if rows else None)
+
+
 def random_segments(loops: torch.Tensor, batch: int, segment: int, gen: torch.Generator) -> torch.Tensor:
     """(N, 32000) loops -> (batch, segment) random windows. Loops are periodic, so a window may run off
     the end and continue at the start (a wrap is just more of the loop): every offset is equally likely."""
     n, length = loops.shape
-    which = torch.randint(n, (batch,), generator=gen)                                 # (batch,)
-    start = torch.randint(length, (batch,), generator=gen)                            # (batch,)
-    idx = (start[:, None] + torch.arange(segment)[None]) % length                      # (batch, segment)
+    which = torch.randint(n, (batch,), generator=gen).to(loops.device)                # (batch,)
+    start = torch.randint(length, (batch,), generator=gen).to(loops.device)           # (batch,)
+    idx = (start[:, None] + torch.arange(segment, device=loops.device)[None]) % length  # (batch, segment)
     return loops[which[:, None], idx]                                                 # (batch, segment)
 
 
-class MelGANTrainer:
-    """G, D, their Adam optimisers and the step count: everything a checkpoint holds."""
+# ---------------------------------------------------------------------------------------------
+# The two trainers: G, D, their optimisers, the step count and the minutes trained (what a checkpoint holds)
+# ---------------------------------------------------------------------------------------------
+class Trainer:
+    arch = "?"
 
-    def __init__(self, cfg: MelGANTrainConfig, device: torch.device):
+    def __init__(self, cfg: TrainConfig, device: torch.device):
         self.cfg, self.device = cfg, device
-        self.G = MelGANGenerator(cfg.model).to(device)
-        self.D = MelGANDiscriminator(cfg.model).to(device)
-        self.opt_g = torch.optim.Adam(self.G.parameters(), lr=cfg.lr, betas=tuple(cfg.betas))
-        self.opt_d = torch.optim.Adam(self.D.parameters(), lr=cfg.lr, betas=tuple(cfg.betas))
-        self.step = 0
+        self.G, self.D = self.build()
+        self.G.to(device), self.D.to(device)
+        lr, betas = cfg.lr or LR[self.arch], BETAS[self.arch]
+        # AdamW without weight decay is Adam (MelGAN); Vocos' AdamW also decays nothing here (short runs).
+        self.opt_g = torch.optim.AdamW(self.G.parameters(), lr=lr, betas=betas, weight_decay=0.0)
+        self.opt_d = torch.optim.AdamW(self.D.parameters(), lr=lr, betas=betas, weight_decay=0.0)
+        self.step, self.minutes = 0, 0.0
+
+    def build(self):
+        raise NotImplementedError
+
+    def set_lr_scale(self, scale: float) -> None:
+        for opt in (self.opt_g, self.opt_d):
+            for group in opt.param_groups:
+                group["lr"] = (self.cfg.lr or LR[self.arch]) * scale
+
+    def model_config(self):
+        return self.cfg.model if self.arch == "melgan" else self.cfg.fast
+
+    def _update(self, opt, loss: torch.Tensor, what: str) -> None:
+        if not torch.isfinite(loss):          # before touching the weights
+            raise FloatingPointError(f"{what} loss is {loss.item()} at step {self.step}")
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    def generator_state(self) -> dict:
+        """What melgan.load_vocoder needs: a loadable vocoder checkpoint on its own (snapshots are this)."""
+        return {"kind": "vocoder", "arch": self.arch, "loops": self.cfg.loops, "frontend": melgan.frontend(),
+                "G": self.G.state_dict(), "config": asdict(self.model_config()), "step": self.step,
+                "minutes": self.minutes}
+
+    def state(self) -> dict:
+        return {**self.generator_state(), "D": self.D.state_dict(), "opt_g": self.opt_g.state_dict(),
+                "opt_d": self.opt_d.state_dict(), "train": asdict(self.cfg)}
+
+    def save(self, path: str | Path) -> None:
+        save_checkpoint(self.state(), path)
+
+
+class MelGANTrainer(Trainer):
+    """The paper's vocoder: MelGAN's generator and multi-scale discriminator, hinge + feature matching."""
+    arch = "melgan"
+
+    def build(self):
+        return melgan.MelGANGenerator(self.cfg.model), melgan.MelGANDiscriminator(self.cfg.model)
 
     def train_step(self, audio: torch.Tensor) -> dict[str, float]:
-        """One D update then one G update on real audio (B, segment). Returns the losses as floats;
-        raises FloatingPointError (before touching the weights) if any loss is not finite."""
+        """One D update then one G update on real audio (B, segment); FloatingPointError if a loss is not finite."""
         real = audio.to(self.device)[:, None]                                         # (B, 1, N)
         mel = log_mel(real[:, 0])                                                     # (B, 64, N / 160)
         fake = self.G(mel)                                                            # (B, 1, N)
-
         d_real = self.D(real)
         loss_d = d_hinge(scale_logits(d_real), scale_logits(self.D(fake.detach())))
-        if not torch.isfinite(loss_d):
-            raise FloatingPointError(f"discriminator loss is {loss_d.item()} at step {self.step}")
-        self.opt_d.zero_grad(set_to_none=True)
-        loss_d.backward()
-        self.opt_d.step()
-
-        # G step. The real features for matching are the ones computed before D's update (as MelGAN's
-        # code): a one-step-stale target that saves a second D pass on real audio.
+        self._update(self.opt_d, loss_d, "discriminator")
+        # The real features for matching are the ones computed before D's update (as MelGAN's code).
         d_fake = self.D(fake)
-        loss_adv = g_hinge(scale_logits(d_fake))
-        loss_fm = feature_matching(d_real, d_fake)
-        loss_g = loss_adv + self.cfg.lambda_fm * loss_fm
-        if not torch.isfinite(loss_g):
-            raise FloatingPointError(f"generator loss is {loss_g.item()} at step {self.step}")
-        self.opt_g.zero_grad(set_to_none=True)
-        loss_g.backward()
-        self.opt_g.step()
+        loss_adv, loss_fm = g_hinge(scale_logits(d_fake)), feature_matching(d_real, d_fake)
+        self._update(self.opt_g, loss_adv + LAMBDA_FM * loss_fm, "generator")
         self.step += 1
         with torch.no_grad():   # monitoring only, as MelGAN's "mel reconstruction error"
             mel_l1 = F.l1_loss(log_mel(fake.detach()[:, 0]), mel).item()
         return {"d": loss_d.item(), "g_adv": loss_adv.item(), "fm": loss_fm.item(), "mel_l1": mel_l1}
 
-    def state(self) -> dict:
-        return {"kind": "melgan", "G": self.G.state_dict(), "D": self.D.state_dict(),
-                "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(),
-                "step": self.step, "config": asdict(self.cfg.model), "train": asdict(self.cfg)}
 
-    def save(self, path: str | Path) -> None:
-        save_checkpoint(self.state(), path)
+class FastTrainer(Trainer):
+    """The fast vocoder (vocos.py): reconstruction losses from step 0; the multi-resolution spectrogram
+    discriminator joins after cfg.gan_after minutes, if set."""
+    arch = "fast"
 
-    @classmethod
-    def resume(cls, path: str | Path, cfg: MelGANTrainConfig, device: torch.device) -> "MelGANTrainer":
-        """Rebuild from a checkpoint. The architecture comes from the checkpoint (the CLI cannot change
-        it); batch and segment come from `cfg` (they do not change the weights' shapes)."""
-        ckpt = load_checkpoint(path, map_location=device,
-                               required=MELGAN_KEYS + ("D", "opt_g", "opt_d", "step"))
-        if ckpt["kind"] != "melgan":
-            raise CheckpointError(f"{path} is a '{ckpt['kind']}' checkpoint, not a MelGAN training checkpoint")
-        cfg.model = MelGANConfig(**ckpt["config"])
-        t = cls(cfg, device)
-        try:
-            t.G.load_state_dict(ckpt["G"])
-            t.D.load_state_dict(ckpt["D"])
-            t.opt_g.load_state_dict(ckpt["opt_g"])
-            t.opt_d.load_state_dict(ckpt["opt_d"])
-        except (RuntimeError, ValueError, KeyError) as e:
-            raise CheckpointError(f"{path}: saved weights do not fit its own config ({e})") from e
-        t.step = int(ckpt["step"])
-        return t
+    def build(self):
+        return vocos.VocosGenerator(self.cfg.fast), vocos.MultiResolutionDiscriminator()
 
+    def gan_on(self) -> bool:
+        return self.cfg.gan_after is not None and self.minutes >= self.cfg.gan_after
 
-def resolve_data(loops: str, data: str | None) -> Path:
-    """--data if given, else the embedded demo set (built on first use by demo/loops.py)."""
-    return Path(data) if data else Path(demo.loops.ensure_demo_set(loops))
+    def train_step(self, audio: torch.Tensor) -> dict[str, float]:
+        real = audio.to(self.device)                                                  # (B, N)
+        mel = log_mel(real)                                                           # (B, 64, N / 160)
+        fake = self.G(mel)[:, 0]                                                      # (B, N)
+        rec = vocos.reconstruction_losses(fake, real, mel)
+        out, loss_g = {"sc": rec["sc"].item(), "mag": rec["mag"].item(), "mel_l1": rec["mel"].item()}, rec["recon"]
+        if self.gan_on():
+            loss_d, g_side = vocos.adversarial_losses(self.D, fake, real)
+            self._update(self.opt_d, loss_d, "discriminator")
+            adv, fm = g_side()
+            loss_g = loss_g + vocos.LAMBDA_ADV * adv + vocos.LAMBDA_FM * fm
+            out.update(d=loss_d.item(), g_adv=adv.item(), fm=fm.item())
+        self._update(self.opt_g, loss_g, "generator")
+        self.step += 1
+        return out
 
 
-def train_melgan(cfg: MelGANTrainConfig, out: Path, steps: int | None, minutes: float | None, resume: bool,
-                 save_every: int = SAVE_EVERY, device: str | None = None, progress: bool = True) -> MelGANTrainer:
+TRAINERS = {"melgan": MelGANTrainer, "fast": FastTrainer}
+
+
+def resume_trainer(path: str | Path, cfg: TrainConfig, device: torch.device) -> Trainer:
+    """Rebuild a trainer from its checkpoint: the architecture (arch and config) comes from the checkpoint,
+    whatever the command line says; batch, segment and lr from `cfg` (they do not shape the weights)."""
+    ckpt = load_checkpoint(path, map_location=device, required=("G", "config", "D", "opt_g", "opt_d", "step"))
+    arch = melgan.checkpoint_arch(ckpt, path)
+    melgan.check_frontend(ckpt, path)
+    cfg.arch = arch
+    try:
+        if arch == "melgan":
+            cfg.model = MelGANConfig(**ckpt["config"])
+        else:
+            cfg.fast = vocos.VocosConfig(**ckpt["config"])
+        t = TRAINERS[arch](cfg, device)
+        for part in ("G", "D", "opt_g", "opt_d"):
+            getattr(t, part).load_state_dict(ckpt[part])
+    except (RuntimeError, ValueError, KeyError, TypeError) as e:
+        raise CheckpointError(f"{path}: saved weights do not fit its own config ({e})") from e
+    t.step, t.minutes = int(ckpt["step"]), float(ckpt.get("minutes", 0.0))
+    return t
+
+
+# ---------------------------------------------------------------------------------------------
+# The training loop
+# ---------------------------------------------------------------------------------------------
+def default_arch(device: str | torch.device | None) -> str:
+    dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    return "melgan" if dev.type == "cuda" else "fast"
+
+
+def announce(arch: str, device: str | torch.device | None, chosen: bool) -> str:
+    """The first line of a run: which vocoder, on what, and why."""
+    dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    why = ("as asked (--arch)" if chosen else
+           "the CPU default: the paper's MelGAN needs 2.4-6 s per step on 2 cores; --arch melgan selects it"
+           if arch == "fast" else "the GPU default, the paper's vocoder; --arch fast selects the fast one")
+    what = "the fast vocoder (Vocos-style, vocos.py)" if arch == "fast" else "the paper's MelGAN vocoder (melgan.py)"
+    return f"train_melgan: {what} on {dev.type}, {why}"
+
+
+def cosine_scale(frac: float) -> float:
+    """Learning-rate factor at fraction `frac` of a timed run: 1 at the start, FINAL_LR at the end."""
+    return FINAL_LR + (1 - FINAL_LR) * 0.5 * (1 + math.cos(math.pi * min(max(frac, 0.0), 1.0)))
+
+
+def log_paths(out: Path) -> tuple[Path, Path]:
+    """The training log (JSONL) and the snapshot folder beside a checkpoint."""
+    return out.with_name(out.stem + ".jsonl"), out.with_name(out.stem + "_snapshots")
+
+
+def train_melgan(cfg: TrainConfig, out: Path, steps: int | None, minutes: float | None, resume: bool,
+                 save_every: int = SAVE_EVERY, device: str | None = None, progress: bool = True,
+                 snapshot_every: float | None = SNAPSHOT_MINUTES) -> Trainer:
     """Train until `steps` (a total, so a resumed run continues to it) or `minutes` of wall time run out,
     whichever comes first; checkpoint every `save_every` steps, at the end, and on Ctrl-C."""
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     if cfg.segment % HOP or cfg.segment < 4 * HOP:
         raise ValueError(f"--segment {cfg.segment}: must be a multiple of the hop {HOP} and >= {4 * HOP} "
                          f"(e.g. {SEGMENT}) so that mel frames and samples line up")
-    loops = load_loop_audio(cfg.data).to(dev)                                         # (N, 32000)
+    out = Path(out)
+    torch.set_flush_denormal(True)      # CPU: tiny activations as zeros, not 10-100 x slower denormals
+    loops = training_audio(cfg.data).to(dev)                                          # (N, 32000)
     if resume and out.is_file():
-        trainer = MelGANTrainer.resume(out, cfg, dev)
-        print(f"melgan: resumed {out} at step {trainer.step}")
+        trainer = resume_trainer(out, cfg, dev)
+        print(f"train_melgan: resumed {out} ({trainer.arch}) at step {trainer.step}, {trainer.minutes:.1f} min")
     else:
         if out.is_file() and not resume:
             raise SystemExit(f"train_melgan.py: {out} exists; pass --resume to continue it or choose another --out")
         if resume:
-            print(f"melgan: --resume but no checkpoint at {out}; starting from scratch")
+            print(f"train_melgan: --resume but no checkpoint at {out}; starting from scratch")
         torch.manual_seed(cfg.seed)
-        trainer = MelGANTrainer(cfg, dev)
+        trainer = TRAINERS[cfg.arch](cfg, dev)
+    log_path, snap_dir = log_paths(out)
+    if trainer.step == 0:
+        log_path.unlink(missing_ok=True)
     gen = torch.Generator().manual_seed(cfg.seed * SEED_STRIDE + trainer.step)       # new batches after a resume
-    deadline = time.monotonic() + 60 * minutes if minutes else math.inf
+    t_start, m_start = time.monotonic(), trainer.minutes
+    deadline = t_start + 60 * minutes if minutes else math.inf
     target = steps if steps is not None else (math.inf if minutes else trainer.step + DEFAULT_STEPS)
-    print(f"melgan: {len(loops)} loops from {cfg.data} on {dev}; batch {cfg.batch} x {cfg.segment} samples; "
-          f"{'until step ' + str(target) if target < math.inf else ''}"
-          f"{' within ' + str(minutes) + ' min' if minutes else ''} -> {out}")
-    bar = tqdm(initial=trainer.step, total=None if target == math.inf else target, disable=not progress,
-               unit="step", dynamic_ncols=True)
-    last_saved = trainer.step
-    stop = StopRequest()
+    next_snap = (math.floor(m_start / snapshot_every) + 1) * snapshot_every if snapshot_every else math.inf
+    print(f"train_melgan: {len(loops)} training loops from {cfg.data} on {dev}; batch {cfg.batch} x {cfg.segment} "
+          f"samples; {'until step ' + str(target) + ' ' if target < math.inf else ''}"
+          f"{'within ' + str(minutes) + ' min ' if minutes else ''}-> {out}", flush=True)
+    last_saved, stop = trainer.step, StopRequest()
+
+    def record(entry: dict) -> None:
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(log_path, "a") as f:
+            f.write(json.dumps(entry) + "\n")
+
+    if trainer.step == 0 and snapshot_every:
+        snap_dir.mkdir(parents=True, exist_ok=True)
+        save_checkpoint(trainer.generator_state(), snap_dir / "min0000.0.pt")
+        record({"minutes": 0.0, "step": 0, "snapshot": f"{snap_dir.name}/min0000.0.pt"})
+    bar = Progress(total=None if target == math.inf else int(target), initial=trainer.step, desc=out.stem,
+                   unit="step", every=LOG_EVERY, enabled=progress)
     try:
         while trainer.step < target and time.monotonic() < deadline and not stop.requested:
             batch = random_segments(loops, cfg.batch, cfg.segment, gen)                # (B, segment)
@@ -221,8 +339,18 @@ def train_melgan(cfg: MelGANTrainConfig, out: Path, steps: int | None, minutes: 
                 raise SystemExit(f"train_melgan.py: stopped: {e}. Nothing was saved after it; the last good "
                                  f"checkpoint is {out if out.is_file() else '(none saved yet)'}. Try a lower "
                                  "--lr or resume from it.") from e
+            trainer.minutes = m_start + (time.monotonic() - t_start) / 60
+            if trainer.arch == "fast" and minutes:
+                trainer.set_lr_scale(cosine_scale((time.monotonic() - t_start) / (60 * minutes)))
             bar.update(1)
             bar.set_postfix({k: f"{v:.3f}" for k, v in losses.items()})
+            if trainer.step % LOG_EVERY == 0:
+                record({"minutes": round(trainer.minutes, 3), "step": trainer.step, **losses})
+            if trainer.minutes >= next_snap:
+                name = f"min{next_snap:06.1f}.pt"
+                save_checkpoint(trainer.generator_state(), snap_dir / name)
+                record({"minutes": round(trainer.minutes, 3), "step": trainer.step, "snapshot": f"{snap_dir.name}/{name}"})
+                next_snap += snapshot_every
             if trainer.step % save_every == 0:
                 trainer.save(out)
                 last_saved = trainer.step
@@ -231,49 +359,88 @@ def train_melgan(cfg: MelGANTrainConfig, out: Path, steps: int | None, minutes: 
         stop.restore()
     if trainer.step != last_saved or not out.is_file():
         trainer.save(out)
-    if stop.requested:
-        print(f"\nmelgan: interrupted; saved step {trainer.step} to {out} (continue with --resume)")
-        return trainer
-    print(f"melgan: saved step {trainer.step} to {out}")
+    print(f"train_melgan: {'interrupted; ' if stop.requested else ''}saved step {trainer.step} "
+          f"({trainer.minutes:.1f} min) to {out}{' (continue with --resume)' if stop.requested else ''}")
     return trainer
 
 
+def resolve_data(loops: str, data: str | None) -> Path:
+    """--data if given, else the embedded demo set (built on first use by demo/loops.py)."""
+    return Path(data) if data else Path(demo.loops.ensure_demo_set(loops))
+
+
+def ensure_vocoder(loops: str, data_dir: str | Path | None = None, minutes: float = QUICK_MINUTES,
+                   device: str | None = None, arch: str | None = None) -> Path:
+    """The trained vocoder of a data set (None: the `loops` demo set), trained here first -- announced on
+    stdout, about `minutes` long -- only if <repo>/checkpoints holds none for it yet. -> its path.
+    (train.py's quick start calls this, so that its WAVs are not Griffin-Lim's.)"""
+    data_dir = resolve_data(loops, str(data_dir) if data_dir else None)
+    path = melgan.default_checkpoint(loops, data_dir)
+    if path.is_file():
+        return path
+    arch = arch or default_arch(device)
+    print(f"training the {arch} vocoder on {data_dir} (first use, about {minutes:g} minutes; cached as {path}) ...",
+          flush=True)
+    cfg = TrainConfig(loops=loops, data=str(data_dir), arch=arch)
+    tmp = path.with_name(path.stem + ".partial.pt")      # a killed run leaves no half-trained default behind
+    train_melgan(cfg, tmp, steps=None, minutes=minutes, resume=tmp.is_file(), device=device, progress=False)
+    tmp.replace(path)
+    return path
+
+
 def main(argv=None):
-    p = argparse.ArgumentParser(description="Train the MelGAN vocoder on a loop data set (docs/design.md §6).")
-    p.add_argument("--loops", required=True, help="drum or synth: names the demo set and the checkpoint")
+    p = argparse.ArgumentParser(description="Train a vocoder (the fast one on a CPU, the paper's MelGAN on a GPU) "
+                                "on a loop data set.")
+    p.add_argument("--loops", required=True, choices=["drum", "synth"], help="kind of loops: names the demo set "
+                   "and the default checkpoint")
     p.add_argument("--data", help="data set directory (dataset.py layout); default: the embedded demo set")
+    p.add_argument("--arch", choices=ARCHS, help="fast (vocos.py; default on a CPU) or melgan (the paper's; "
+                   "default on a GPU)")
     p.add_argument("--steps", type=int, help=f"train until this total step count (default: {DEFAULT_STEPS} more, "
                    "or unlimited with --minutes)")
-    p.add_argument("--minutes", type=float, help="stop after this many minutes of wall time")
-    p.add_argument("--batch", type=int, default=BATCH)
+    p.add_argument("--minutes", type=float, help="stop after this many minutes of wall time (this run)")
+    p.add_argument("--batch", type=int, default=BATCH, help=f"segments per step (default {BATCH}, as MelGAN)")
     p.add_argument("--segment", type=int, default=SEGMENT,
                    help=f"samples per training segment; a multiple of {HOP} (default {SEGMENT} = 0.5 s)")
-    p.add_argument("--lr", type=float, default=LR)
-    p.add_argument("--out", type=Path, help="checkpoint (default checkpoints/melgan_<loops>.pt)")
+    p.add_argument("--lr", type=float, help=f"learning rate (default {LR['fast']} fast, {LR['melgan']} melgan "
+                   "as the MelGAN paper)")
+    p.add_argument("--gan-after", type=float, help="fast only: minutes of reconstruction-only training before "
+                   "the spectrogram discriminator joins (default: never)")
+    p.add_argument("--out", type=Path, help="checkpoint (default <repo>/checkpoints/vocoder_<loops>_<data set>.pt)")
     p.add_argument("--resume", action="store_true", help="continue from --out")
-    p.add_argument("--save-every", type=int, default=SAVE_EVERY)
-    p.add_argument("--g-channels", type=int, default=G_CHANNELS, help="generator width (512 = MelGAN)")
-    p.add_argument("--d-max-channels", type=int, default=MELGAN_D_MAX_CHANNELS, help="discriminator width cap")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--save-every", type=int, default=SAVE_EVERY, help=f"steps between checkpoints (default {SAVE_EVERY})")
+    p.add_argument("--snapshot-every", type=float, default=SNAPSHOT_MINUTES, help="minutes between generator "
+                   f"snapshots for the quality curve (default {SNAPSHOT_MINUTES:g}; 0: none)")
+    p.add_argument("--g-channels", type=int, default=G_CHANNELS, help="melgan: generator width (512 = MelGAN)")
+    p.add_argument("--d-max-channels", type=int, default=MELGAN_D_MAX_CHANNELS,
+                   help="melgan: discriminator width cap (1024 = MelGAN)")
+    p.add_argument("--dim", type=int, default=vocos.DIM, help=f"fast: ConvNeXt width (default {vocos.DIM}; Vocos 512)")
+    p.add_argument("--blocks", type=int, default=vocos.BLOCKS, help=f"fast: ConvNeXt blocks (default {vocos.BLOCKS})")
+    p.add_argument("--seed", type=int, default=0, help="seed of the initial weights and the batch order")
     p.add_argument("--device", help="cpu or cuda (default: cuda if available)")
-    p.add_argument("--threads", type=int, help="CPU threads for torch")
+    p.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's choice)")
+    p.add_argument("--progress", type=yes_no, default=True, metavar=YES_NO, help="progress bar / log lines (default yes)")
     a = p.parse_args(argv)
     for name in ("steps", "batch", "save_every", "threads"):
         v = getattr(a, name)
         if v is not None and v < (0 if name == "steps" else 1):
             p.error(f"--{name.replace('_', '-')} must be positive, got {v}")
+    arch = a.arch or default_arch(a.device)
+    print(announce(arch, a.device, a.arch is not None), flush=True)
     if a.threads:
         torch.set_num_threads(a.threads)
     try:
         model = MelGANConfig(g_channels=a.g_channels, d_max_channels=a.d_max_channels)
+        fast = vocos.VocosConfig(dim=a.dim, blocks=a.blocks)
     except ValueError as e:
         p.error(str(e))
-    out = a.out or default_checkpoint(a.loops)
-    data = resolve_data(a.loops, a.data)
-    cfg = MelGANTrainConfig(loops=a.loops, data=str(data), batch=a.batch, segment=a.segment, lr=a.lr,
-                            seed=a.seed, model=model)
     try:
-        train_melgan(cfg, out, a.steps, a.minutes, a.resume, a.save_every, a.device)
+        data = resolve_data(a.loops, a.data)
+        out = a.out or melgan.default_checkpoint(a.loops, data)
+        cfg = TrainConfig(loops=a.loops, data=str(data), arch=arch, batch=a.batch, segment=a.segment, lr=a.lr,
+                          seed=a.seed, gan_after=a.gan_after, model=model, fast=fast)
+        train_melgan(cfg, out, a.steps, a.minutes, a.resume, a.save_every, a.device, a.progress,
+                     a.snapshot_every or None)
     except (CheckpointError, FileNotFoundError, ValueError) as e:
         raise SystemExit(f"train_melgan.py: {e}") from e
 

@@ -11,9 +11,11 @@ import torch
 
 import melgan as M
 import train_melgan as T
-from plumbing.checkpoint import CheckpointError
+import dataset
+from plumbing.checkpoint import CheckpointError, save_checkpoint
 from mel import HOP, LOOP_SAMPLES, N_FRAMES, N_MELS, log_mel
-from vocoder_fixtures import TINY, chirp, one_thread, tiny_set, tiny_train_config   # noqa: F401  (fixtures)
+from vocoder_fixtures import (TINY, chirp, no_repo_vocoders, one_thread, tiny_set,   # noqa: F401  (fixtures)
+                              tiny_train_config)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -114,24 +116,50 @@ def test_vocode_rejects_a_mel_of_the_wrong_layout():
         M.vocode(np.zeros((200, 64), np.float32), tiny_vocoder())
 
 
-def test_load_vocoder_without_checkpoint_falls_back_to_griffin_lim_and_says_so(tmp_path, monkeypatch, capsys):
-    monkeypatch.chdir(tmp_path)                                                  # no checkpoints/ here
-    v = M.load_vocoder(None, loops="drum")
+def test_load_vocoder_without_checkpoint_falls_back_to_griffin_lim_and_says_so(capsys):
+    v = M.load_vocoder(None, loops="drum")                                       # no_repo_vocoders: none there
     assert v.name == "griffin-lim"
     err = capsys.readouterr().err
     assert "Griffin-Lim" in err and "quality is limited" in err and "python train_melgan.py --loops drum" in err
 
 
-def test_load_vocoder_finds_the_default_checkpoint_and_reproduces_its_generator(tiny_set, tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
+def test_load_vocoder_finds_the_data_sets_checkpoint_from_any_directory(tiny_set, tmp_path, monkeypatch):
     trainer = T.MelGANTrainer(tiny_train_config(tiny_set), torch.device("cpu"))
-    trainer.save(M.default_checkpoint("drum"))
-    v = M.load_vocoder(None, loops="drum", device="cpu")
-    assert v.name == "melgan:checkpoints/melgan_drum.pt"
+    path = M.default_checkpoint("drum", tiny_set)
+    trainer.save(path)
+    monkeypatch.chdir(tmp_path)                                                   # not the repository
+    assert M.default_checkpoint("drum", tiny_set) == path and path.is_absolute()
+    v = M.load_vocoder(None, loops="drum", device="cpu", data_dir=tiny_set)
+    assert v.name == f"melgan:{path}"
     mel = torch.from_numpy(log_mel(chirp()))[None]                              # (1, 64, 200)
     with torch.no_grad():
         want = trainer.G.eval()(mel)[0, 0]
     torch.testing.assert_close(M.MelGANVocoder(v.generator, "x", "cpu", circular=False)(mel)[0], want)
+
+
+def test_default_checkpoint_lives_in_the_repository_not_the_current_directory(monkeypatch):
+    monkeypatch.undo()                                                            # the real folder, not the test's
+    assert M.CHECKPOINT_DIR == dataset.REPO / "checkpoints"
+    assert M.default_checkpoint("drum") == dataset.REPO / "checkpoints" / "vocoder_drum_demo_drum.pt"
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"frontend": {**M.frontend(), "sr": 22050}}, "another sample rate .*sr 22050 here 16000"),
+    ({"frontend": {**M.frontend(), "n_mels": 80}}, "another mel front end .*n_mels 80 here 64"),
+    ({"loops": "synth"}, "for synth loops, not drum loops"),
+    ({"kind": "scnn_loop"}, "'scnn_loop' checkpoint, not a vocoder"),
+])
+def test_a_vocoder_for_another_front_end_rate_or_kind_is_refused_in_one_line(tiny_set, tmp_path, change, message):
+    state = {**T.MelGANTrainer(tiny_train_config(tiny_set), torch.device("cpu")).generator_state(), **change}
+    path = tmp_path / "v.pt"
+    save_checkpoint(state, path)
+    with pytest.raises(CheckpointError, match=message) as e:
+        M.load_vocoder(path, loops="drum")
+    assert "\n" not in str(e.value)
+
+
+def test_griffin_lim_can_be_asked_for_by_name():
+    assert M.load_vocoder("griffin-lim", loops="drum").name == "griffin-lim"
 
 
 def test_load_vocoder_with_a_missing_path_is_an_error_not_a_fallback(tmp_path):

@@ -20,6 +20,7 @@ from mel import HOP, LOOP_SAMPLES, N_FRAMES, N_MELS, SR, log_mel
 import demo.loops
 import griffinlim
 import melgan
+from vocoder_fixtures import no_repo_vocoders, tiny_set   # noqa: F401  (fixtures)
 
 
 @pytest.fixture(scope="module")
@@ -152,3 +153,32 @@ def test_random_noise_sets_are_reproducible_for_a_seed_and_leave_the_global_rng_
     assert torch.equal(torch.random.get_rng_state(), state)
     assert np.array_equal(a, sample.generate_mels(G, ck, 3, seed=5, noise_mode="random"))
     assert not np.allclose(a, sample.generate_mels(G, ck, 3, seed=5, noise_mode="const"))
+
+
+def test_quick_start_ends_with_wavs_and_a_page_of_generated_and_real_loops_through_the_trained_vocoder(
+        tiny_ckpt, tiny_set, tmp_path):
+    """train.py's last step: generated loops (one bar and x4) and held-out real loops beside them, all through
+    the data set's trained vocoder, which the page and vocoder.txt name."""
+    import train_melgan
+    import vocos
+    torch.manual_seed(0)
+    cfg = train_melgan.TrainConfig(loops="drum", data=str(tiny_set), fast=vocos.VocosConfig(dim=16, blocks=1))
+    voc = tmp_path / "voc.pt"
+    save_checkpoint(train_melgan.FastTrainer(cfg, torch.device("cpu")).generator_state(), voc)
+    out = sample.finish_quick_start(tiny_ckpt, tiny_set, "drum", voc, n=2, n_real=1)
+    assert out == tiny_ckpt / "samples"
+    for name in ("0000", "0001", "real_0000"):
+        assert len(sf.read(out / f"loop_{name}.wav")[0]) == LOOP_SAMPLES
+        assert len(sf.read(out / f"loop_{name}_x4.wav")[0]) == 4 * LOOP_SAMPLES
+    page = (out / "index.html").read_text()
+    assert "real loops of the data set, through the same vocoder" in page and "loop_real_0000.wav" in page
+    assert (out / "vocoder.txt").read_text().strip() == f"fast:{voc}"
+
+
+def test_sample_vocoder_griffin_lim_by_name_and_real_loops_beside(tiny_ckpt, tiny_set, tmp_path):
+    out = tmp_path / "s"
+    ck = torch.load(tiny_ckpt / "latest.pt", weights_only=True)
+    save_checkpoint({**ck, "config": {"data": str(tiny_set)}}, tmp_path / "latest.pt")
+    sample.main([str(tmp_path / "latest.pt"), "-n", "1", "--out", str(out), "--vocoder", "griffin-lim", "--real", "1"])
+    assert (out / "vocoder.txt").read_text().strip() == "griffin-lim"
+    assert len(sf.read(out / "loop_real_0000_x4.wav")[0]) == 4 * LOOP_SAMPLES

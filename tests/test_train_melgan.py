@@ -15,7 +15,7 @@ import melgan as M
 import train_melgan as T
 from plumbing.checkpoint import CheckpointError, load_checkpoint
 from mel import HOP, LOOP_SAMPLES
-from vocoder_fixtures import TINY, one_thread, tiny_set, tiny_train_config   # noqa: F401  (fixtures)
+from vocoder_fixtures import TINY, no_repo_vocoders, one_thread, tiny_set, tiny_train_config   # noqa: F401  (fixtures)
 
 
 # ---------------------------------------------------------------------------------------------

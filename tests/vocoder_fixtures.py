@@ -1,5 +1,6 @@
-"""Shared pieces of the vocoder tests (test_melgan.py, test_train_melgan.py, test_griffinlim.py): tiny but
-structurally identical MelGAN networks, a chirp that excites every mel band, and a 3-loop data set.
+"""Shared pieces of the vocoder tests (test_melgan.py, test_train_melgan.py, test_griffinlim.py, test_vocos.py):
+tiny but structurally identical MelGAN and fast-vocoder networks, a chirp that excites every mel band, a 3-loop
+data set, and an empty checkpoint folder so that no test sees the repository's trained vocoders.
 
 Test modules import the fixtures by name (`from vocoder_fixtures import one_thread, tiny_set`).
 """
@@ -11,10 +12,18 @@ import torch
 
 import melgan as M
 import train_melgan as T
+import vocos as V
 from dataset import finalize_dataset, save_loop
 from mel import HOP, LOOP_SAMPLES, SR
 
 TINY = M.MelGANConfig(g_channels=16, d_channels=4, d_max_channels=16)
+TINY_FAST = V.VocosConfig(dim=16, blocks=2)
+
+
+@pytest.fixture(autouse=True)
+def no_repo_vocoders(tmp_path, monkeypatch):
+    """Default vocoder checkpoints go to (and are looked for in) an empty folder, not <repo>/checkpoints."""
+    monkeypatch.setattr(M, "CHECKPOINT_DIR", tmp_path / "checkpoints")
 
 
 @pytest.fixture(autouse=True)
@@ -48,5 +57,6 @@ def tiny_set(tmp_path_factory):
     return d
 
 
-def tiny_train_config(data_dir) -> T.MelGANTrainConfig:
-    return T.MelGANTrainConfig(loops="drum", data=str(data_dir), batch=2, segment=8 * HOP, model=TINY)
+def tiny_train_config(data_dir, arch: str = "melgan") -> T.TrainConfig:
+    return T.TrainConfig(loops="drum", data=str(data_dir), arch=arch, batch=2, segment=8 * HOP, model=TINY,
+                         fast=TINY_FAST)

@@ -1,0 +1,188 @@
+"""Vocoder benchmark: how well a vocoder turns a REAL loop's mel back into that loop (issue 17; paper Section 4's
+vocoder, which every listened-to or audio-scored loop goes through).
+
+Round trip on held-out real loops (train_melgan.split_ids: never trained on), scored against the real audio:
+
+    real wav (N, 32000) --mel.log_mel--> (N, F=64, T=200) --vocoder (circular)--> (N, 32000)
+
+  mel L1         mean |log_mel(vocoded) - log_mel(real)|, log10 units
+  STFT log-mag   multi-resolution log-magnitude L1 (vocos.STFT_RESOLUTIONS, natural log; Parallel WaveGAN)
+  SC             multi-resolution spectral convergence ||S_real - S||_F / ||S_real||_F
+  FAD_musicnn    vocoded set vs a DISJOINT set of N real held-out loops (the real-vs-real floor beside it)
+  loopability    evaluation.metrics.loopability of the vocoded loops (the real loops' own value beside it)
+  s/loop         CPU seconds per loop (torch threads as set), and loops/s
+
+    python -m experiments.bench_vocoder --loops drum -n 128 --vocoder checkpoints/vocoder_drum_demo_drum.pt
+    python -m experiments.bench_vocoder --loops drum --griffin-lim no --log checkpoints/X.jsonl --png docs/vocoder_curve.png
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+import melgan
+import train_melgan
+import vocos
+from evaluation import metrics
+from mel import log_mel
+from plumbing.cli import YES_NO, yes_no
+from plumbing.files import read_csv
+from standins import musicnn_features
+
+N_LOOPS = 128                    # the issue's N: 128 vocoded loops against 128 other real ones
+CURVE_N = 64                     # loops per snapshot on the quality-vs-minutes curve (cheaper than the table)
+COLUMNS = ("mel_l1", "stft_mag", "sc", "fad_musicnn", "loopability", "s_per_loop", "loops_per_s")
+
+
+def held_out_sets(data_dir: str | Path, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(vocoded-set audio, reference-set audio), each (<= n, 32000): alternate held-out loops, disjoint."""
+    ids = [r["id"] for r in read_csv(Path(data_dir) / "manifest.csv")]
+    held = train_melgan.split_ids(ids)[1]
+    if len(held) < 4:
+        raise ValueError(f"{data_dir}: only {len(held)} held-out loops (sets under {train_melgan.MIN_SPLIT} "
+                         "loops hold none out); nothing to benchmark on")
+    a, b = held[0::2][:n], held[1::2][:n]
+    return train_melgan.load_loop_audio(data_dir, a), train_melgan.load_loop_audio(data_dir, b)
+
+
+def round_trip_scores(vocoded: torch.Tensor, real: torch.Tensor) -> dict[str, float]:
+    """(N, S) vocoded and real audio -> mean mel L1 (log10), multi-resolution STFT log-mag L1 and SC."""
+    mel_l1 = (log_mel(vocoded) - log_mel(real)).abs().mean().item()
+    sc, mag = vocos.multi_resolution_stft(vocoded, real)                                # (N,) each
+    return {"mel_l1": mel_l1, "stft_mag": mag.mean().item(), "sc": sc.mean().item()}
+
+
+def vocode_timed(vocoder, mels: torch.Tensor) -> tuple[torch.Tensor, float]:
+    """mels (N, 64, T) -> (audio (N, T * 160), seconds of wall time per loop)."""
+    t = time.perf_counter()
+    audio = torch.cat([torch.as_tensor(vocoder(mels[i:i + 16])) for i in range(0, len(mels), 16)])
+    return audio.float(), (time.perf_counter() - t) / len(mels)
+
+
+def score_vocoder(vocoder, real: torch.Tensor, ref_emb: torch.Tensor, embedder) -> dict[str, float]:
+    """Every column of the table for one vocoder on real loops (N, S), given the reference set's embeddings."""
+    audio, spl = vocode_timed(vocoder, log_mel(real))                                  # (N, S)
+    row = round_trip_scores(audio, real)
+    row["fad_musicnn"] = metrics.fad_from_embeddings(musicnn_features.embed_audio(embedder, audio.numpy()), ref_emb)
+    row["loopability"] = float(np.mean(metrics.loopability(audio)))
+    row.update(s_per_loop=spl, loops_per_s=1.0 / spl)
+    return row
+
+
+def format_table(rows: list[tuple[str, dict]], n: int) -> str:
+    """Markdown table of (name, row) pairs, the issue's columns."""
+    head = ("| vocoder | mel L1 (log10) | multi-res STFT log-mag L1 | spectral convergence | "
+            f"FAD_musicnn vs {n} other real loops | loopability | CPU s per loop | loops/s |\n|" + "---|" * 8)
+    fmt = lambda v, p: "-" if v is None else f"{v:.{p}f}"                                        # noqa: E731
+    lines = [f"| {name} | {fmt(r['mel_l1'], 3)} | {fmt(r['stft_mag'], 2)} | {fmt(r['sc'], 2)} | "
+             f"{fmt(r['fad_musicnn'], 1)} | {fmt(r['loopability'], 2)} | {fmt(r['s_per_loop'], 3)} | "
+             f"{fmt(r['loops_per_s'], 1)} |" for name, r in rows]
+    return "\n".join([head, *lines])
+
+
+def read_log(path: str | Path) -> tuple[list[dict], list[tuple[float, Path]]]:
+    """A train_melgan.py JSONL log -> (loss lines, [(minutes, snapshot path)])."""
+    path = Path(path)
+    lines = [json.loads(s) for s in path.read_text().splitlines() if s.strip()]
+    snaps = [(e["minutes"], path.parent / e["snapshot"]) for e in lines if "snapshot" in e]
+    return [e for e in lines if "snapshot" not in e], snaps
+
+
+def draw_curve(curves: dict[str, list[tuple[float, dict]]], baseline: dict, png: str | Path) -> None:
+    """Quality against training minutes, one line per log, Griffin-Lim (and the real floor) dashed."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    panels = (("mel_l1", "mel L1 (log10)"), ("stft_mag", "multi-res STFT log-mag L1"), ("fad_musicnn", "FAD_musicnn"))
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
+    for ax, (key, label) in zip(axes, panels):
+        for name, pts in curves.items():
+            ax.plot([m for m, _ in pts], [r[key] for _, r in pts], "o-", label=name)
+        for bname, style in (("griffin-lim", "r--"), ("real floor", "k:")):
+            if baseline.get(bname, {}).get(key) is not None:
+                ax.axhline(baseline[bname][key], color=style[0], linestyle=style[1:], label=bname)
+        ax.set_xlabel("training minutes (2-core CPU)")
+        ax.set_title(label)
+        ax.set_yscale("log" if key == "fad_musicnn" else "linear")
+    axes[0].legend(fontsize=8)
+    fig.tight_layout()
+    Path(png).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(png, dpi=90)
+    plt.close(fig)
+
+
+def bench_set(loops: str, data_dir: Path, n: int, vocoder_paths: list[str], griffin_lim: bool, logs: list[str],
+              curve_n: int, png: str | None, device: str) -> str:
+    real, ref = held_out_sets(data_dir, n)
+    embedder = musicnn_features.load_embedding()
+    ref_emb = musicnn_features.embed_audio(embedder, ref.numpy())                      # (n, 200)
+    floor = {"mel_l1": 0.0, "stft_mag": 0.0, "sc": 0.0, "s_per_loop": None, "loops_per_s": None,
+             "fad_musicnn": metrics.fad_from_embeddings(musicnn_features.embed_audio(embedder, real.numpy()), ref_emb),
+             "loopability": float(np.mean(metrics.loopability(real)))}
+    rows = [("the real audio itself (floor)", floor)]
+    if griffin_lim:
+        rows.append((f"Griffin-Lim ({melgan.GL_ITERS} iterations, circular)",
+                     score_vocoder(melgan.GriffinLimVocoder(), real, ref_emb, embedder)))
+    for path in vocoder_paths:
+        v = melgan.load_vocoder(path, loops=loops, device=device)
+        rows.append((v.name, score_vocoder(v, real, ref_emb, embedder)))
+    table = format_table(rows, len(real))
+    if logs:
+        baseline = {"real floor": floor, **({"griffin-lim": rows[1][1]} if griffin_lim else {})}
+        curves = {}
+        for log in logs:
+            pts = []
+            for minutes, snap in read_log(log)[1]:
+                v = melgan.load_vocoder(snap, loops=loops, device=device)
+                pts.append((minutes, score_vocoder(v, real[:curve_n], ref_emb, embedder)))
+                print(f"bench_vocoder: {snap.name}: {minutes:.1f} min: "
+                      + ", ".join(f"{k} {pts[-1][1][k]:.3f}" for k in COLUMNS[:5]), flush=True)
+            curves[Path(log).stem] = pts
+        draw_curve(curves, baseline, png)
+        table += f"\n\n(curve: {png}; snapshots scored on the first {curve_n} loops, FAD against all {len(ref)})"
+    return table
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--loops", nargs="+", choices=["drum", "synth"], default=["drum", "synth"],
+                    help="demo sets to benchmark on (default both); with --data, the kind of its loops")
+    ap.add_argument("--data", help="a preprocessed data set instead of the demo set (give one --loops)")
+    ap.add_argument("-n", type=int, default=N_LOOPS, help=f"loops vocoded, and in the disjoint real set (default {N_LOOPS})")
+    ap.add_argument("--vocoder", action="append", default=[], help="a vocoder checkpoint (train_melgan.py); "
+                    "repeat for several; each is scored on the sets of its kind of loops")
+    ap.add_argument("--griffin-lim", type=yes_no, default=True, metavar=YES_NO, help="score Griffin-Lim too (default yes)")
+    ap.add_argument("--log", action="append", default=[], help="a train_melgan.py .jsonl log: score its snapshots "
+                    "and draw quality against training minutes")
+    ap.add_argument("--curve-n", type=int, default=CURVE_N, help=f"loops per snapshot on the curve (default {CURVE_N})")
+    ap.add_argument("--png", default="docs/vocoder_curve.png", help="where the curve goes (default docs/vocoder_curve.png)")
+    ap.add_argument("--threads", type=int, help="torch CPU threads (the timing column depends on it)")
+    ap.add_argument("--device", default="cpu", help="device of the trained vocoders (default cpu: the timing column "
+                    "is CPU seconds)")
+    a = ap.parse_args(argv)
+    if a.threads:
+        torch.set_num_threads(a.threads)
+    if a.data and len(a.loops) != 1:
+        ap.error("--data needs exactly one --loops (the kind of its loops)")
+    for loops in a.loops:
+        data_dir = Path(a.data) if a.data else train_melgan.resolve_data(loops, None)
+        mine = []
+        for p in a.vocoder:
+            try:
+                melgan.load_generator(p, loops)
+                mine.append(p)
+            except melgan.CheckpointError as e:
+                print(f"bench_vocoder: skipping on {loops}: {e}")
+        print(f"\n## {loops}: {data_dir}, {torch.get_num_threads()} torch threads\n", flush=True)
+        print(bench_set(loops, data_dir, a.n, mine, a.griffin_lim, a.log if loops == a.loops[0] else [],
+                        a.curve_n, a.png, a.device), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
