@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+import reproduce
 from stubs import run_cli
 
 REPO = Path(__file__).resolve().parents[1]
@@ -34,3 +35,22 @@ def test_two_rows_in_seconds_give_table_csv_and_curve_and_a_rerun_reuses_them(tm
     again = run_cli(*args, cwd=tmp_path)
     assert "trained (" in again and "-- training" not in again
     assert len(list(csv.DictReader(open(out / "results.csv")))) == len(rows)  # nothing evaluated twice
+
+
+def test_time_to_match_is_against_the_baseline_best_evaluation_not_its_last_dip():
+    base = [dict(train_minutes="3", density="0.05"), dict(train_minutes="6", density="0.09"),
+            dict(train_minutes="9", density="0.01")]                   # the late dip of a real re-run
+    assert reproduce.baseline_target(base, "density", lower_is_better=False) == (0.09, 6.0)
+    row = [dict(train_minutes="3", density="0.02"), dict(train_minutes="6", density="0.10")]
+    target, minutes = reproduce.baseline_target(base, "density", False)
+    assert reproduce.first_reach(row, "density", target, False) == 6.0   # not 3.0, as against the dip
+    fad = [dict(train_minutes="3", FAD="30"), dict(train_minutes="6", FAD="20"), dict(train_minutes="9", FAD="")]
+    assert reproduce.baseline_target(fad, "FAD", lower_is_better=True) == (20.0, 6.0)
+    assert reproduce.baseline_target([dict(train_minutes="3", FAD="")], "FAD", True) is None
+
+
+def test_augmentation_rows_repeat_the_comparison_rows_with_each_policy():
+    rows = reproduce.rows_table()
+    for base in ("stylegan2", "general", "loop", "general_loop"):
+        assert rows[f"{base}_shift"]["augment"] == "shift"
+        assert rows[f"{base}_shiftcutout"]["features"] == rows[base]["features"]
