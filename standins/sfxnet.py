@@ -132,7 +132,7 @@ class SfxCNN(nn.Module):
 class SfxFeatures(FeatureNet):
     """aisfx's four conv blocks as projector stages; `adapt` puts our mel into its input range.
 
-    Two ways (`adapter`), compared in the README's ablation:
+    Two ways (`adapter`), compared in docs/results.md's ablation:
     - None ("affine"): x = AISFX_INPUT_MEAN + AISFX_INPUT_STD * z on our own 64 x 10 ms grid;
     - a GridAdapter ("grid", the default for training): our mel re-gridded onto its 96 HTK bands over
       0-22.05 kHz at 23.2 ms frames (standins/adapter.py), then x = a + b * raw, with (a, b) fitted so that the

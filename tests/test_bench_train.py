@@ -1,4 +1,4 @@
-"""experiments/bench_train.py's speed options run and report: the benchmark behind README "Speed" (tiny sizes, the
+"""experiments/bench_train.py's speed options run and report: the benchmark behind docs/benchmarks.md "Training speed on a CPU" (tiny sizes, the
 StyleGAN2 set, one timed step; the figures themselves are the benchmark's business, not a test's)."""
 from __future__ import annotations
 
