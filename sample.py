@@ -242,12 +242,16 @@ def real_loop_mels(data_dir: str | Path, n: int) -> np.ndarray:
     return log_mel(audio).numpy()                                                      # (n, 64, 200)
 
 
-def finish_quick_start(run_dir: str | Path, data_dir: str | Path | None, loops: str, vocoder_path: str | Path,
+def finish_quick_start(run_dir: str | Path, data_dir: str | Path | None, loops: str,
+                       vocoder_path: str | Path | None = None, device: str | None = None,
                        n: int = QUICK_LOOPS, n_real: int = QUICK_REAL, seed: int = 0) -> Path:
     """The end of train.py's quick start: n loops of the run's latest checkpoint and n_real held-out real
-    loops, all through the trained vocoder at `vocoder_path` (train_melgan.ensure_vocoder), as WAVs (one bar
-    and tiled x4), mel images, grid and listening page in <run_dir>/samples. -> that folder."""
+    loops, all through a trained vocoder -- `vocoder_path`, else the data set's (train_melgan.ensure_vocoder
+    trains it once, announced, about 8 minutes on a CPU) -- as WAVs (one bar and tiled x4), mel images, grid
+    and listening page in <run_dir>/samples. data_dir None: the `loops` demo set. -> that folder."""
     data_dir = Path(data_dir) if data_dir is not None else default_data_dir(loops)
+    if vocoder_path is None:
+        vocoder_path = train_melgan.ensure_vocoder(loops, data_dir, device=device)
     G, ckpt = load_generator(run_dir, "cpu")
     vocoder = melgan.load_vocoder(vocoder_path, loops=loops, device="cpu")
     out = resolve_checkpoint(run_dir).parent / "samples"

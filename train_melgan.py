@@ -371,14 +371,14 @@ def resolve_data(loops: str, data: str | None) -> Path:
 
 def ensure_vocoder(loops: str, data_dir: str | Path | None = None, minutes: float = QUICK_MINUTES,
                    device: str | None = None, arch: str | None = None) -> Path:
-    """The trained vocoder of a data set (None: the `loops` demo set), trained here first -- announced on
-    stdout, about `minutes` long -- only if <repo>/checkpoints holds none for it yet. -> its path.
+    """The trained vocoder of a data set (None: the `loops` demo set), trained here first -- the fast one unless
+    `arch`, announced on stdout, about `minutes` long -- only if <repo>/checkpoints holds none for it yet. -> its path.
     (train.py's quick start calls this, so that its WAVs are not Griffin-Lim's.)"""
     data_dir = resolve_data(loops, str(data_dir) if data_dir else None)
     path = melgan.default_checkpoint(loops, data_dir)
     if path.is_file():
         return path
-    arch = arch or default_arch(device)
+    arch = arch or "fast"                # the one measured to converge in minutes (docs/vocoder.md), GPU too
     print(f"training the {arch} vocoder on {data_dir} (first use, about {minutes:g} minutes; cached as {path}) ...",
           flush=True)
     cfg = TrainConfig(loops=loops, data=str(data_dir), arch=arch)

@@ -156,7 +156,7 @@ def test_random_noise_sets_are_reproducible_for_a_seed_and_leave_the_global_rng_
 
 
 def test_quick_start_ends_with_wavs_and_a_page_of_generated_and_real_loops_through_the_trained_vocoder(
-        tiny_ckpt, tiny_set, tmp_path):
+        tiny_ckpt, tiny_set, tmp_path, monkeypatch):
     """train.py's last step: generated loops (one bar and x4) and held-out real loops beside them, all through
     the data set's trained vocoder, which the page and vocoder.txt name."""
     import train_melgan
@@ -173,6 +173,10 @@ def test_quick_start_ends_with_wavs_and_a_page_of_generated_and_real_loops_throu
     page = (out / "index.html").read_text()
     assert "real loops of the data set, through the same vocoder" in page and "loop_real_0000.wav" in page
     assert (out / "vocoder.txt").read_text().strip() == f"fast:{voc}"
+    asked = []                                         # without a vocoder path: the data set's, via ensure_vocoder
+    monkeypatch.setattr(train_melgan, "ensure_vocoder", lambda *a, **k: asked.append(a) or voc)
+    sample.finish_quick_start(tiny_ckpt, tiny_set, "drum", n=1, n_real=0)
+    assert asked == [("drum", tiny_set)]
 
 
 def test_sample_vocoder_griffin_lim_by_name_and_real_loops_beside(tiny_ckpt, tiny_set, tmp_path):
