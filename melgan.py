@@ -1,23 +1,14 @@
-"""MelGAN: the paper's vocoder networks, and the vocoder interface for every vocoder, log10 mel -> 16 kHz
-audio (paper Section 4, last paragraph of "Pipeline"; docs/design.md §1 and §6; Kumar et al. 2019, "MelGAN").
+"""MelGAN, the paper's vocoder (Section 4, "Pipeline"; docs/design.md §6; Kumar et al. 2019), and the vocoder
+interface every vocoder shares, log10 mel -> 16 kHz audio (docs/vocoder.md).
 
-    MelGANGenerator      log10 mel (B, F=64, T)  ->  waveform (B, 1, T * 160)   (the GPU default)
-    MelGANDiscriminator  waveform (B, 1, N)      ->  3 scales x [feature maps ..., logits]
-    load_vocoder         checkpoint of either architecture train_melgan.py writes (MelGAN or the fast
-                         vocoder, vocos.py), "griffin-lim", or None -> a `Vocoder` with `.name` and
-                         `__call__(mel) -> audio`; with no trained vocoder the Griffin-Lim fallback, announced
-    vocode               log10 mel (64, T) or (B, 64, T), numpy or torch -> T * 160 samples per loop
-
-Default checkpoint: <repo>/checkpoints/vocoder_<loops>_<data set folder>.pt, whatever the current directory.
-A checkpoint for another mel front end, sample rate or kind of loops is refused with one line.
-
-Input scale: the vocoders read the RAW log10 mel of mel.log_mel (values in [-5, ~2]), NOT the per-band
-standardised mel the GAN works in; callers destandardise first (mel.from_gan gives (B, F, T)).
-
-Alignment: frame t of the mel covers samples [160 t, 160 t + 160) (docs/design.md §1), and every vocoder
-(MelGAN's transposed convs with kernel 2r, the fast vocoder's inverse STFT, Griffin-Lim's overlap-add) keeps
-it, so a 200-frame loop gives exactly 32 000 samples and circular vocoding (`circular=True`: the loop's own
-frames wrapped around it) crops sample-exactly: the loops repeat seamlessly.
+    MelGANGenerator / MelGANDiscriminator   (B, F=64, T) -> (B, 1, T * 160) / audio -> 3 scales of maps
+    load_vocoder    a train_melgan.py checkpoint (MelGAN or the fast vocoder, vocos.py), "griffin-lim", or None:
+                    the data set's <repo>/checkpoints/vocoder_<loops>_<data set>.pt, else Griffin-Lim (announced);
+                    one-line CheckpointError for another mel front end, sample rate or kind of loops
+    vocode          log10 mel (64, T) or (B, 64, T), numpy or torch -> T * 160 samples per loop
+Input: the RAW log10 mel of mel.log_mel, not the GAN's standardised one (mel.from_gan converts). Frame t covers
+samples [160 t, 160 t + 160) in every vocoder, so a 200-frame loop gives exactly 32 000 samples and circular
+vocoding (the loop's own frames wrapped around it) crops sample-exactly: the loops repeat seamlessly.
 """
 from __future__ import annotations
 

@@ -1,18 +1,14 @@
 """Training a vocoder on a loop data set: the paper's MelGAN (Section 4, "Pipeline"; docs/design.md §6;
-Kumar et al. 2019) or the fast vocoder (vocos.py), which a CPU can train in minutes.
+Kumar et al. 2019) or the fast vocoder (vocos.py; docs/vocoder.md), which a CPU trains in minutes.
 
     python train_melgan.py --loops drum [--data DIR] [--minutes M] [--steps N] [--out PATH] [--arch fast|melgan]
 
-The first line says which vocoder trains and why: the fast one on a CPU (MelGAN's discriminator alone takes
-seconds per step there), MelGAN on a GPU. Writes PATH (default <repo>/checkpoints/vocoder_<loops>_<data set>.pt)
-every SAVE_EVERY steps, at the end and on Ctrl-C; melgan.load_vocoder(PATH) loads either kind. Beside it:
-PATH minus .pt plus .jsonl (minutes, step, losses) and PATH minus .pt plus _snapshots/ (the generator every
---snapshot-every minutes), which experiments/bench_vocoder.py --log turns into quality against minutes.
-
-Layout: random windows of the loops' audio (B, N=segment) -> log10 mels (B, F=64, N/160) -> G -> (B, 1, N).
-Every 7th loop of the manifest is held out (`split_ids`): the benchmark's real loops, never trained on.
-MelGAN's losses: hinge on each scale's logits (losses.d_hinge / g_hinge on melgan.scale_logits) plus
-lambda = 10 x L1 feature matching. The fast vocoder's: vocos.py (reconstruction, then optionally adversarial).
+The first line says which and why (fast on a CPU, MelGAN on a GPU). Writes PATH (default <repo>/checkpoints/
+vocoder_<loops>_<data set>.pt; melgan.load_vocoder loads it), PATH's .jsonl log (minutes, step, losses) and
+_snapshots/ (the generator every few minutes: experiments/bench_vocoder.py --log draws quality vs minutes).
+Layout: windows of the loops' audio (B, N) -> log10 mels (B, F=64, N/160) -> G -> (B, 1, N). Every 7th loop
+is held out (`split_ids`) for the benchmark. MelGAN's losses: hinge on each scale's logits plus 10 x feature
+matching; the fast vocoder's: vocos.py.
 """
 from __future__ import annotations
 

@@ -1,17 +1,13 @@
-"""The fast vocoder: log10 mel -> 16 kHz audio at the mel's own frame rate, trainable on a CPU in minutes.
-
-Not the paper's vocoder (that is melgan.py's MelGAN, still the GPU default); what the vocoder literature
-after MelGAN uses to converge fast, each piece named with its paper:
-  - generator (Siuzdak 2023, "Vocos"): a ConvNeXt stack (Liu et al. 2022) at the mel's frame rate that
-    predicts each STFT frame's log magnitude and phase, then an inverse STFT. MelGAN instead upsamples x160
-    with transposed convs; here there is no learned upsampling, so a training step is cheap.
-  - losses (Parallel WaveGAN, Yamamoto et al. 2020; Multi-band MelGAN, Yang et al. 2021; HiFi-GAN, Kong et
-    al. 2020): multi-resolution STFT (spectral convergence + log-magnitude L1) and mel L1, from step 0.
-    MelGAN trains with hinge + feature matching only.
-  - optional adversary (UnivNet, Jang et al. 2021, as Vocos): a multi-resolution spectrogram discriminator
-    with hinge + feature matching, added after a warm-up (train_melgan.py --gan-after).
+"""The fast vocoder: log10 mel -> 16 kHz audio at the mel's frame rate, trainable on a CPU in minutes. Not the
+paper's vocoder (melgan.py's MelGAN, the GPU default); what the literature after MelGAN uses to converge fast:
+  - generator (Vocos, Siuzdak 2023): ConvNeXt blocks (Liu et al. 2022) at the frame rate predict each STFT
+    frame's log magnitude and phase, then an inverse STFT. MelGAN upsamples x160 with transposed convs instead.
+  - losses (Parallel WaveGAN, Multi-band MelGAN, HiFi-GAN): multi-resolution STFT (spectral convergence +
+    log-magnitude L1) and mel L1 from step 0. MelGAN trains with hinge + feature matching only.
+  - optional adversary (UnivNet, as Vocos): multi-resolution spectrogram discriminator, hinge + feature
+    matching, after a warm-up (train_melgan.py --gan-after; off by default: 20x a CPU step).
 Layout: log10 mel (B, F=64, T) -> STFT frames (B, 321, T) -> audio (B, 1, T * 160); frame t <-> samples
-[160 t, 160 t + 160), as the front end (mel.py), so circular vocoding crops sample-exactly (melgan.py).
+[160 t, 160 t + 160) as in mel.py, so circular vocoding (melgan.MelGANVocoder) crops sample-exactly.
 """
 from __future__ import annotations
 

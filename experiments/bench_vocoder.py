@@ -1,19 +1,11 @@
-"""Vocoder benchmark: how well a vocoder turns a REAL loop's mel back into that loop (issue 17; paper Section 4's
-vocoder, which every listened-to or audio-scored loop goes through).
-
-Round trip on held-out real loops (train_melgan.split_ids: never trained on), scored against the real audio:
-
-    real wav (N, 32000) --mel.log_mel--> (N, F=64, T=200) --vocoder (circular)--> (N, 32000)
-
-  mel L1         mean |log_mel(vocoded) - log_mel(real)|, log10 units
-  STFT log-mag   multi-resolution log-magnitude L1 (vocos.STFT_RESOLUTIONS, natural log; Parallel WaveGAN)
-  SC             multi-resolution spectral convergence ||S_real - S||_F / ||S_real||_F
-  FAD_musicnn    vocoded set vs a DISJOINT set of N real held-out loops (the real-vs-real floor beside it)
-  loopability    evaluation.metrics.loopability of the vocoded loops (the real loops' own value beside it)
-  s/loop         CPU seconds per loop (torch threads as set), and loops/s
+"""Vocoder benchmark (issue 17; the vocoder of paper Section 4): the round trip of held-out real loops
+(train_melgan.split_ids, never trained on), real wav (N, 32000) -> mel.log_mel (N, 64, 200) -> vocoder -> (N, 32000),
+scored against the real audio: mel L1 (log10); multi-resolution STFT log-magnitude L1 and spectral convergence
+(vocos.STFT_RESOLUTIONS); FAD_musicnn against a DISJOINT set of N other real loops (real-vs-real floor beside
+it); loopability (evaluation.metrics; the real loops' beside it); CPU seconds per loop and loops/s.
+--log draws quality against training minutes from a train_melgan.py log's snapshots. Results: docs/vocoder.md.
 
     python -m experiments.bench_vocoder --loops drum -n 128 --vocoder checkpoints/vocoder_drum_demo_drum.pt
-    python -m experiments.bench_vocoder --loops drum --griffin-lim no --log checkpoints/X.jsonl --png docs/vocoder_curve.png
 """
 from __future__ import annotations
 
