@@ -1,5 +1,7 @@
-"""Spec of melgan.py: the MelGAN networks (docs/design.md §6) and the vocoder interface, including the
-announced Griffin-Lim fallback. Training is tests/test_train_melgan.py; Griffin-Lim itself tests/test_griffinlim.py.
+"""Spec of melgan.py: the MelGAN networks (docs/design.md §6) and the vocoder interface -- loading either
+architecture from <repo>/checkpoints whatever the current directory, refusing a checkpoint for another front
+end, sample rate or kind in one line, the announced Griffin-Lim fallback. Training is tests/test_train_melgan.py
+(the fast vocoder: tests/test_vocos.py); Griffin-Lim itself tests/test_griffinlim.py.
 
 Networks are built with tiny widths (same structure) so the whole file runs in seconds on a CPU.
 """
