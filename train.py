@@ -39,6 +39,7 @@ import torch
 from tqdm import tqdm
 
 from plumbing import distributed
+import conditional
 import features
 import losses
 import train_scnn
@@ -84,6 +85,7 @@ class TrainConfig:
     clock: str = "wall"               # what --minutes counts: 'wall' time, or this process's 'cpu' time (fair
                                       # budgets for single-threaded runs on a machine shared with other work)
     vggish: str | None = None         # path to the official VGGish weights (else env / hub cache)
+    conditional: bool = False         # genre-conditional G and D (the paper's future work); needs genre labels
 
 
 # A 2-core CPU cannot train the paper's configuration (52 GMAC per generated loop, `python generator.py`); this
@@ -100,15 +102,16 @@ MEMORY_FORMAT = torch.channels_last   # NHWC: oneDNN's fast path on the CPU (REA
 N_GRID = 16                       # fixed-seed EMA samples in each grid PNG
 GRID_SEED = 1234                  # the same latents in every grid, so grids show progress, not new samples
 IDENTITY_KEYS = ("loops", "features", "g_channels", "d_channels", "csm_kernel", "csm_upsample", "seed",
-                 "adapter", "batch_stats", "fuse_logits")      # what a resumed run must share with its checkpoint
+                 "adapter", "batch_stats", "fuse_logits",
+                 "conditional")                 # what a resumed run must share with its checkpoint
 
 
-def build_discriminator(cfg: TrainConfig, names: list[str], nets: dict) -> torch.nn.Module:
+def build_discriminator(cfg: TrainConfig, names: list[str], nets: dict, c_dim: int = 0) -> torch.nn.Module:
     if not names:
-        return StyleGAN2Discriminator(max_channels=cfg.d_channels)
+        return StyleGAN2Discriminator(max_channels=cfg.d_channels, c_dim=c_dim)
     # The random CCM/CSM projection is part of the model: one fixed seed (docs/design.md §3), not --seed.
     return ProjectedDiscriminator([nets[n] for n in names], seed=PROJECTOR_SEED, csm_kernel=cfg.csm_kernel,
-                                  upsample=cfg.csm_upsample, fuse_logits=cfg.fuse_logits)
+                                  upsample=cfg.csm_upsample, fuse_logits=cfg.fuse_logits, c_dim=c_dim)
 
 
 def build_feature_nets(cfg: TrainConfig, names: list[str], data: LoopMelDataset, device: str,
@@ -133,29 +136,35 @@ def prepare(cfg: TrainConfig, names: list[str], device: str) -> tuple[TrainConfi
     if cfg.data is None:
         cfg = replace(cfg, data=str(ensure_demo_set(cfg.loops)))
     data = LoopMelDataset(cfg.data)
+    conditional.genres_for_training(data, cfg.conditional)   # an unlabelled set stops here, before any training
     return cfg, data, build_feature_nets(cfg, names, data, device, built)
 
 
-def d_step(G, D, real, z, baseline: bool, step: int, autocast, real_idx=None):
+def d_step(G, D, real, z, baseline: bool, step: int, autocast, real_idx=None, c_real=None, c_fake=None):
     """Discriminator loss on a real and a (detached) fake batch, in separate passes. `real_idx`: the real
-    batch's data-set indices, for the projected D's real-feature cache (`--cache-real`)."""
+    batch's data-set indices, for the projected D's real-feature cache (`--cache-real`). c_real, c_fake (B,):
+    the batches' genres (--conditional yes only)."""
+    cond = c_real is not None                 # unconditional: the calls below are exactly the paper's
     with autocast():
         with torch.no_grad():
-            fake = G(z)                                                                 # (B, 1, 200, 64)
-        real_logits = D(real) if real_idx is None else D(real, real_idx=real_idx)
-        fake_logits = D(fake)
+            fake = G(z, c_fake) if cond else G(z)                                       # (B, 1, 200, 64)
+        cache = {} if real_idx is None else {"real_idx": real_idx}
+        real_logits = D(real, c_real, **cache) if cond else D(real, **cache)
+        fake_logits = D(fake, c_fake) if cond else D(fake)
         loss = (losses.d_logistic(real_logits, fake_logits) if baseline
                 else losses.d_hinge(real_logits, fake_logits))
     if baseline and step % losses.R1_INTERVAL == 0:     # lazy R1 (docs/design.md §4), in full precision
         real_r1 = real.detach().requires_grad_(True)
-        loss = loss + losses.r1_loss_weight() * losses.r1_penalty(D(real_r1), real_r1)
+        r1_logits = D(real_r1, c_real) if cond else D(real_r1)
+        loss = loss + losses.r1_loss_weight() * losses.r1_penalty(r1_logits, real_r1)
     return loss
 
 
-def g_step(G, D, z, baseline: bool, autocast):
-    """Generator loss: raise D's logits on a fresh fake batch (gradients flow through D into G)."""
+def g_step(G, D, z, baseline: bool, autocast, c=None):
+    """Generator loss: raise D's logits on a fresh fake batch (gradients flow through D into G); c (B,): its
+    genres (--conditional yes only)."""
     with autocast():
-        fake_logits = D(G(z))
+        fake_logits = D(G(z)) if c is None else D(G(z, c), c)
         return losses.g_nonsaturating(fake_logits) if baseline else losses.g_hinge(fake_logits)
 
 
@@ -191,11 +200,12 @@ class Run:
 
     def __init__(self, cfg: TrainConfig, names: list[str], nets: dict, data: LoopMelDataset | None, world: World):
         self.cfg, self.names, self.data, self.world, self.device = cfg, names, data, world, world.device
-        self.g_cfg = GeneratorConfig(max_channels=cfg.g_channels)
+        self.genres = conditional.genres_for_training(data, cfg.conditional)     # None: unconditional
+        self.g_cfg = GeneratorConfig(max_channels=cfg.g_channels, c_dim=len(self.genres or ()))
         torch.manual_seed(cfg.seed)          # the same initial weights on every rank (and in every run of a seed)
         self.G = Generator(self.g_cfg).to(self.device)
         self.G_ema = copy.deepcopy(self.G).eval().requires_grad_(False)
-        self.D = build_discriminator(cfg, names, nets).to(self.device)
+        self.D = build_discriminator(cfg, names, nets, self.g_cfg.c_dim).to(self.device)
         for m in (self.G, self.G_ema, self.D):
             m.to(memory_format=MEMORY_FORMAT)
         # Only D's heads learn: the feature networks and CCM/CSM have requires_grad=False (so DDP skips them).
@@ -225,7 +235,7 @@ class Run:
                 "train_seconds": self.seconds, "rng": rngs[0], "rng_per_rank": rngs, "world_size": len(rngs),
                 "g_config": asdict(self.g_cfg), "mel_mean": torch.from_numpy(self.data.mean),
                 "mel_std": torch.from_numpy(self.data.std), "features": self.names, "loops": self.cfg.loops,
-                "config": asdict(self.cfg), "frozen": self.fingerprint}
+                "config": asdict(self.cfg), "frozen": self.fingerprint, "genres": self.genres}
 
     def restore(self, path: Path) -> None:
         # On the CPU: RNG states must stay CPU tensors; load_state_dict moves the rest to the device.
@@ -235,6 +245,7 @@ class Run:
         if diff or not torch.equal(ck["mel_mean"], torch.from_numpy(self.data.mean)):
             raise CheckpointError(f"{path} was trained with another configuration "
                                   f"({diff or 'other data set statistics'}): use another --out, or drop --resume")
+        conditional.check_checkpoint_genres(ck, self.genres, path)
         for module, key in ((self.G, "g"), (self.D, "d"), (self.G_ema, "g_ema"), (self.opt_G, "opt_g"), (self.opt_D, "opt_d")):
             module.load_state_dict(ck[key])
         self.step, self.seconds = ck["step"], ck["train_seconds"]
@@ -262,7 +273,8 @@ class Run:
     @torch.no_grad()
     def save_grid(self, out: Path) -> None:
         z = torch.randn(N_GRID, self.g_cfg.z_dim, generator=torch.Generator().manual_seed(GRID_SEED)).to(self.device)
-        mels = from_gan(self.G_ema(z, noise_mode="const"), self.data.mean, self.data.std)   # (16, F=64, T=200)
+        c = conditional.grid_labels(N_GRID, len(self.genres)).to(self.device) if self.genres else None
+        mels = from_gan(self.G_ema(z, c, noise_mode="const"), self.data.mean, self.data.std)   # (16, F=64, T=200)
         save_mel_grid(mels, out / f"grid_{self.step:07d}.png", title=f"{out.name} step {self.step}")
 
 
@@ -302,13 +314,19 @@ def train(cfg: TrainConfig, device: str | None = None, resume: bool = False) -> 
             real = reals[idx]                                                           # (B/N, 1, 200, 64)
             z_d = torch.randn(batch, run.g_cfg.z_dim, generator=run.gen).to(device)
             z_g = torch.randn(batch, run.g_cfg.z_dim, generator=run.gen).to(device)
+            # Genres (--conditional yes): the real batch's own, the fakes' drawn like the data set's.
+            c_real = c_d = c_g = None
+            if run.genres:
+                c_real = run.data.labels[idx.cpu()].to(device)                         # (B/N,)
+                c_d = conditional.draw_labels(run.data.labels, batch, run.gen).to(device)
+                c_g = conditional.draw_labels(run.data.labels, batch, run.gen).to(device)
 
             # 1. D step. Gradients into the heads only (the frozen parts have requires_grad=False for good);
             #    D_sync all-reduces them across ranks.
             for p in run.d_params:
                 p.requires_grad_(True)
             loss_d = d_step(G, run.D_sync, real, z_d, baseline, run.step, autocast,
-                            real_idx=idx if run.cache_real else None)
+                            real_idx=idx if run.cache_real else None, c_real=c_real, c_fake=c_d)
             check_finite("D", loss_d, run.step, out, world)
             run.opt_D.zero_grad(set_to_none=True)
             loss_d.backward()
@@ -318,7 +336,7 @@ def train(cfg: TrainConfig, device: str | None = None, resume: bool = False) -> 
             #    weight-gradient work, while gradients still flow through D (unwrapped) into G_sync.
             for p in run.d_params:
                 p.requires_grad_(False)
-            loss_g = g_step(run.G_sync, D, z_g, baseline, autocast)
+            loss_g = g_step(run.G_sync, D, z_g, baseline, autocast, *([c_g] if run.genres else []))
             check_finite("G", loss_g, run.step, out, world)
             run.opt_G.zero_grad(set_to_none=True)
             loss_g.backward()
