@@ -106,3 +106,26 @@ def test_evaluate_reports_the_conditional_columns_and_per_genre_rows_for_a_condi
     rows = read_csv(root / "g.csv")
     assert [r["genre"] for r in rows] == GENRES and all(r["n_fake"] == "4" and r["n_real"] == "8" for r in rows)
     assert len(list((root / "cache").glob("genres_*.npz"))) == 1        # the real reference, embedded once
+
+
+def test_the_readme_report_tables_both_rows_and_every_genre_and_draws_the_figure(conditional_ckpt, tmp_path, capsys):
+    from experiments import conditional_report
+    from plumbing.files import write_csv
+    _, ckpt, _ = conditional_ckpt
+    run = tmp_path / "runs" / "loop_cond"
+    run.mkdir(parents=True)
+    (run / "latest.pt").write_bytes(ckpt.read_bytes())
+    overall = [{"row": r, "train_minutes": m, "ckpt": f"ckpt_{m}.pt", "step": 10 * m, "IS": 2.0, "density": 0.5,
+                "coverage": 0.5, "FAD_musicnn_mel": 20.0, "FAD_vgg16rand": 30.0,
+                "cond_acc": 0.8 if r == "loop_cond" else "", "cond_acc_min": 0.6 if r == "loop_cond" else "",
+                "judge_acc": 0.95 if r == "loop_cond" else ""} for r in ("loop", "loop_cond") for m in (15, 30)]
+    write_csv(tmp_path / "results.csv", list(overall[0]), overall)
+    per = [{"model": "loop_cond", "step": 300, "genre": g, "cond_acc": acc, "FAD_musicnn_mel": 10, "density": 0.4,
+            "coverage": 0.5, "n_real": 8, "n_fake": 4, "judge_acc": 0.95, "ckpt": str(run / f"ckpt_{m}.pt")}
+           for m, acc in ((15, 0.1), (30, 0.9)) for g in GENRES]
+    write_csv(tmp_path / "results_genres.csv", list(per[0]), per)
+    conditional_report.main([str(tmp_path), "--figure", str(tmp_path / "fig.png")])
+    text = capsys.readouterr().out
+    assert "| loop | 30 | 300 |" in text and "| loop_cond | 30 | 300 |" in text and "0.80" in text
+    assert all(f"| {g} | 0.90 |" in text for g in GENRES) and "0.10" not in text     # the last snapshot's genres
+    assert (tmp_path / "fig.png").stat().st_size > 0
