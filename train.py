@@ -344,7 +344,7 @@ def train(cfg: TrainConfig, device: str | None = None, resume: bool = False) -> 
 
             # 3. EMA generator (the one that is sampled and evaluated); G's w_avg first becomes the global
             #    batch's (the mean over ranks), so G and the EMA stay identical on every rank.
-            distributed.average_(world, [G.mapping.w_avg])
+            distributed.average_(world, [G.mapping.w_avg] + ([G.mapping.w_avg_c] if run.genres else []))
             update_ema(run.G_ema, G, ema_beta(cfg.batch, ema_half_life(cfg, run.step)))
 
             run.step += 1

@@ -180,3 +180,15 @@ def test_an_unlabelled_data_set_is_refused_with_one_line_naming_the_remedy(tmp_p
     line = one_line_error("train.py", "--data", data, "--features", "none", "--conditional", "yes",
                           "--out", tmp_path / "run", "--steps", "1", "--device", "cpu")
     assert "genre label" in line and "--labels" in line and "sub-folders" in line
+
+
+def test_under_torchrun_both_ranks_end_with_the_same_conditional_generator(tmp_path, tiny_drum_set):
+    """Two processes (gloo): the genre averages of w are averaged over the ranks like w_avg, so G and its EMA
+    stay bit-identical on every rank."""
+    from test_distributed import launch, reports
+    cfg = cfg_for(tmp_path, tiny_drum_set, "none", steps=2, minutes=10.0, conditional=True)
+    res = launch(cfg, tmp_path, report=tmp_path / "report")
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    r0, r1 = reports(tmp_path / "report")
+    assert r0["G"] == r1["G"] and r0["G_ema"] == r1["G_ema"]
+    assert load_checkpoint(tmp_path / "run" / "latest.pt")["genres"] == sorted(demo.loops.DRUM_GENRES[:2])
