@@ -24,7 +24,7 @@ from dataset import UNLABELLED, load_stats
 from evaluation.embeddings import EvalNets
 from evaluation.metrics import DC_K, density_coverage, fad_from_embeddings
 from mel import to_gan
-from plumbing.files import atomic_write, read_csv
+from plumbing.files import atomic_write, read_csv, write_csv
 from standins import musicnn_features
 
 HOLDOUT = 0.25        # share of each genre's real loops kept out of the fit, to measure the judge
@@ -59,8 +59,7 @@ def stratified_split(labels: np.ndarray, holdout: float, seed: int = 0) -> tuple
     train, test = [], []
     for k in np.unique(labels):
         idx = rng.permutation(np.flatnonzero(labels == k))
-        n_test = int(round(holdout * len(idx))) if len(idx) > 1 else 0
-        n_test = max(n_test, 1) if holdout > 0 and len(idx) > 1 else n_test
+        n_test = max(1, int(round(holdout * len(idx)))) if holdout > 0 and len(idx) > 1 else 0
         test += idx[:n_test].tolist()
         train += idx[n_test:].tolist()
     return np.sort(train), np.sort(test)
@@ -170,7 +169,6 @@ GENRE_FIELDS = ["model", "step", "genre", "cond_acc", "FAD_musicnn_mel", "densit
 
 def append_genre_rows(path: str | Path, rows: list[dict]) -> None:
     """Append per-genre rows (GENRE_FIELDS) to a CSV, keeping the rows already there."""
-    from plumbing.files import write_csv
     path = Path(path)
     old = read_csv(path) if path.is_file() else []
     write_csv(path, GENRE_FIELDS, old + [{k: r.get(k, "") for k in GENRE_FIELDS} for r in rows])
