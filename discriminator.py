@@ -10,6 +10,9 @@
       mel (B, 1, 200, 64) -> stem -> 4 residual down blocks -> (B, C, 12, 4) -> mbstd -> conv -> 2 FC -> (B, 1)
 
 dtype- and device-agnostic (bf16 autocast on CUDA, float32 on the CPU).
+Genre conditioning (`c_dim` > 0, the paper's future work): every projected head's logit is the dot product
+of its CMAP_DIM feature maps with a projected genre embedding, / sqrt(CMAP_DIM) (Projected GAN's conditional
+heads; Miyato & Koyama 2018); the baseline's last layer does the same with a mapped genre code (StyleGAN2-ADA).
 """
 from __future__ import annotations
 
@@ -36,6 +39,35 @@ END_SIZE = 8           # down blocks run "until about 8 px" (Projected GAN's end
 LOGIT_KERNEL = 4       # the final spectrally-normalised 4x4 conv to a map of patch logits
 LRELU_SLOPE = 0.2      # Projected GAN's LeakyReLU(0.2) in every down block
 MBSTD_GROUP = 4        # minibatch-stddev group (StyleGAN2's, added to the heads by the authors)
+CMAP_DIM = 64          # conditional heads: width of the projection (Projected GAN's cmap_dim)
+EMBED_DIM = 128        # conditional heads: genre embedding width before the projection (Projected GAN's)
+
+
+class GenreProjection(nn.Module):
+    """Projected GAN's conditional term: genre c (B,) -> embedding (B, 128) -> linear + leaky ReLU ->
+    cmap (B, CMAP_DIM); `forward(features (B, CMAP_DIM, ...), c)` -> (B, ...) = <features, cmap> / sqrt(dim)."""
+
+    def __init__(self, c_dim: int, cmap_dim: int = CMAP_DIM, embed_dim: int = EMBED_DIM):
+        super().__init__()
+        self.c_dim, self.cmap_dim = c_dim, cmap_dim
+        self.embed = nn.Embedding(c_dim, embed_dim)
+        self.proj = nn.Sequential(nn.Linear(embed_dim, cmap_dim), nn.LeakyReLU(LRELU_SLOPE))
+
+    def forward(self, h: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+        check_labels(c, self.c_dim, len(h))
+        cmap = self.proj(self.embed(c)).to(h.dtype)                          # (B, CMAP_DIM)
+        cmap = cmap.view(*cmap.shape, *([1] * (h.ndim - 2)))                 # (B, CMAP_DIM, 1, 1) for maps
+        return (h * cmap).sum(dim=1) * self.cmap_dim ** -0.5                 # (B, ...)
+
+
+def check_labels(c: torch.Tensor | None, c_dim: int, batch: int) -> None:
+    """A conditional D needs genre indices (B,) in [0, c_dim); an unconditional one takes none."""
+    if not c_dim:
+        if c is not None:
+            raise ValueError("discriminator: this discriminator is unconditional; it takes no genre labels")
+        return
+    if c is None or c.shape != (batch,) or c.dtype != torch.long:
+        raise ValueError(f"discriminator: conditional on {c_dim} genres: give c as a LongTensor ({batch},)")
 
 
 def sn_conv(c_in: int, c_out: int, kernel_size, padding=0, groups: int = 1, bias: bool = False) -> nn.Module:
@@ -92,7 +124,7 @@ class ScaleDiscriminator(nn.Module):
         (B, in_ch, H, W) -> n x DownBlock -> (B, 512, h, w) -> mbstd -> (B, 513, h, w) -> conv -> (B, N)
     """
 
-    def __init__(self, in_ch: int, in_size: tuple[int, int], end_size: int = END_SIZE):
+    def __init__(self, in_ch: int, in_size: tuple[int, int], end_size: int = END_SIZE, c_dim: int = 0):
         super().__init__()
         h, w = (int(s) for s in in_size)
         if in_ch < 1 or h < 1 or w < 1:
@@ -109,16 +141,21 @@ class ScaleDiscriminator(nn.Module):
         self.main = nn.Sequential(*blocks)
         self.mbstd = MinibatchStd(MBSTD_GROUP, 1)
         self.kernel = (min(LOGIT_KERNEL, h), min(LOGIT_KERNEL, w))
-        self.logits = sn_conv(c + 1, 1, self.kernel)
+        self.c_dim = c_dim                             # conditional: CMAP_DIM feature maps, projected on the genre
+        self.logits = sn_conv(c + 1, CMAP_DIM if c_dim else 1, self.kernel)
+        self.cond = GenreProjection(c_dim) if c_dim else None
         self.out_size = (h - self.kernel[0] + 1, w - self.kernel[1] + 1)   # the map of patch logits
 
     @property
     def n_logits(self) -> int:
         return self.out_size[0] * self.out_size[1]
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
         x = self.mbstd(self.main(x))                   # (B, C + 1, h, w)
-        return self.logits(x).flatten(1)               # (B, N_l): one logit per patch
+        if self.cond is None:
+            check_labels(c, 0, len(x))
+            return self.logits(x).flatten(1)           # (B, N_l): one logit per patch
+        return self.cond(self.logits(x), c).flatten(1) # (B, CMAP_DIM, h', w') . cmap -> (B, h', w') -> (B, N_l)
 
     def extra_repr(self) -> str:
         return f"in_size={self.in_size}, logits={self.out_size}"
@@ -133,11 +170,12 @@ class ProjectedDiscriminator(nn.Module):
     Projector k gets seed `seed + k`, so two networks in a fusion never share a projection draw; the
     projections are buffers (saved and restored by state_dict) and the feature nets are frozen, so
     `trainable_parameters(D)` (its parameters with requires_grad) is the heads only.
+    `c_dim` > 0: every head is conditional (`forward(mel, c)`, c (B,) genre indices).
     """
 
     def __init__(self, feature_nets: list[FeatureNet], expand: bool = True, seed: int = PROJECTOR_SEED,
                  csm_kernel: int = CSM_KERNEL, upsample: bool = True, fuse_logits: bool = False,
-                 n_frames: int = N_FRAMES, n_mels: int = N_MELS):
+                 n_frames: int = N_FRAMES, n_mels: int = N_MELS, c_dim: int = 0):
         super().__init__()
         feature_nets = list(feature_nets)
         if not feature_nets:
@@ -149,20 +187,22 @@ class ProjectedDiscriminator(nn.Module):
             for k, net in enumerate(feature_nets))
         # One head per scale per network; each is sized by a dry run of its projector.
         self.heads = nn.ModuleList(
-            nn.ModuleList(ScaleDiscriminator(c, size)
+            nn.ModuleList(ScaleDiscriminator(c, size, c_dim=c_dim)
                           for c, size in zip(p.out_channels, p.scale_sizes(n_frames, n_mels)))
             for p in self.projectors)
 
-    def forward(self, mel: torch.Tensor, real_idx: torch.Tensor | None = None) -> list[torch.Tensor]:
-        """`real_idx` (B,): the data-set indices of a REAL batch, when the real-feature cache is on
-        (`cache_real_features`): its projected features are then looked up instead of recomputed."""
+    def forward(self, mel: torch.Tensor, c: torch.Tensor | None = None,
+                real_idx: torch.Tensor | None = None) -> list[torch.Tensor]:
+        """`c` (B,): genre indices (conditional D only). `real_idx` (B,): the data-set indices of a REAL batch,
+        when the real-feature cache is on (`cache_real_features`): its projected features are then looked up
+        instead of recomputed."""
         assert mel.shape[1:] == (1, self.n_frames, self.n_mels), \
             f"expected a mel (B, 1, {self.n_frames}, {self.n_mels}), got {tuple(mel.shape)}"
         per_net = []
         for k, (projector, heads) in enumerate(zip(self.projectors, self.heads)):
             feats = projector(mel) if real_idx is None or self.real_cache is None \
                 else self._cached(k, projector, mel, real_idx)           # 4 x (B, C_l, T_l, F_l)
-            per_net.append([d(f) for d, f in zip(heads, feats)])         # 4 x (B, N_l)
+            per_net.append([d(f, c) for d, f in zip(heads, feats)])      # 4 x (B, N_l)
         if not self.fuse_logits:
             return [logits for net in per_net for logits in net]         # 4 * n_nets x (B, N_l)
         return [self._fuse(scale, per_net) for scale in range(len(self.heads[0]))]
@@ -225,6 +265,7 @@ def frozen_fingerprint(D: nn.Module) -> str:
 # ------------------------------------------------------------------------------------------------
 
 D_MAX_CHANNELS = 512   # StyleGAN2's table with channel_multiplier 2 gives 512 at every side <= 64 (ours: 64 bands)
+CMAP_LAYERS = 2        # FC layers mapping the genre code (StyleGAN2-ADA's D mapping has 8; 2 suffice for a label)
 N_DOWN = 4             # 200x64 -> 100x32 -> 50x16 -> 25x8 -> 12x4 (mirrors the generator's 13x4 -> 208x64)
 
 
@@ -272,6 +313,13 @@ class ResDownBlock(nn.Module):
         return (self.conv2(self.conv1(x)) + self.skip(x)) / SQRT2     # (B, C_out, ~H/2, ~W/2)
 
 
+class SecondMomentNorm(nn.Module):
+    """Normalise each row to unit second moment (StyleGAN2-ADA's normalize_2nd_moment of the embedded label)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * (x.square().mean(dim=1, keepdim=True) + 1e-8).rsqrt()
+
+
 def _down_size(n: int) -> int:
     return (n - 2) // 2 + 1
 
@@ -286,10 +334,14 @@ class StyleGAN2Discriminator(nn.Module):
 
         (B, 1, 200, 64) -> (B, C, 200, 64) -> 4 ResDownBlock -> (B, C, 12, 4) -> mbstd (B, C+1, 12, 4)
         -> 3x3 conv (B, C, 12, 4) -> flatten (B, 48 C) -> FC + lrelu (B, C) -> FC (B, 1)
+
+    Conditional (c_dim > 0, StyleGAN2-ADA's epilogue): the last FC gives (B, C) features and the logit is
+    their dot product with cmap (B, C) / sqrt(C); cmap = the genre's one-hot, embedded, normalised to unit
+    second moment and mapped by CMAP_LAYERS FC layers (StyleGAN2-ADA's D mapping, shorter).
     """
 
     def __init__(self, max_channels: int = D_MAX_CHANNELS, n_frames: int = N_FRAMES, n_mels: int = N_MELS,
-                 n_down: int = N_DOWN, mbstd_group: int = MBSTD_GROUP):
+                 n_down: int = N_DOWN, mbstd_group: int = MBSTD_GROUP, c_dim: int = 0):
         super().__init__()
         if max_channels < 1:
             raise ValueError(f"StyleGAN2Discriminator: max_channels must be >= 1, got {max_channels}")
@@ -304,12 +356,22 @@ class StyleGAN2Discriminator(nn.Module):
         self.blocks = nn.Sequential(*[ResDownBlock(c, c) for _ in range(n_down)])
         self.mbstd = MinibatchStd(mbstd_group, 1)
         self.final_conv = ConvAct(c + 1, c, 3, padding=1)
-        self.final_linear = nn.Sequential(EqualLinear(c * h * w, c, activation=True), EqualLinear(c, 1))
+        self.c_dim = c_dim
+        self.final_linear = nn.Sequential(EqualLinear(c * h * w, c, activation=True),
+                                          EqualLinear(c, c if c_dim else 1))
+        if c_dim:
+            self.cmap = nn.Sequential(EqualLinear(c_dim, c), SecondMomentNorm(),
+                                      *[EqualLinear(c, c, activation=True) for _ in range(CMAP_LAYERS)])
 
-    def forward(self, mel: torch.Tensor) -> torch.Tensor:
+    def forward(self, mel: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
         if mel.ndim != 4 or tuple(mel.shape[1:]) != (1, self.n_frames, self.n_mels):
             raise ValueError(f"StyleGAN2Discriminator: expected a mel (B, 1, {self.n_frames}, {self.n_mels}), "
                              f"got {tuple(mel.shape)}")
         x = self.blocks(self.stem(mel))                # (B, C, 12, 4)
         x = self.final_conv(self.mbstd(x))             # (B, C, 12, 4)
-        return self.final_linear(x.flatten(1))         # (B, 1)
+        check_labels(c, self.c_dim, len(mel))
+        x = self.final_linear(x.flatten(1))            # (B, 1), or (B, C) when conditional
+        if not self.c_dim:
+            return x
+        cmap = self.cmap(F.one_hot(c, self.c_dim).to(x.dtype))                  # (B, C)
+        return (x * cmap).sum(dim=1, keepdim=True) * self.channels ** -0.5      # (B, 1)

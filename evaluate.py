@@ -40,6 +40,11 @@ and what each metric reads:
                 whose fc2 has 64 outputs, fed the mels standardised with the data set's stats
     loop        loopability (defined at `loopability`): how abrupt the seam is when the loop repeats,
                 relative to the loop's other beats. Reported for generated AND real loops.
+    cond_acc    genre-conditional checkpoints only (train.py --conditional yes; evaluation/judge.py): the
+                share of loops a genre judge (logistic regression on musicnn_mel, fitted on the real loops,
+                its held-out accuracy as judge_acc) puts in the genre they were asked for; cond_acc_min is
+                the worst genre's. Per genre (accuracy, FAD_musicnn_mel, D&C against that genre's real loops):
+                <csv stem>_genres.csv. The generated set asks for every genre equally often.
 
 Generated sets for metrics use fresh, seeded per-loop noise (noise_mode "random", as StyleGAN2's metric
 code and the authors' inference); pictures (sample.py) keep the generator's constant noise.
@@ -94,6 +99,7 @@ from plumbing.audio_io import peak_normalise
 from plumbing.checkpoint import CheckpointError, load_checkpoint
 from dataset import is_complete
 from plumbing.files import atomic_write, read_csv
+from evaluation import judge as genre_judge
 from evaluation.rows import append_csv, checkpoint_row, format_row, real_row, table_header
 from evaluation.embeddings import VGG16_FC_DIM, EvalNets, embed_set, load_eval_nets, take
 from evaluation.metrics import (DC_K, IS_SPLITS, KID_SUBSET_SIZE, KID_SUBSETS, density_coverage, fad_from_embeddings,
@@ -256,25 +262,51 @@ def prepare_real(data_dir: str | Path, n: int, seed: int = 0, device: str = "cpu
 
 def evaluate_checkpoint(ckpt_path: str | Path, real: RealSet, n: int | None = None, seed: int = 0,
                         device: str | None = None, vocoder=None, truncation: float = 1.0,
-                        with_audio: bool = True, verbose: bool = True) -> dict:
+                        with_audio: bool = True, verbose: bool = True, genre_csv: str | Path | None = None,
+                        cache_dir: str | Path | None = "checkpoints/eval_cache") -> dict:
     """One generator checkpoint (or run directory) -> one table row: every metric against `real`.
     n generated loops (default: as many as the real set; compare rows only at equal n), seeded noise and
     latents; vocoder: a melgan Vocoder, default the data set's trained vocoder (train_melgan.ensure_vocoder's
     checkpoint) else Griffin-Lim; the row's `vocoder` field names it.
     with_audio=False skips vocoding and the audio metrics (FAD/KID_musicnn, FAD_aisfx, FAD, KID(_aisfx),
     loop_fake: NaN); FAD/KID_musicnn_mel, FAD/KID_vgg16rand, IS and D&C read the mels and do not change.
-    Keys: evaluation.rows.ROW_FIELDS."""
+    Keys: evaluation.rows.ROW_FIELDS, and for a conditional checkpoint cond_acc, cond_acc_min, judge_acc, chance
+    (per-genre rows appended to `genre_csv` when given; the real genre reference is cached under `cache_dir`)."""
     t0 = time.time()
     device = device or real.nets.device
     G, ckpt = sample.load_generator(ckpt_path, device)
     if vocoder is None and with_audio:
         vocoder = melgan.load_vocoder(None, loops=ckpt.get("loops", "drum"), device=device, data_dir=real.data_dir)
     audio, mels = generate_set(G, ckpt, vocoder, n or real.n, seed, truncation)
-    metrics = compute_metrics(real.feats, embed_set(audio, mels, real.nets, verbose=verbose), seed=seed,
-                              device=device, clf_accuracy=real.nets.clf_accuracy)
+    fake = embed_set(audio, mels, real.nets, verbose=verbose)
+    metrics = compute_metrics(real.feats, fake, seed=seed, device=device, clf_accuracy=real.nets.clf_accuracy)
     row = checkpoint_row(ckpt, sample.resolve_checkpoint(ckpt_path), metrics, getattr(vocoder, "name", "none"))
+    if ckpt.get("genres"):       # conditional: the judge's columns (the set asked for sample.balanced_labels)
+        row.update(conditional_columns(ckpt, real, fake, len(mels), row, genre_csv, cache_dir, verbose))
     row["eval_seconds"] = time.time() - t0
     return row
+
+
+def conditional_columns(ckpt: dict, real: RealSet, fake: dict, n: int, row: dict, genre_csv=None,
+                        cache_dir=None, verbose: bool = True) -> dict:
+    """cond_acc, cond_acc_min, judge_acc, chance of a conditional checkpoint's generated set `fake`; NaN (and
+    a note) where musicnn is missing; per-genre rows appended to `genre_csv`."""
+    nan = float("nan")
+    if "musicnn_mel" not in fake:
+        print("[evaluate] conditional columns skipped: the genre judge needs MSD_musicnn", file=sys.stderr)
+        return dict(cond_acc=nan, cond_acc_min=nan, judge_acc=nan, chance=1 / len(ckpt["genres"]))
+    ref = genre_judge.genre_reference(real.data_dir, real.nets, cache_dir, verbose)
+    if ref.genres != list(ckpt["genres"]):
+        raise ValueError(f"the checkpoint's genres {ckpt['genres']} are not those of {real.data_dir}: {ref.genres}")
+    judge = genre_judge.fit_judge(ref.musicnn_mel, ref.labels, ref.genres)
+    summary, rows = genre_judge.per_genre_rows(ref, judge, fake, sample.balanced_labels(n, len(ref.genres)).numpy(),
+                                               device=real.nets.device)
+    if verbose:
+        print(genre_judge.format_conditional(summary, rows), flush=True)
+    if genre_csv is not None:
+        genre_judge.append_genre_rows(genre_csv, [{**r, "model": row["model"], "step": row["step"],
+                                                   "judge_acc": judge.accuracy, "ckpt": row["ckpt"]} for r in rows])
+    return summary
 
 
 # =============================================================================================
@@ -385,7 +417,8 @@ def main(argv=None) -> int:
     rows = []
     for path in paths:
         row = evaluate_checkpoint(path, real, n, args.seed, args.device, vocoder, args.truncation,
-                                  with_audio=not args.mel_only)
+                                  with_audio=not args.mel_only, cache_dir=Path(args.ckpt_dir) / "eval_cache",
+                                  genre_csv=csv_path.with_name(csv_path.stem + "_genres.csv"))
         print(format_row(row), flush=True)
         append_csv(csv_path, row)
         rows.append(row)

@@ -7,7 +7,9 @@ Mapping: pixel-norm, 6 FC layers (the paper: 6 instead of 8), lr multiplier 0.01
 Synthesis: StyleGAN2's "skip" architecture with one output channel, const 13 x 4 -> 4 upsampling blocks ->
 208 x 64, cropped to 200 frames (pjloop: the authors' 12 x 4 -> 192 frames). The output is the standardised
 log-mel (per-band z-scores), no final activation. Also: the EMA helpers, `count_params`, `macs_per_sample`.
-Layer by layer, with the ws index each layer reads: docs/modules.md, "generator.py".
+Genre conditioning (the paper's future work; StyleGAN2-ADA's conditional mapping): with `c_dim` > 0 the genre
+is embedded to z_dim, z and the embedding are normalised and joined before the 6 layers; each genre keeps its
+own average w for truncation. Layer by layer, with the ws index each layer reads: docs/modules.md.
 """
 from __future__ import annotations
 
@@ -41,6 +43,7 @@ class GeneratorConfig:
     n_mels: int = 64                # docs/design.md §1: 64 mel bands
     w_avg_beta: float = 0.995       # StyleGAN2: EMA of w used as the truncation centre
     blur_kernel: tuple[int, ...] = BLUR_KERNEL   # StyleGAN2's [1, 3, 3, 1] resampling filter
+    c_dim: int = 0                  # number of genres; 0 = unconditional (the paper's model)
 
     @property
     def width(self) -> int:
@@ -55,6 +58,8 @@ class GeneratorConfig:
         for name in ("z_dim", "w_dim", "n_mapping", "channels"):
             if getattr(self, name) < 1:
                 raise ValueError(f"GeneratorConfig.{name} must be >= 1, got {getattr(self, name)}")
+        if self.c_dim < 0:
+            raise ValueError(f"GeneratorConfig.c_dim must be >= 0 (0 = unconditional), got {self.c_dim}")
         if self.max_channels is not None and self.max_channels < 1:
             raise ValueError(f"GeneratorConfig.max_channels must be >= 1 or None, got {self.max_channels}")
         if not 0.0 <= self.style_mixing_prob <= 1.0:
@@ -181,37 +186,73 @@ def pixel_norm(z: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
 
 
 class MappingNetwork(nn.Module):
-    """G_m: z (B, z_dim) -> ws (B, num_ws, w_dim), the same w broadcast to every layer.
+    """G_m: z (B, z_dim) [, genre c (B,)] -> ws (B, num_ws, w_dim), the same w broadcast to every layer.
 
     Tracks `w_avg`, an EMA (beta 0.995) of the batch-mean w, updated in training mode; truncation
     pulls w towards it: w' = w_avg + psi (w - w_avg) for the first `truncation_cutoff` layers.
+    Conditional (c_dim > 0): c is embedded as in StyleGAN2-ADA (module docstring), and a per-genre
+    average `w_avg_c` (c_dim, w_dim) is tracked too; truncation of a genre's loops pulls towards its
+    own average, so a truncated loop stays in its genre (the global average belongs to none).
     """
 
     def __init__(self, z_dim: int, w_dim: int, num_ws: int, n_layers: int = 6, lr_mul: float = 0.01,
-                 w_avg_beta: float = 0.995):
+                 w_avg_beta: float = 0.995, c_dim: int = 0):
         super().__init__()
-        self.z_dim, self.w_dim, self.num_ws, self.w_avg_beta = z_dim, w_dim, num_ws, w_avg_beta
-        dims = [z_dim] + [w_dim] * n_layers                       # hidden width = w_dim (StyleGAN2-ADA)
+        self.z_dim, self.w_dim, self.num_ws, self.w_avg_beta, self.c_dim = z_dim, w_dim, num_ws, w_avg_beta, c_dim
+        dims = [z_dim * (2 if c_dim else 1)] + [w_dim] * n_layers   # hidden width = w_dim (StyleGAN2-ADA)
         self.layers = nn.Sequential(*[EqualLinear(a, b, lr_mul=lr_mul, activation=True)
                                       for a, b in zip(dims[:-1], dims[1:])])
         self.register_buffer("w_avg", torch.zeros(w_dim))
+        if c_dim:
+            self.embed = EqualLinear(c_dim, z_dim)               # one-hot genre -> z_dim (StyleGAN2-ADA's embed)
+            self.register_buffer("w_avg_c", torch.zeros(c_dim, w_dim))
 
-    def forward(self, z: torch.Tensor, truncation_psi: float = 1.0, truncation_cutoff: int | None = None,
-                update_w_avg: bool | None = None) -> torch.Tensor:
+    def check_labels(self, c: torch.Tensor | None, batch: int) -> None:
+        if not self.c_dim:
+            if c is not None:
+                raise ValueError("mapping: this generator is unconditional; it takes no genre labels")
+            return
+        if c is None or c.shape != (batch,) or c.dtype != torch.long:
+            raise ValueError(f"mapping: this generator is conditional on {self.c_dim} genres: give c as a "
+                             f"LongTensor of shape ({batch},), got {None if c is None else (tuple(c.shape), c.dtype)}")
+        if len(c) and (int(c.min()) < 0 or int(c.max()) >= self.c_dim):
+            raise ValueError(f"mapping: genre indices must lie in [0, {self.c_dim}), got {c.tolist()}")
+
+    def forward(self, z: torch.Tensor, c: torch.Tensor | None = None, truncation_psi: float = 1.0,
+                truncation_cutoff: int | None = None, update_w_avg: bool | None = None) -> torch.Tensor:
         if z.ndim != 2 or z.shape[1] != self.z_dim:
             raise ValueError(f"mapping: z must be (B, {self.z_dim}), got {tuple(z.shape)}")
-        w = self.layers(pixel_norm(z.float()))                   # (B, w_dim)
+        self.check_labels(c, len(z))
+        x = pixel_norm(z.float())                                # (B, z_dim)
+        if self.c_dim:
+            y = pixel_norm(self.embed(F.one_hot(c, self.c_dim).float()))   # (B, z_dim)
+            x = torch.cat([x, y], dim=1)                         # (B, 2 z_dim)
+        w = self.layers(x)                                       # (B, w_dim)
         if update_w_avg is None:
             update_w_avg = self.training
         if update_w_avg:
             with torch.no_grad():
                 self.w_avg.copy_(w.detach().float().mean(dim=0).lerp(self.w_avg, self.w_avg_beta))
+                if self.c_dim:
+                    self._update_class_avg(w.detach().float(), c)
         ws = w[:, None, :].repeat(1, self.num_ws, 1)             # (B, num_ws, w_dim)
         if truncation_psi != 1:
+            centre = (self.w_avg if not self.c_dim else self.w_avg_c[c]).to(ws.dtype)   # (w_dim,) or (B, w_dim)
+            centre = centre.expand(len(ws), -1)[:, None]         # (B, 1, w_dim)
             cutoff = self.num_ws if truncation_cutoff is None else max(0, min(truncation_cutoff, self.num_ws))
-            head = self.w_avg.to(ws.dtype).lerp(ws[:, :cutoff], truncation_psi)    # (B, cutoff, w_dim)
+            head = centre.lerp(ws[:, :cutoff], truncation_psi)   # (B, cutoff, w_dim)
             ws = torch.cat([head, ws[:, cutoff:]], dim=1)        # (B, num_ws, w_dim)
         return ws
+
+    def _update_class_avg(self, w: torch.Tensor, c: torch.Tensor) -> None:
+        """EMA of each genre's mean w, for the genres present in the batch; a genre's first batch sets it."""
+        onehot = F.one_hot(c, self.c_dim).float()                # (B, c_dim)
+        count = onehot.sum(0)                                    # (c_dim,)
+        mean = (onehot.T @ w) / count.clamp(min=1)[:, None]      # (c_dim, w_dim)
+        seen = self.w_avg_c.abs().sum(1) > 0                     # (c_dim,) genres with an average already
+        beta = torch.where(seen, self.w_avg_beta, 0.0)[:, None]  # (c_dim, 1)
+        new = mean.lerp(self.w_avg_c, beta)
+        self.w_avg_c.copy_(torch.where(count[:, None] > 0, new, self.w_avg_c))
 
 
 class SynthesisNetwork(nn.Module):
@@ -254,7 +295,7 @@ class SynthesisNetwork(nn.Module):
 class Generator(nn.Module):
     """G = G_s(G_m(z)) with StyleGAN2's style mixing and truncation; see the module docstring.
 
-    The two halves are callable submodules: `G.mapping(z, truncation_psi, truncation_cutoff)` -> ws
+    The two halves are callable submodules: `G.mapping(z, c, truncation_psi, truncation_cutoff)` -> ws
     (B, num_ws, w_dim) and `G.synthesis(ws, noise_mode)` -> mel (B, 1, 200, 64).
     """
 
@@ -263,7 +304,7 @@ class Generator(nn.Module):
         self.cfg = (cfg or GeneratorConfig()).validate()
         self.synthesis = SynthesisNetwork(self.cfg)
         self.mapping = MappingNetwork(self.cfg.z_dim, self.cfg.w_dim, self.cfg.num_ws, self.cfg.n_mapping,
-                                      self.cfg.mapping_lr_mul, self.cfg.w_avg_beta)
+                                      self.cfg.mapping_lr_mul, self.cfg.w_avg_beta, self.cfg.c_dim)
 
     @property
     def num_ws(self) -> int:
@@ -283,19 +324,24 @@ class Generator(nn.Module):
         take2 = torch.arange(n, device=ws.device)[None, :] >= cut[:, None]      # (B, num_ws)
         return torch.where(take2[:, :, None], ws2, ws)                           # (B, num_ws, w_dim)
 
-    def forward(self, z: torch.Tensor, truncation_psi: float = 1.0, truncation_cutoff: int | None = None,
-                style_mixing_prob: float | None = None, noise_mode: str = "random",
-                return_ws: bool = False):
-        """z (B, 32) -> mel (B, 1, T=200, F=64) [, ws (B, num_ws, 64)].
+    @property
+    def c_dim(self) -> int:
+        return self.cfg.c_dim
 
-        style_mixing_prob=None means the config's 0.9 in training mode and 0 in eval mode.
+    def forward(self, z: torch.Tensor, c: torch.Tensor | None = None, truncation_psi: float = 1.0,
+                truncation_cutoff: int | None = None, style_mixing_prob: float | None = None,
+                noise_mode: str = "random", return_ws: bool = False):
+        """z (B, 32) [, genre c (B,) long, conditional only] -> mel (B, 1, T=200, F=64) [, ws (B, num_ws, 64)].
+
+        style_mixing_prob=None means the config's 0.9 in training mode and 0 in eval mode; the mixed-in
+        second latent gets the same genre (StyleGAN2-ADA).
         """
-        ws = self.mapping(z, truncation_psi, truncation_cutoff)
+        ws = self.mapping(z, c, truncation_psi, truncation_cutoff)
         prob = (self.cfg.style_mixing_prob if self.training else 0.0) if style_mixing_prob is None \
             else style_mixing_prob
         if prob > 0:
             # The second latent must not move w_avg (StyleGAN2-ADA's skip_w_avg_update).
-            ws2 = self.mapping(torch.randn_like(z), truncation_psi, truncation_cutoff, update_w_avg=False)
+            ws2 = self.mapping(torch.randn_like(z), c, truncation_psi, truncation_cutoff, update_w_avg=False)
             ws = self.mix_styles(ws, ws2, prob)
         mel = self.synthesis(ws, noise_mode)                    # (B, 1, T=200, F=64)
         return (mel, ws) if return_ws else mel
@@ -344,8 +390,9 @@ def macs_per_sample(cfg: GeneratorConfig) -> int:
     and blurs), counted by torch's FlopCounterMode (FLOPs / 2) on the meta device: no memory, no compute."""
     g = Generator(cfg).eval().to("meta")                     # built on CPU (~100 MB at width 512), then emptied
     z = torch.zeros(1, cfg.z_dim, device="meta")
+    c = torch.zeros(1, dtype=torch.long, device="meta") if cfg.c_dim else None
     with FlopCounterMode(display=False) as counter:
-        g(z, noise_mode="const")
+        g(z, c, noise_mode="const")
     return counter.get_total_flops() // 2
 
 

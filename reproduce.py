@@ -40,7 +40,8 @@ EVAL_SEED = 0           # the same latents, noise and real subset for every eval
 # a seventh of the audio path.
 HEADLINE = "FAD_musicnn_mel"
 PANELS = [("FAD_musicnn_mel", "FAD (musicnn MSD, independent)"), ("FAD_vgg16rand", "FAD (random VGG16)"),
-          ("density", "density"), ("coverage", "coverage"), ("IS", "IS (loop classifier)")]
+          ("density", "density"), ("coverage", "coverage"), ("IS", "IS (loop classifier)"),
+          ("cond_acc", "genre accuracy (judge; conditional rows)")]
 TABLE_METRICS = [("IS", ".2f"), ("FAD_musicnn_mel", ".3f"), ("KID_musicnn_mel", ".4f"), ("FAD_vgg16rand", ".2f"),
                  ("density", ".2f"), ("coverage", ".2f"), ("FAD_aisfx", ".0f"), ("loop_fake", ".2f")]
 
@@ -86,6 +87,10 @@ def rows_table() -> dict[str, dict]:
         "loop_batchstats": dict(features="scnn_loop", batch_stats=True, label="SCNN_loop, authors' batch-stat BN"),
         "general_loop_sumlogits": dict(features=f"{gen},scnn_loop", fuse_logits=True,
                                        label=f"fusion {gen} + SCNN_loop, authors' summed logits"),
+        # Genre-conditional rows (issue 19): the same rows with --conditional yes; evaluated with the genre judge.
+        "stylegan2_cond": dict(features="none", conditional=True, label="StyleGAN2, genre-conditional"),
+        "general_cond": dict(features=gen, conditional=True, label=f"Projected, general: {gen}, genre-conditional"),
+        "loop_cond": dict(features="scnn_loop", conditional=True, label="Projected, SCNN_loop, genre-conditional"),
     }
     # DiffAugment (augment.py): each Table-1 row of the comparison again with each policy.
     for base in ("stylegan2", "general", "loop", "general_loop"):
@@ -142,7 +147,8 @@ def evaluate_row(name: str, row: dict, run_dir: Path, real, args, results: Path)
         if (name, ck.name) in seen:
             continue
         out = evaluate.evaluate_checkpoint(ck, real, n=args.n, seed=EVAL_SEED, device=args.device,
-                                           with_audio=not args.mel_only, verbose=False)
+                                           with_audio=not args.mel_only, verbose=False,
+                                           genre_csv=results.with_name("results_genres.csv"))
         out.update(row=name, label=row["label"], ckpt=ck.name, train_minutes=f"{float(out['train_minutes']):.3f}")
         append_csv(results, out)     # atomic; one header, each column once
         print(f"[reproduce] {name} {ck.name}: " + ", ".join(f"{k} {out.get(k)}" for k, _ in TABLE_METRICS), flush=True)
@@ -182,14 +188,15 @@ def make_table(results: list[dict], names: list[str], args) -> str:
              f"Final evaluation of each row; 'reaches' = training minutes until the row first matched the "
              f"StyleGAN2 baseline's BEST evaluation (in brackets: ratio to the minutes the baseline took to reach "
              f"it). Minutes compare only within one run of this command (the machine's load changes them).", ""]
-    head = ["row", "features", "min"] + [k for k, _ in TABLE_METRICS] + \
+    metrics = TABLE_METRICS + [("cond_acc", ".2f")] * any(not np.isnan(value(r, "cond_acc")) for r in results)
+    head = ["row", "features", "min"] + [k for k, _ in metrics] + \
            ["reaches D", "reaches C", f"reaches {HEADLINE}"]
     lines += ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
     base = by_row.get("stylegan2", [])
     for n, rs in by_row.items():
         last = rs[-1]
         cells = [n, last["features"] or "none", f"{float(last['train_minutes']):.1f}"]
-        cells += ["-" if np.isnan(value(last, k)) else format(value(last, k), spec) for k, spec in TABLE_METRICS]
+        cells += ["-" if np.isnan(value(last, k)) else format(value(last, k), spec) for k, spec in metrics]
         for key, lower in (("density", False), ("coverage", False), (HEADLINE, True)):
             target = baseline_target(base, key, lower)
             t = first_reach(rs, key, target[0], lower) if target else None

@@ -13,10 +13,16 @@ Seamless looping: both vocoders (melgan.py) treat a mel as one period of a loop 
                      [--repeat 4] [--bpm 90] [--vocoder checkpoints/melgan_drum.pt]
 
 writes loop_0000.wav ... (2.000 s), loop_0000_x4.wav (the loop tiled, as in the listening test),
-loop_0000.npy (log10 mel), mel_0000.png, grid.png (a Figure-1-like grid), index.html (a listening page that
-opens from disk, no server) and vocoder.txt (which vocoder made the audio, e.g. the Griffin-Lim fallback).
---real N adds N held-out real loops through the same vocoder (loop_real_0000.wav ...), as the paper's
-listening test compares against vocoded real loops. `finish_quick_start` is the end of train.py's quick start.
+loop_0000.npy (log10 mel), loop_0000.json (its recipe: seed, genre, truncation, z), mel_0000.png, grid.png
+(a Figure-1-like grid), index.html (a listening page that opens from disk, no server) and vocoder.txt (which
+vocoder made the audio). --real N adds N held-out real loops through the same vocoder (loop_real_0000.wav ...),
+as the paper's listening test compares against vocoded real loops.
+
+Control (genre-conditional checkpoints, `train.py --conditional yes`; conditional.py):
+    --genre techno [house ...] | all     a folder, grid and page section per genre; loop i has seed SEED + i
+    --variations-of SEED [--spread 0.3]  loop 0000 = the loop of SEED, then -n loops near it
+    --morph SEED_A SEED_B --steps K      K loops walking from A to B in w space, and morph.wav: the K bars in
+                                         sequence, vocoded as one loop, so seamless at every bar line
 """
 from __future__ import annotations
 
@@ -42,6 +48,7 @@ from mel import BPM, LOG_FLOOR, SR, from_gan, log_mel
 from plumbing.files import read_csv
 from plumbing.checkpoint import CheckpointError, load_checkpoint
 from generator import Generator, GeneratorConfig
+import conditional
 
 GRID_COLS = 4            # mel grid layout, like the paper's figures
 GRID_LOOPS = 16          # loops shown in grid.png
@@ -80,31 +87,56 @@ def noise_seed(seed: int) -> int:
 
 
 @torch.no_grad()
-def mels_from_z(G, ckpt: dict, z: torch.Tensor, truncation: float = 1.0, noise_mode: str = "const") -> np.ndarray:
-    """Latents z (B, 32) -> log10 mels (B, F=64, T=200), de-standardised with the checkpoint's stats.
-    noise_mode "random" draws fresh per-loop noise from torch's global generator (seed it first)."""
+def mels_from_z(G, ckpt: dict, z: torch.Tensor, truncation: float = 1.0, noise_mode: str = "const",
+                c: torch.Tensor | None = None) -> np.ndarray:
+    """Latents z (B, 32) [, genres c (B,) for a conditional G] -> log10 mels (B, F=64, T=200), de-standardised
+    with the checkpoint's stats. noise_mode "random" draws fresh per-loop noise from torch's global generator."""
     device = next(G.parameters()).device
-    x = G(z.to(device), truncation_psi=truncation, noise_mode=noise_mode).float()       # (B, 1, T=200, F=64)
+    c = None if c is None else c.to(device)
+    x = G(z.to(device), c, truncation_psi=truncation, noise_mode=noise_mode).float()    # (B, 1, T=200, F=64)
     return from_gan(x, ckpt["mel_mean"], ckpt["mel_std"])                              # (B, F=64, T=200)
 
 
 @torch.no_grad()
+def mels_from_ws(G, ckpt: dict, ws: torch.Tensor) -> np.ndarray:
+    """Style codes ws (B, num_ws, w_dim) -> log10 mels (B, F=64, T=200), with the stored constant noise."""
+    device = next(G.parameters()).device
+    x = G.synthesis(ws.to(device), noise_mode="const").float()                         # (B, 1, T=200, F=64)
+    return from_gan(x, ckpt["mel_mean"], ckpt["mel_std"])                              # (B, F=64, T=200)
+
+
+def latents(n: int, seed: int, z_dim: int, batch: int = 64) -> torch.Tensor:
+    """The n latents (n, z_dim) of `generate_mels(..., seed, batch)`, drawn batch by batch as it draws them."""
+    gen = torch.Generator().manual_seed(seed)
+    return torch.cat([torch.randn(min(batch, n - i), z_dim, generator=gen) for i in range(0, n, batch)]) \
+        if n else torch.zeros(0, z_dim)
+
+
+def balanced_labels(n: int, c_dim: int) -> torch.Tensor | None:
+    """Loop i of a set from a conditional generator gets genre i mod K (every genre equally often)."""
+    return torch.arange(n) % c_dim if c_dim else None
+
+
+@torch.no_grad()
 def generate_mels(G, ckpt: dict, n: int, seed: int = 0, truncation: float = 1.0, batch: int = 64,
-                  noise_mode: str = "const") -> np.ndarray:
+                  noise_mode: str = "const", labels: torch.Tensor | None = None) -> np.ndarray:
     """n loops from fixed seeds -> log10 mels (n, F=64, T=200), de-standardised with the checkpoint's stats.
 
     noise_mode "const": every loop shares the generator's stored noise field; the loops depend on (seed, n)
     only, not on `batch` (pictures and listening pages). "random": fresh per-loop noise, as StyleGAN2's
     metric code and the authors' inference; seeded by `noise_seed(seed)`, so (seed, n, batch, device)
-    reproduces the set (metrics: evaluate.generate_set). torch's global random state is left untouched."""
+    reproduces the set (metrics: evaluate.generate_set). torch's global random state is left untouched.
+    A conditional G takes `labels` (n,) genre indices, default `balanced_labels`."""
     device = next(G.parameters()).device
-    gen = torch.Generator().manual_seed(seed)
+    labels = labels if labels is not None or not G.c_dim else balanced_labels(n, G.c_dim)
+    zs = latents(n, seed, G.cfg.z_dim, batch)                                          # (n, 32)
     out = []
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         torch.manual_seed(noise_seed(seed))
         for start in range(0, n, batch):
-            z = torch.randn(min(batch, n - start), G.cfg.z_dim, generator=gen)           # (b, 32)
-            out.append(mels_from_z(G, ckpt, z, truncation, noise_mode))                 # (b, 64, 200)
+            z = zs[start:start + batch]                                                 # (b, 32)
+            c = None if labels is None else labels[start:start + len(z)]                  # (b,)
+            out.append(mels_from_z(G, ckpt, z, truncation, noise_mode, c))              # (b, 64, 200)
     return np.concatenate(out).astype(np.float32)                                      # (n, 64, 200)
 
 
@@ -207,9 +239,11 @@ def write_listening_page(out_dir: str | Path, names: list[str], info: str, repea
 # The command
 # ---------------------------------------------------------------------------------------------
 def write_samples(mels: np.ndarray, vocoder, out_dir: str | Path, repeat: int = PAGE_REPEAT,
-                  bpm: float | None = None, info: str = "", real_mels: np.ndarray | None = None) -> list[str]:
+                  bpm: float | None = None, info: str = "", real_mels: np.ndarray | None = None,
+                  recipes: list[dict] | None = None) -> list[str]:
     """Vocode log10 mels (N, 64, 200) and write every file of the module docstring; return the loop names.
-    real_mels (M, 64, 200): real loops' mels, vocoded alike as loop_real_0000.wav ... on the same page."""
+    real_mels (M, 64, 200): real loops' mels, vocoded alike as loop_real_0000.wav ... on the same page.
+    `recipes`: one dict per loop (seed, genre, truncation, ...), written beside its WAV as loop_<name>.json."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     n_real = 0 if real_mels is None else len(real_mels)
@@ -224,6 +258,9 @@ def write_samples(mels: np.ndarray, vocoder, out_dir: str | Path, repeat: int = 
         write_wav(out / f"loop_{name}.wav", wav)
         write_wav(out / f"loop_{name}_x{repeat}.wav", tile(wav, repeat))
         write_npy(out / f"loop_{name}.npy", mel)
+        if recipes is not None:
+            text = json.dumps({**recipes[i], "bpm": bpm}, indent=1)
+            atomic_write(out / f"loop_{name}.json", lambda tmp, t=text: Path(tmp).write_text(t))
         save_mel_image(mel, out / f"mel_{name}.png")
         names.append(name)
     save_mel_grid(mels[:GRID_LOOPS], out / "grid.png", title=info or None)
@@ -256,47 +293,177 @@ def finish_quick_start(run_dir: str | Path, data_dir: str | Path | None, loops: 
     vocoder = melgan.load_vocoder(vocoder_path, loops=loops, device="cpu")
     out = resolve_checkpoint(run_dir).parent / "samples"
     info = f"{loops} loops, features {','.join(ckpt['features']) or 'none'}, step {ckpt['step']}, seed {seed}"
-    write_samples(generate_mels(G, ckpt, n, seed=seed), vocoder, out, info=info,
+    labels = balanced_labels(n, G.c_dim)                   # a conditional run: every genre in turn
+    write_samples(generate_mels(G, ckpt, n, seed=seed, labels=labels), vocoder, out, info=info,
                   real_mels=real_loop_mels(data_dir, n_real) if n_real else None)
     print(f"wrote {n} generated and {n_real} real loops (vocoder: {vocoder.name}) to {out}; "
           f"open {out / 'index.html'} in a browser")
     return out
 
 
+# ---------------------------------------------------------------------------------------------
+# Control: genres, variations, morphs (conditional.py has the latent arithmetic)
+# ---------------------------------------------------------------------------------------------
+def recipe(seed: int | None, genre: str | None, truncation: float, z: torch.Tensor | None, **how) -> dict:
+    """What makes one loop again exactly: its seed, genre, truncation, how it was made, and z itself."""
+    return {"seed": seed, "genre": genre, "truncation": truncation, **how,
+            "z": None if z is None else [float(v) for v in z]}
+
+
+@torch.no_grad()
+def genre_sets(G, ckpt: dict, genre_ids: list[int], n: int, seed: int, truncation: float, batch: int = 64):
+    """-> [(genre name, mels (n, 64, 200), recipes)]: loop i of every genre has seed `seed + i`, so one row of
+    latents is heard in every genre."""
+    z = torch.stack([conditional.z_of_seed(seed + i, G.z_dim) for i in range(n)])           # (n, z_dim)
+    sets = []
+    for g in genre_ids:
+        c = torch.full((n,), g, dtype=torch.long)                                           # (n,)
+        mels = np.concatenate([mels_from_z(G, ckpt, z[i:i + batch], truncation, "const", c[i:i + batch])
+                               for i in range(0, n, batch)])                                  # (n, 64, 200)
+        name = ckpt["genres"][g]
+        sets.append((name, mels, [recipe(seed + i, name, truncation, z[i]) for i in range(n)]))
+    return sets
+
+
+def one_genre(G, ckpt: dict, asked: list[str] | None, how_many: tuple[int, ...] = (1,)) -> list[int | None]:
+    """The genre(s) of a variation (1) or a morph (1 or 2: A's and B's); None for an unconditional G."""
+    ids = conditional.resolve_genres(asked, ckpt.get("genres"))
+    if not G.c_dim:
+        return [None]
+    if ids is None or len(ids) not in how_many:
+        raise ValueError(f"this checkpoint is conditional: give {' or '.join(map(str, how_many))} --genre "
+                         f"(known: {', '.join(ckpt['genres'])})")
+    return ids
+
+
+@torch.no_grad()
+def variations(G, ckpt: dict, seed: int, n: int, spread: float, genre: int | None, truncation: float):
+    """-> mels (1 + n, 64, 200), recipes: the loop of `seed` first, then n variations of it."""
+    z = torch.cat([conditional.z_of_seed(seed, G.z_dim)[None],
+                   conditional.variation_latents(seed, n, spread, G.z_dim)])                   # (1 + n, z_dim)
+    c = conditional.labels_or_none(G, genre, len(z))
+    name = None if genre is None else ckpt["genres"][genre]
+    recipes = [recipe(seed, name, truncation, z[0])] + [
+        recipe(None, name, truncation, z[i + 1], variation_of=seed, spread=spread, index=i) for i in range(n)]
+    return mels_from_z(G, ckpt, z, truncation, "const", c), recipes
+
+
+@torch.no_grad()
+def morph(G, ckpt: dict, seeds: tuple[int, int], steps: int, genres: list[int | None], truncation: float):
+    """-> mels (K, 64, 200), recipes: K loops from the loop of seed A (genre A) to that of seed B (genre B)."""
+    ga, gb = genres[0], genres[-1]
+    c = [None if g is None else torch.tensor(g) for g in (ga, gb)]
+    ws = conditional.morph_ws(G, conditional.z_of_seed(seeds[0], G.z_dim), conditional.z_of_seed(seeds[1], G.z_dim),
+                              steps, c[0], c[1], truncation)                                   # (K, num_ws, w_dim)
+    names = [None if g is None else ckpt["genres"][g] for g in (ga, gb)]
+    recipes = [recipe(None, names[0] if k == 0 else names[1] if k == steps - 1 else None, truncation, None,
+                      morph=list(seeds), morph_genres=names, steps=steps, index=k, t=k / (steps - 1))
+               for k in range(steps)]
+    return mels_from_ws(G, ckpt, ws), recipes
+
+
+def write_morph_bars(mels: np.ndarray, vocoder, out: Path, bpm: float | None = None) -> Path:
+    """The K bars of a morph in sequence as one WAV: their mels joined in time, (64, K * 200), and vocoded as ONE
+    loop, so every bar line is inside the vocoder's context (no seam), and so is the wrap back to bar 1."""
+    joined = np.concatenate(list(mels), axis=1)[None]                                        # (1, 64, K * 200)
+    audio = peak_normalise(vocode_loops(vocoder, joined)[0])                                 # (K * 32 000,)
+    if bpm is not None:
+        audio = change_tempo(audio, bpm)
+    write_wav(out / "morph.wav", audio)
+    write_npy(out / "morph.npy", joined[0])
+    return out / "morph.wav"
+
+
+def write_genre_page(out: Path, sections: list[tuple[str, list[str]]], info: str, repeat: int = PAGE_REPEAT) -> Path:
+    """index.html with one section per genre: its grid and its players (files in out/<genre>/)."""
+    items = []
+    for genre, names in sections:
+        g = html.escape(genre)
+        items.append(f'<h2>{g}</h2><img src="{g}/grid.png" alt="grid of {g}" style="width:800px;height:auto">')
+        items += [f'<div class="loop"><b>{g} {html.escape(n)}</b><audio controls preload="metadata" '
+                  f'src="{g}/loop_{n}.wav"></audio>x{repeat}<audio controls preload="metadata" '
+                  f'src="{g}/loop_{n}_x{repeat}.wav"></audio></div>' for n in names]
+    path = out / "index.html"
+    page = PAGE_TEMPLATE.format(info=html.escape(info), items="\n".join(items))
+    atomic_write(path, lambda tmp: Path(tmp).write_text(page))
+    return path
+
+
+# ---------------------------------------------------------------------------------------------
+# The command
+# ---------------------------------------------------------------------------------------------
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("run", help="a run directory (uses its latest.pt) or a checkpoint file")
-    ap.add_argument("-n", type=int, default=16, help="number of loops (default 16)")
+    ap.add_argument("-n", type=int, default=16, help="number of loops (per genre with --genre; variations "
+                                                     "with --variations-of)")
     ap.add_argument("--out", default=None, help="output directory (default: <run>/samples)")
-    ap.add_argument("--seed", type=int, default=0, help="seed of the latents (default 0)")
+    ap.add_argument("--seed", type=int, default=0, help="latent seed (with --genre: loop i has seed SEED + i)")
     ap.add_argument("--truncation", type=float, default=1.0, help="psi; < 1 trades diversity for quality "
-                    "(default 1.0, the paper's)")
-    ap.add_argument("--repeat", type=int, default=PAGE_REPEAT, help="also write each loop tiled this many times "
-                    f"(default {PAGE_REPEAT}, as the paper's listening test)")
-    ap.add_argument("--bpm", type=float, default=None, help="export at another tempo in BPM (time-stretched)")
+                                                                  "(conditional: towards the genre's average)")
+    ap.add_argument("--repeat", type=int, default=PAGE_REPEAT, help="also write each loop tiled this many times")
+    ap.add_argument("--bpm", type=float, default=None, help="export at another tempo (time-stretched), beats/min")
     ap.add_argument("--vocoder", default=None, help="vocoder checkpoint (train_melgan.py) or griffin-lim (default: "
                     "the data set's trained vocoder under <repo>/checkpoints, else Griffin-Lim)")
     ap.add_argument("--real", type=int, default=0, help="also vocode this many held-out real loops of the "
                     "training data set, beside the generated ones (default 0)")
+    ap.add_argument("--genre", nargs="+", default=None, metavar="NAME",
+                    help="genre(s) of a conditional checkpoint, or 'all'; with --morph: A's and B's")
+    ap.add_argument("--variations-of", type=int, default=None, metavar="SEED",
+                    help="-n loops near the loop of SEED (the first loop of --seed SEED)")
+    ap.add_argument("--spread", type=float, default=conditional.DEFAULT_SPREAD,
+                    help="how far variations stray, in latent standard deviations: 0 copies, 0.3 close, 1+ loose")
+    ap.add_argument("--morph", type=int, nargs=2, default=None, metavar=("SEED_A", "SEED_B"),
+                    help="walk from the loop of SEED_A to the loop of SEED_B in w space")
+    ap.add_argument("--steps", type=int, default=8, help="--morph: loops (bars) in the walk, A and B included")
     args = ap.parse_args(argv)
     device = "cuda" if torch.cuda.is_available() else "cpu"
     G, ckpt = load_generator(args.run, device)
+    out = Path(args.out) if args.out else resolve_checkpoint(args.run).parent / "samples"
+    genre_ids = conditional.resolve_genres(args.genre, ckpt.get("genres"))   # an unknown name stops here
+    if args.morph is not None and args.variations_of is not None:
+        raise ValueError("give --morph or --variations-of, not both")
     data_dir = (ckpt.get("config") or {}).get("data") or None
     vocoder = melgan.load_vocoder(args.vocoder, loops=ckpt["loops"], data_dir=data_dir)
-    out = Path(args.out) if args.out else resolve_checkpoint(args.run).parent / "samples"
-    mels = generate_mels(G, ckpt, args.n, seed=args.seed, truncation=args.truncation)
-    real = real_loop_mels(data_dir or default_data_dir(ckpt["loops"]), args.real) if args.real else None
     info = (f"{ckpt['loops']} loops, features {','.join(ckpt['features']) or 'none'}, step {ckpt['step']}, "
             f"seed {args.seed}, truncation {args.truncation}" + (f", {args.bpm} BPM" if args.bpm else ""))
-    write_samples(mels, vocoder, out, repeat=args.repeat, bpm=args.bpm, info=info, real_mels=real)
+    mode = "plain"
+    if args.morph is not None:
+        mode, genres = "morph", one_genre(G, ckpt, args.genre, (1, 2))
+        mels, recipes = morph(G, ckpt, tuple(args.morph), args.steps, genres, args.truncation)
+        info += f", morph {args.morph[0]} -> {args.morph[1]} in {args.steps} bars"
+        write_samples(mels, vocoder, out, repeat=args.repeat, bpm=args.bpm, info=info, recipes=recipes)
+        write_morph_bars(mels, vocoder, out, args.bpm)
+    elif args.variations_of is not None:
+        mode, (genre,) = "variations", one_genre(G, ckpt, args.genre)
+        mels, recipes = variations(G, ckpt, args.variations_of, args.n, args.spread, genre, args.truncation)
+        info += f", variations of seed {args.variations_of} (spread {args.spread})"
+        write_samples(mels, vocoder, out, repeat=args.repeat, bpm=args.bpm, info=info, recipes=recipes)
+    elif genre_ids is not None:
+        mode, sections = "genre", []
+        for name, mels, recipes in genre_sets(G, ckpt, genre_ids, args.n, args.seed, args.truncation):
+            sections.append((name, write_samples(mels, vocoder, out / name, repeat=args.repeat, bpm=args.bpm,
+                                                 info=f"{info}, genre {name}", recipes=recipes)))
+        write_genre_page(out, sections, f"{info} | vocoder: {vocoder.name}", args.repeat)
+    else:
+        labels = balanced_labels(args.n, G.c_dim)
+        mels = generate_mels(G, ckpt, args.n, seed=args.seed, truncation=args.truncation, labels=labels)
+        z = latents(args.n, args.seed, G.z_dim)                                            # as generate_mels
+        recipes = [recipe(args.seed, None if labels is None else ckpt["genres"][int(labels[i])], args.truncation,
+                          z[i], index=i) for i in range(args.n)]
+        real = real_loop_mels(data_dir or default_data_dir(ckpt["loops"]), args.real) if args.real else None
+        write_samples(mels, vocoder, out, repeat=args.repeat, bpm=args.bpm, info=info, recipes=recipes,
+                      real_mels=real)
     atomic_write(out / "info.json", lambda tmp: Path(tmp).write_text(json.dumps(
-        {"checkpoint": str(resolve_checkpoint(args.run)), "n": args.n, "seed": args.seed,
-         "truncation": args.truncation, "bpm": args.bpm, "vocoder": vocoder.name}, indent=1)))
-    print(f"wrote {args.n} loops to {out} (vocoder: {vocoder.name}); open {out / 'index.html'} in a browser")
+        {"checkpoint": str(resolve_checkpoint(args.run)), "mode": mode, "n": args.n, "seed": args.seed,
+         "truncation": args.truncation, "bpm": args.bpm, "vocoder": vocoder.name, "genres": ckpt.get("genres"),
+         "asked": args.genre, "variations_of": args.variations_of, "spread": args.spread, "morph": args.morph,
+         "steps": args.steps}, indent=1)))
+    print(f"wrote {mode} loops to {out} (vocoder: {vocoder.name}); open {out / 'index.html'} in a browser")
 
 
 if __name__ == "__main__":
     try:
         main()
-    except CheckpointError as e:     # a missing, truncated, crafted or foreign checkpoint: one line, no traceback
+    except (CheckpointError, ValueError) as e:   # a bad checkpoint, an unknown genre: one line, no traceback
         sys.exit(f"sample.py: {e}")

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field, fields
 
 import torch
 
+import conditional
 import featurenet
 import losses
 from augment import augment, parse_policy
@@ -32,16 +33,18 @@ from plumbing.progress import Progress
 from plumbing.run import MEMORY_FORMAT, Clock, Run, check_finite
 
 
-def train_step(run: Run, real: torch.Tensor, idx: torch.Tensor, z_d: torch.Tensor, z_g: torch.Tensor):
+def train_step(run: Run, real: torch.Tensor, idx: torch.Tensor, z_d: torch.Tensor, z_g: torch.Tensor,
+               c_real=None, c_d=None, c_g=None):
     """One step of the paper's loop on this rank's batch: real (B, 1, 200, 64) with its data-set indices,
-    latents z_d and z_g (B, 512). -> (D loss, G loss)."""
+    latents z_d and z_g (B, 512); with --conditional yes the genres (B,) of the real batch and of the two fake
+    batches. -> (D loss, G loss)."""
     autocast = autocast_for(run.device)
     # 1. D step. Gradients into the heads only (the frozen parts have requires_grad=False for good);
     #    D_sync all-reduces them across ranks.
     for p in run.d_params:
         p.requires_grad_(True)
     loss_d = d_step(run.G, run.D_sync, real, z_d, run.baseline, autocast, run.policy,
-                    real_idx=idx if run.cache_real else None)
+                    real_idx=idx if run.cache_real else None, c_real=c_real, c_fake=c_d)
     check_finite("D", loss_d, run.step, run.out, run.world)
     run.opt_D.zero_grad(set_to_none=True)
     loss_d.backward()
@@ -50,14 +53,14 @@ def train_step(run: Run, real: torch.Tensor, idx: torch.Tensor, z_d: torch.Tenso
         # The baseline's lazy R1 in a minibatch step of its own, every 16 steps, as StyleGAN2: D's Adam then
         # takes 17 steps per 16 batches, which is what its 16/17 lr and beta ratio is made for.
         run.opt_D.zero_grad(set_to_none=True)
-        r1_step(run.D_sync, real, run.policy).backward()
+        r1_step(run.D_sync, real, run.policy, c_real).backward()
         run.opt_D.step()
 
     # 2. G step. D is a fixed function here: switching its heads' gradients off saves their weight-gradient
     #    work, while gradients still flow through D (unwrapped) into G_sync.
     for p in run.d_params:
         p.requires_grad_(False)
-    loss_g = g_step(run.G_sync, run.D, z_g, run.baseline, autocast, run.policy)
+    loss_g = g_step(run.G_sync, run.D, z_g, run.baseline, autocast, run.policy, c_g)
     check_finite("G", loss_g, run.step, run.out, run.world)
     run.opt_G.zero_grad(set_to_none=True)
     loss_g.backward()
@@ -65,35 +68,43 @@ def train_step(run: Run, real: torch.Tensor, idx: torch.Tensor, z_d: torch.Tenso
 
     # 3. EMA generator (the one that is sampled and evaluated); G's w_avg first becomes the global batch's
     #    (the mean over ranks), so G and the EMA stay identical on every rank.
-    distributed.average_(run.world, [run.G.mapping.w_avg])
+    distributed.average_(run.world, [run.G.mapping.w_avg] + ([run.G.mapping.w_avg_c] if run.genres else []))
     update_ema(run.G_ema, run.G, ema_beta(run.cfg.batch, ema_half_life(run.cfg, run.step)))
     return loss_d, loss_g
 
 
-def d_step(G, D, real, z, baseline: bool, autocast, policy: tuple = (), real_idx=None):
+def d_step(G, D, real, z, baseline: bool, autocast, policy: tuple = (), real_idx=None, c_real=None, c_fake=None):
     """Discriminator loss on a real and a (detached) fake batch, in separate passes (the heads' batch-norm
     keeps per-domain statistics), both through the same --augment `policy`. `real_idx`: the real batch's
-    data-set indices, for --cache-real (never with an augmentation)."""
+    data-set indices, for --cache-real (never with an augmentation). c_real, c_fake (B,): the batches' genres
+    (--conditional yes only; None: the calls are exactly the unconditional paper's)."""
+    real_c = () if c_real is None else (c_real,)
+    fake_c = () if c_fake is None else (c_fake,)
     with autocast():
         with torch.no_grad():
-            fake = G(z)                                                                 # (B, 1, 200, 64)
-        real_logits = D(augment(real, policy)) if real_idx is None else D(real, real_idx=real_idx)
-        fake_logits = D(augment(fake, policy))
+            fake = G(z, *fake_c)                                                        # (B, 1, 200, 64)
+        real_logits = (D(augment(real, policy), *real_c) if real_idx is None
+                       else D(real, *real_c, real_idx=real_idx))
+        fake_logits = D(augment(fake, policy), *fake_c)
         return (losses.d_logistic(real_logits, fake_logits) if baseline
                 else losses.d_hinge(real_logits, fake_logits))
 
 
-def r1_step(D, real, policy: tuple = ()):
+def r1_step(D, real, policy: tuple = (), c_real=None):
     """The baseline's lazy R1 loss (docs/design.md §4), in full precision: gamma/2 x 16 x |grad_x D(x)|^2."""
     real_r1 = real.detach().requires_grad_(True)
-    return losses.r1_loss_weight() * losses.r1_penalty(D(augment(real_r1, policy)), real_r1)
+    logits = D(augment(real_r1, policy), *(() if c_real is None else (c_real,)))            # (B, 1)
+    # + 0 x logits, as StyleGAN2-ADA: the last layer's bias has no say in grad_x D, yet under DDP every weight
+    # must be in the graph of a backward pass, or the all-reduce waits for a gradient that never comes.
+    return losses.r1_loss_weight() * losses.r1_penalty(logits, real_r1) + 0.0 * logits.sum()
 
 
-def g_step(G, D, z, baseline: bool, autocast, policy: tuple = ()):
+def g_step(G, D, z, baseline: bool, autocast, policy: tuple = (), c=None):
     """Generator loss: raise D's logits on a fresh fake batch (gradients flow through D, and through the
-    differentiable augmentation, into G)."""
+    differentiable augmentation, into G); c (B,): its genres (--conditional yes only)."""
+    fake_c = () if c is None else (c,)
     with autocast():
-        fake_logits = D(augment(G(z), policy))
+        fake_logits = D(augment(G(z, *fake_c), policy), *fake_c)
         return losses.g_nonsaturating(fake_logits) if baseline else losses.g_hinge(fake_logits)
 
 
@@ -120,7 +131,11 @@ def train(cfg: TrainConfig, device: str | None = None, resume: bool = False):
             real = reals[idx]                                                           # (B/N, 1, 200, 64)
             z_d = torch.randn(batch, run.g_cfg.z_dim, generator=run.gen).to(device)
             z_g = torch.randn(batch, run.g_cfg.z_dim, generator=run.gen).to(device)
-            loss_d, loss_g = train_step(run, real, idx, z_d, z_g)
+            # Genres (--conditional yes): the real batch's own, the fakes' drawn like the data set's.
+            genres = ((run.data.labels[idx.cpu()].to(device),
+                       conditional.draw_labels(run.data.labels, batch, run.gen).to(device),
+                       conditional.draw_labels(run.data.labels, batch, run.gen).to(device)) if run.genres else ())
+            loss_d, loss_g = train_step(run, real, idx, z_d, z_g, *genres)
             run.step += 1
             stopping, run.seconds = distributed.agree(world, stop.requested, clock.seconds())
             bar.update(1)
@@ -174,6 +189,8 @@ class TrainConfig:
     augment: str = opt("none", "DiffAugment before every discriminator, real and fake alike: comma list of "
                                "shift (circular, up to 1/8 bar), cutout, or none; paper: none (Projected GAN: "
                                "translation and cutout)")
+    conditional: bool = opt(False, "genre-conditional G and D (the paper's future work); needs genre labels "
+                                   "(sub-folders or preprocess.py --labels)")
     clock: str = opt("wall", "what --minutes counts: wall time, or this process's cpu time", ("wall", "cpu"))
     vggish: str | None = opt(None, "official VGGish weights file (else $PJLOOP_VGGISH or the torch hub cache)")
 

@@ -23,6 +23,7 @@ from dataset import LoopMelDataset
 from demo.loops import ensure_demo_set
 from discriminator import ProjectedDiscriminator, StyleGAN2Discriminator, frozen_fingerprint, trainable_parameters
 from featurenet import FeatureContext
+import conditional
 from augment import parse_policy
 from generator import Generator, GeneratorConfig, make_ema
 from mel import from_gan
@@ -43,7 +44,7 @@ MEMORY_FORMAT = torch.channels_last   # NHWC: oneDNN's fast path on the CPU (doc
 N_GRID = 16                       # fixed-seed EMA samples in each grid PNG
 GRID_SEED = 1234                  # the same latents in every grid, so grids show progress, not new samples
 IDENTITY_KEYS = ("loops", "features", "g_channels", "d_channels", "csm_kernel", "csm_upsample", "seed",
-                 "adapter", "batch_stats", "fuse_logits")      # what a resumed run must share with its checkpoint
+                 "adapter", "batch_stats", "fuse_logits", "conditional")   # what a resumed run must share
 
 
 def run_dir(cfg, names: list[str]) -> Path:
@@ -51,12 +52,13 @@ def run_dir(cfg, names: list[str]) -> Path:
     return Path(cfg.out or f"runs/{cfg.loops}_{'_'.join(names) or 'stylegan2'}")
 
 
-def build_discriminator(cfg, names: list[str], nets: dict) -> torch.nn.Module:
+def build_discriminator(cfg, names: list[str], nets: dict, c_dim: int = 0) -> torch.nn.Module:
+    """c_dim > 0: every head (and the baseline's last layer) conditioned on the genre (--conditional yes)."""
     if not names:
-        return StyleGAN2Discriminator(max_channels=cfg.d_channels)
+        return StyleGAN2Discriminator(max_channels=cfg.d_channels, c_dim=c_dim)
     # The random CCM/CSM projection is part of the model: one fixed seed (docs/design.md §3), not --seed.
     return ProjectedDiscriminator([nets[n] for n in names], seed=PROJECTOR_SEED, csm_kernel=cfg.csm_kernel,
-                                  upsample=cfg.csm_upsample, fuse_logits=cfg.fuse_logits)
+                                  upsample=cfg.csm_upsample, fuse_logits=cfg.fuse_logits, c_dim=c_dim)
 
 
 def build_feature_nets(cfg, names: list[str], data: LoopMelDataset, device: str, built: dict | None = None) -> dict:
@@ -80,6 +82,7 @@ def prepare(cfg, names: list[str], device: str) -> tuple[object, LoopMelDataset,
     if cfg.data is None:
         cfg = replace(cfg, data=str(ensure_demo_set(cfg.loops)))
     data = LoopMelDataset(cfg.data)
+    conditional.genres_for_training(data, cfg.conditional)   # an unlabelled set stops here, before any training
     return cfg, data, build_feature_nets(cfg, names, data, device, built)
 
 
@@ -103,11 +106,12 @@ class Run:
                  out: Path | None = None):
         self.cfg, self.names, self.data, self.world, self.device = cfg, names, data, world, world.device
         self.out, self.baseline = out, not names
-        self.g_cfg = GeneratorConfig(max_channels=cfg.g_channels)
+        self.genres = conditional.genres_for_training(data, cfg.conditional)     # None: unconditional
+        self.g_cfg = GeneratorConfig(max_channels=cfg.g_channels, c_dim=len(self.genres or ()))
         torch.manual_seed(cfg.seed)          # the same initial weights on every rank (and in every run of a seed)
         self.G = Generator(self.g_cfg).to(self.device)
         self.G_ema = make_ema(self.G)
-        self.D = build_discriminator(cfg, names, nets).to(self.device)
+        self.D = build_discriminator(cfg, names, nets, self.g_cfg.c_dim).to(self.device)
         for m in (self.G, self.G_ema, self.D):
             m.to(memory_format=MEMORY_FORMAT)
         self.d_params = trainable_parameters(self.D)       # requires_grad=False elsewhere, so DDP skips them
@@ -156,7 +160,7 @@ class Run:
                 "train_seconds": self.seconds, "rng": rngs[0], "rng_per_rank": rngs, "world_size": len(rngs),
                 "g_config": asdict(self.g_cfg), "mel_mean": torch.from_numpy(self.data.mean),
                 "mel_std": torch.from_numpy(self.data.std), "features": self.names, "loops": self.cfg.loops,
-                "config": asdict(self.cfg), "frozen": self.fingerprint}
+                "config": asdict(self.cfg), "frozen": self.fingerprint, "genres": self.genres}
 
     def restore(self, path: Path) -> None:
         # On the CPU: RNG states must stay CPU tensors; load_state_dict moves the rest to the device.
@@ -167,6 +171,7 @@ class Run:
         if diff or not torch.equal(ck["mel_mean"], torch.from_numpy(self.data.mean)):
             raise CheckpointError(f"{path} was trained with another configuration "
                                   f"({diff or 'other data set statistics'}): use another --out, or drop --resume")
+        conditional.check_checkpoint_genres(ck, self.genres, path)
         for module, key in ((self.G, "g"), (self.D, "d"), (self.G_ema, "g_ema"), (self.opt_G, "opt_g"),
                             (self.opt_D, "opt_d")):
             module.load_state_dict(ck[key])
@@ -195,7 +200,8 @@ class Run:
     @torch.no_grad()
     def save_grid(self, out: Path) -> None:
         z = torch.randn(N_GRID, self.g_cfg.z_dim, generator=torch.Generator().manual_seed(GRID_SEED)).to(self.device)
-        mels = from_gan(self.G_ema(z, noise_mode="const"), self.data.mean, self.data.std)   # (16, F=64, T=200)
+        c = conditional.grid_labels(N_GRID, len(self.genres)).to(self.device) if self.genres else None
+        mels = from_gan(self.G_ema(z, c, noise_mode="const"), self.data.mean, self.data.std)   # (16, F=64, T=200)
         save_mel_grid(mels, out / f"grid_{self.step:07d}.png", title=f"{out.name} step {self.step}")
 
     def keep(self, timed_snapshot: bool) -> None:

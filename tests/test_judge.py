@@ -1,0 +1,131 @@
+"""The genre judge (evaluation/judge.py) as a spec: it learns a separable toy set and says how well, it is at
+chance on labels that mean nothing, conditional accuracy counts what it should, and evaluate.py reports the
+conditional columns (and per-genre rows) for a conditional checkpoint only."""
+import math
+from dataclasses import asdict
+
+import numpy as np
+import pytest
+import torch
+
+import evaluate as E
+from evaluation import embeddings as EE
+from evaluation import judge as J
+from generator import Generator, GeneratorConfig
+from genre_loops import make_loop_set
+from plumbing.checkpoint import save_checkpoint
+from plumbing.files import read_csv
+
+pytestmark = pytest.mark.usefixtures("one_thread")     # tests/conftest.py
+GENRES = ["house", "rock", "trap"]
+
+
+def toy_set(n_per=40, d=20, gap=5.0, seed=0):
+    """Three Gaussian clusters in d dimensions, `gap` standard deviations apart along one axis each."""
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((3 * n_per, d))
+    y = np.repeat(np.arange(3), n_per)
+    x[np.arange(len(y)), y] += gap
+    return x, y
+
+
+def test_the_judge_learns_a_separable_toy_set_and_measures_itself_on_held_out_loops():
+    x, y = toy_set()
+    judge = J.fit_judge(x, y, GENRES)
+    assert judge.n_test == 30 and judge.n_train == 90              # 25 % of every genre held out
+    assert judge.accuracy >= 0.9
+    x2, y2 = toy_set(seed=1)
+    assert (judge.predict(x2) == y2).mean() >= 0.9
+
+
+def test_on_labels_that_mean_nothing_the_judge_is_at_chance():
+    x, _ = toy_set(n_per=100)
+    y = np.random.default_rng(3).integers(0, 3, len(x))
+    assert abs(J.fit_judge(x, y, GENRES).accuracy - 1 / 3) < 0.15
+
+
+def test_the_split_holds_out_a_quarter_of_every_genre_and_no_loop_twice():
+    y = np.array([0] * 8 + [1] * 4 + [2] * 2)
+    train, test = J.stratified_split(y, 0.25)
+    assert not set(train) & set(test) and len(train) + len(test) == len(y)
+    assert [int((y[test] == k).sum()) for k in range(3)] == [2, 1, 1]
+
+
+def test_conditional_accuracy_counts_loops_judged_to_be_the_genre_they_were_asked_for():
+    asked = np.array([0, 0, 1, 1, 2, 2])
+    judged = np.array([0, 1, 1, 1, 0, 0])
+    acc = J.conditional_accuracy(judged, asked, GENRES)
+    assert acc == {"overall": 0.5, "house": 0.5, "rock": 1.0, "trap": 0.0}
+    assert math.isnan(J.conditional_accuracy(judged[:4], asked[:4], GENRES)["trap"])   # never asked for
+
+
+def test_per_genre_rows_compare_each_genre_with_its_own_real_loops():
+    x, y = toy_set(n_per=30, d=8)
+    ref = J.GenreReference(GENRES, y, x, x[:, :4])
+    judge = J.fit_judge(x, y, GENRES)
+    fake = {"musicnn_mel": x, "vgg16": x[:, :4]}                   # the real loops themselves, asked for right
+    summary, rows = J.per_genre_rows(ref, judge, fake, y)
+    assert summary["cond_acc"] >= 0.9 and summary["chance"] == pytest.approx(1 / 3)
+    assert [r["genre"] for r in rows] == GENRES
+    assert all(r["FAD_musicnn_mel"] < 1e-6 and r["coverage"] == 1.0 for r in rows)
+    wrong = {"musicnn_mel": x[np.argsort(y)[::-1]], "vgg16": x[np.argsort(y)[::-1], :4]}   # every genre's loops swapped
+    s2, rows2 = J.per_genre_rows(ref, judge, wrong, y)
+    assert s2["cond_acc"] < 0.5 and rows2[0]["FAD_musicnn_mel"] > 1.0
+
+
+@pytest.fixture(scope="module")
+def conditional_ckpt(tmp_path_factory):
+    """Three audibly different genres (tests/genre_loops.py) and an untrained conditional generator on them."""
+    root = tmp_path_factory.mktemp("judge")
+    data = make_loop_set(root / "data", genres=tuple(GENRES), n_per=8)
+    cfg = GeneratorConfig(max_channels=8, c_dim=3)
+    torch.manual_seed(0)
+    G = Generator(cfg)
+    from dataset import load_stats
+    mean, std = load_stats(data)
+    save_checkpoint({"g_ema": G.state_dict(), "g_config": asdict(cfg), "step": 5, "mel_mean": torch.from_numpy(mean),
+                     "mel_std": torch.from_numpy(std), "features": [], "loops": "drum", "train_seconds": 60.0,
+                     "genres": GENRES}, root / "run" / "latest.pt")
+    return data, root / "run" / "latest.pt", root
+
+
+def test_evaluate_reports_the_conditional_columns_and_per_genre_rows_for_a_conditional_checkpoint(conditional_ckpt):
+    data, ckpt, root = conditional_ckpt
+    nets = EE.EvalNets("cpu", *EE.load_stats(data), EE.RandomVGG16(fc_dim=32, width=8))
+    try:
+        from standins import musicnn_features
+        nets.musicnn = musicnn_features.load_embedding("cpu")
+    except Exception as e:
+        pytest.skip(f"the musicnn wheel is absent here: {e}")
+    _, mels, _ = E.load_real_set(data, 24)
+    real = E.RealSet(data, 24, 0, EE.embed_set(None, mels, nets, verbose=False), nets)
+    row = E.evaluate_checkpoint(ckpt, real, n=12, with_audio=False, verbose=False,
+                                genre_csv=root / "g.csv", cache_dir=root / "cache")
+    assert row["judge_acc"] >= 0.6                     # pitch and gating tell the toy genres apart
+    assert 0 <= row["cond_acc"] <= 1 and row["cond_acc_min"] <= row["cond_acc"]
+    rows = read_csv(root / "g.csv")
+    assert [r["genre"] for r in rows] == GENRES and all(r["n_fake"] == "4" and r["n_real"] == "8" for r in rows)
+    assert len(list((root / "cache").glob("genres_*.npz"))) == 1        # the real reference, embedded once
+
+
+def test_the_readme_report_tables_both_rows_and_every_genre_and_draws_the_figure(conditional_ckpt, tmp_path, capsys):
+    from experiments import conditional_report
+    from plumbing.files import write_csv
+    _, ckpt, _ = conditional_ckpt
+    run = tmp_path / "runs" / "loop_cond"
+    run.mkdir(parents=True)
+    (run / "latest.pt").write_bytes(ckpt.read_bytes())
+    overall = [{"row": r, "train_minutes": m, "ckpt": f"ckpt_{m}.pt", "step": 10 * m, "IS": 2.0, "density": 0.5,
+                "coverage": 0.5, "FAD_musicnn_mel": 20.0, "FAD_vgg16rand": 30.0,
+                "cond_acc": 0.8 if r == "loop_cond" else "", "cond_acc_min": 0.6 if r == "loop_cond" else "",
+                "judge_acc": 0.95 if r == "loop_cond" else ""} for r in ("loop", "loop_cond") for m in (15, 30)]
+    write_csv(tmp_path / "results.csv", list(overall[0]), overall)
+    per = [{"model": "loop_cond", "step": 300, "genre": g, "cond_acc": acc, "FAD_musicnn_mel": 10, "density": 0.4,
+            "coverage": 0.5, "n_real": 8, "n_fake": 4, "judge_acc": 0.95, "ckpt": str(run / f"ckpt_{m}.pt")}
+           for m, acc in ((15, 0.1), (30, 0.9)) for g in GENRES]
+    write_csv(tmp_path / "results_genres.csv", list(per[0]), per)
+    conditional_report.main([str(tmp_path), "--figure", str(tmp_path / "fig.png")])
+    text = capsys.readouterr().out
+    assert "| loop | 30 | 300 |" in text and "| loop_cond | 30 | 300 |" in text and "0.80" in text
+    assert all(f"| {g} | 0.90 |" in text for g in GENRES) and "0.10" not in text     # the last snapshot's genres
+    assert (tmp_path / "fig.png").stat().st_size > 0
