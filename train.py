@@ -30,6 +30,7 @@ from plumbing.checkpoint import CheckpointError, StopRequest
 from plumbing.cli import YES_NO, flags, spell, yes_no
 from plumbing.devices import autocast_for, default_device
 from plumbing.progress import Progress
+from sample import finish_quick_start
 from plumbing.run import MEMORY_FORMAT, Clock, Run, check_finite
 
 
@@ -193,6 +194,10 @@ class TrainConfig:
                                    "(sub-folders or preprocess.py --labels)")
     clock: str = opt("wall", "what --minutes counts: wall time, or this process's cpu time", ("wall", "cpu"))
     vggish: str | None = opt(None, "official VGGish weights file (else $PJLOOP_VGGISH or the torch hub cache)")
+    samples: int = opt(8, "after training, this many loops (and 4 real ones) as WAVs through a trained vocoder "
+                          "into <out>/samples, with a listening page; 0 = none")
+    vocoder: str | None = opt(None, "the vocoder of those samples: a train_melgan.py checkpoint or griffin-lim "
+                                    "(default: the data set's, trained once if missing: ~8 min on a CPU)")
 
 
 # A 2-core CPU cannot train the paper's configuration (52 GMAC per generated loop, `python generator.py`); this
@@ -235,7 +240,9 @@ def parse_args(argv=None) -> tuple[TrainConfig, bool, str]:
 if __name__ == "__main__":
     cfg, resume, device = parse_args()
     try:
-        train(cfg, device=device, resume=resume)
+        out = train(cfg, device=device, resume=resume)
+        if cfg.samples and distributed.env_rank() == 0:      # the run ends with sound (sample.py does the rest)
+            finish_quick_start(out, cfg.data, cfg.loops, cfg.vocoder, device=device, n=cfg.samples)
     except (FeatureNetUnavailable, CheckpointError, FloatingPointError, ValueError, FileNotFoundError,
             distributed.PeerFailed) as e:
         distributed.leave(f"train.py: {e}")      # one line on every rank, no traceback

@@ -20,10 +20,15 @@ def test_render_train_resume_sample_evaluate(tmp_path):
     run_cli("-m", "demo.loops", "--loops", "drum", "-n", "20", "--out", data, "--quiet", cwd=tmp_path)
     tiny = ["--loops", "drum", "--features", "aisfx", "--data", data, "--out", run_dir, "--batch", "4",
             "--g-channels", "16", "--d-channels", "16", "--ckpt-every", "1", "--sample-every", "1"]
-    out = run_cli(REPO / "train.py", *tiny, "--steps", "2", cwd=tmp_path)
+    out = run_cli(REPO / "train.py", *tiny, "--steps", "2", "--samples", "0", cwd=tmp_path)
     assert "CPU preset" in out and (run_dir / "latest.pt").exists() and (run_dir / "grid_0000002.png").exists()
-    out = run_cli(REPO / "train.py", *tiny, "--steps", "3", "--resume", cwd=tmp_path)
+    out = run_cli(REPO / "train.py", *tiny, "--steps", "3", "--resume", "--samples", "2", "--vocoder",
+                  "griffin-lim", cwd=tmp_path)
     assert "resumed" in out and (run_dir / "grid_0000003.png").exists()
+    # The run ends with sound: its loops and real loops of the set, through the same vocoder, on one page.
+    heard = sorted(p.name for p in (run_dir / "samples").glob("loop_*.wav"))
+    assert heard[:4] == ["loop_0000.wav", "loop_0000_x4.wav", "loop_0001.wav", "loop_0001_x4.wav"]
+    assert any(n.startswith("loop_real_") for n in heard) and (run_dir / "samples" / "index.html").exists()
 
     run_cli(REPO / "sample.py", run_dir, "-n", "2", "--out", tmp_path / "samples", cwd=tmp_path)
     wav, sr = sf.read(tmp_path / "samples" / "loop_0001.wav")

@@ -11,7 +11,7 @@ import demo.loops
 import train
 from dataset import finalize_dataset, save_loop
 
-TINY = dict(batch=4, g_channels=16, d_channels=16, sample_every=1000, ckpt_every=2, snapshot_every=1000)
+TINY = dict(batch=4, g_channels=16, d_channels=16, sample_every=1000, ckpt_every=2, snapshot_every=1000, samples=0)
 
 
 @pytest.fixture(scope="module")
