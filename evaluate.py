@@ -1,79 +1,15 @@
 """Objective evaluation: IS, FAD, Density & Coverage, plus KID and a loopability score
-(paper Section 5, Table 1 and Figure 4; docs/design.md §7).
-
-The code: evaluation/metrics.py holds the metrics as pure functions, evaluation/embeddings.py the networks that embed
-a set of loops; this file makes the sets (real loops, generated loops), turns two embedded sets into a
-table row, and writes rows (CSV), the Figure-4 curve and the command line.
-
-What goes in, for one set of loops (real or generated):
-
-    audio  (N, S=32 000)     16 kHz waveforms, one bar each (generated ones: vocoded seamlessly by
-                             sample.vocode_loops)
-    mels   (N, F=64, T=200)  log10 mels (pjloop's front end, mel.py). Real: mel/<id>.npy;
-                             generated: the generator's output, de-standardised (sample.generate_mels)
-
-and what each metric reads:
-
-    IS          the loop-genre SCNN's softmax on the mels, 10 splits. The classifier is the one train.py
-                uses (train_scnn.ensure_loop_classifier: trained first, announced, when absent); its
-                held-out test accuracy is printed beside every IS (IS_clf_acc): an IS is only as
-                meaningful as the classifier behind it
-    FAD_musicnn, KID_musicnn   THE HEADLINE: Frechet distance / KID on MSD_musicnn's 200-d penultimate
-                layer (standins/musicnn_features.py) of the vocoded audio, through musicnn's own front end: trained
-                on real music (the Million Song Dataset), with data and an architecture no discriminator
-                row uses. A Frechet distance computed in a discriminator's own feature space can be lowered
-                by matching its statistics without making the loops better (Kynkaanniemi et al., ICLR 2023,
-                "The Role of ImageNet Classes in Frechet Inception Distance"). FAD/KID_musicnn_mel: the
-                same network fed the generator's mels through the grid adapter (no vocoder; --mel-only too)
-    FAD_vgg16rand, KID_vgg16rand   secondary: the same distances on the random, frozen VGG16's 64-d fc2
-                output (the very embedding D&C uses, below), both sets divided by the real set's RMS
-                spread; no discriminator uses it either, but it has learnt nothing about sound
-    FAD         Frechet distance of Gaussians on 128-d VGGish embeddings of the audio (two 0.96 s
-                windows per loop; only when VGGish's weights are present -- they cannot be downloaded
-                offline). Secondary: the paper's FAD, but the vgg rows' discriminator sees VGGish
-    FAD_aisfx   the same distance on the offline general network's 512-d embeddings (standins/sfxnet.py, two
-                1-s chunks per loop): an OFFLINE STAND-IN for FAD, not comparable with the paper's
-                numbers; secondary, as the aisfx rows' discriminator sees this network
-    KID, KID_aisfx   unbiased MMD^2 with a cubic polynomial kernel on the same embeddings (not in the
-                paper; unbiased in N, so unlike FAD it can be compared across sample sizes)
-    D, C        Density & Coverage (Naeem et al. 2020), k = 5, on a randomly initialised, frozen VGG16
-                whose fc2 has 64 outputs, fed the mels standardised with the data set's stats
-    loop        loopability (defined at `loopability`): how abrupt the seam is when the loop repeats,
-                relative to the loop's other beats. Reported for generated AND real loops.
-    cond_acc    genre-conditional checkpoints only (train.py --conditional yes; evaluation/judge.py): the
-                share of loops a genre judge (logistic regression on musicnn_mel, fitted on the real loops,
-                its held-out accuracy as judge_acc) puts in the genre they were asked for; cond_acc_min is
-                the worst genre's. Per genre (accuracy, FAD_musicnn_mel, D&C against that genre's real loops):
-                <csv stem>_genres.csv. The generated set asks for every genre equally often.
-
-Generated sets for metrics use fresh, seeded per-loop noise (noise_mode "random", as StyleGAN2's metric
-code and the authors' inference); pictures (sample.py) keep the generator's constant noise.
-
-IS, FAD/KID_vgg16rand, FAD/KID_musicnn_mel and D&C read the generator's mels directly, so the vocoder does
-not affect them; FAD/KID_musicnn, FAD, FAD_aisfx, KID, KID_aisfx and loopability read the vocoded audio, so
-they include the vocoder (the Griffin-Lim fallback, when no MelGAN checkpoint exists, shows up there -- the
-CSV row names the vocoder). Real loops are the data set's wavs.
-
-Sample size matters: FAD and D&C are biased in N, so compare rows only at the same N (the paper: 10 000;
-default here 10 000 on a GPU, 1 000 on a CPU). The real reference set is N loops of the data set (a seeded
-choice); the real anchor needs 2N (it uses what there is and prints it). --data defaults to the data set
-recorded in the checkpoint's training config.
+(paper Section 5, Table 1 and Figure 4; docs/design.md §7). The headline is FAD_musicnn.
 
     python evaluate.py runs/x/latest.pt --data data/drum [-n N] [--csv results.csv] [--seed 0]
-    python evaluate.py --real-anchor --data data/drum [-n N] [--csv results.csv]
-    python evaluate.py --curve runs/x --data data/drum [-n N]        # Figure 4 -> runs/x/curve.png
-    python evaluate.py runs/x/latest.pt --mel-only                   # IS, FAD/KID_vgg16rand, D&C only
+    python evaluate.py --real-anchor --data data/drum [-n N]       # Table 1 row A: real half vs real half
+    python evaluate.py --curve runs/x --data data/drum [-n N]      # Figure 4 -> runs/x/curve.png
+    python evaluate.py runs/x/latest.pt --mel-only                 # IS, FAD/KID_vgg16rand, D&C only
 
-The real-data anchor (Table 1 row A) splits a real pool of up to 2N loops into two halves and compares
-them with the same code. The paper's row A (D = C = 1.00, FAD 0.01) looks like real data against itself:
-with identical sets Density and Coverage are exactly 1 by construction (see `density_coverage`) and the
-Frechet distance is 0, so half against half is the more informative anchor.
-
-From Python (embed the real set once, cached on disk; then one call per checkpoint):
-
-    real = evaluate.prepare_real(data_dir, n, seed=0, device="cpu")        # -> RealSet
-    row = evaluate.evaluate_checkpoint("runs/x/ckpt_0005000.pt", real, n, seed=0)   # -> dict, evaluation.rows.ROW_FIELDS
-    row = evaluate.evaluate_checkpoint(..., with_audio=False)   # mel metrics only: no vocoding, faster
+A set of loops is audio (N, S=32 000) at 16 kHz and log10 mels (N, F=64, T=200); generated sets use seeded
+per-loop noise and are vocoded seamlessly. Compare rows only at equal N (default 10 000 on a GPU, 1 000 on a
+CPU). From Python: prepare_real(data_dir, n) once, then evaluate_checkpoint(ckpt, real, n) per checkpoint.
+Each metric, what it reads, and why: docs/modules.md, "evaluate.py".
 """
 from __future__ import annotations
 
@@ -90,13 +26,13 @@ matplotlib.use("Agg")            # files only, no display; chosen before pyplot 
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np
 import soundfile as sf
-import torch
 
 import melgan
 import sample
 import scnn
 from plumbing.audio_io import peak_normalise
 from plumbing.checkpoint import CheckpointError, load_checkpoint
+from plumbing.devices import default_device
 from dataset import is_complete
 from plumbing.files import atomic_write, read_csv
 from evaluation import judge as genre_judge
@@ -362,15 +298,16 @@ def main(argv=None) -> int:
                                                        f"{N_EVAL_CPU} on CPU)")
     ap.add_argument("--csv", default=None, help=f"append the row here (default {CSV_DEFAULT}; "
                                                 f"with --curve RUN_DIR/curve.csv)")
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--truncation", type=float, default=1.0)
+    ap.add_argument("--seed", type=int, default=0, help="seed of the real-set choice, latents and noise (default 0)")
+    ap.add_argument("--truncation", type=float, default=1.0, help="psi of the generated sets; < 1 trades "
+                    "diversity for quality (default 1.0: none, as the paper's metrics)")
     ap.add_argument("--real-anchor", action="store_true", help="also (or only) the real-vs-real row")
     ap.add_argument("--curve", metavar="RUN_DIR", help="evaluate every RUN_DIR/ckpt_*.pt, plot RUN_DIR/curve.png")
     ap.add_argument("--vocoder", default=None, help="vocoder checkpoint (train_melgan.py) or griffin-lim, for the "
                     "audio columns (default: the data set's trained vocoder if there is one, else Griffin-Lim)")
     ap.add_argument("--vggish", default=None, help="VGGish weights file (FAD); offline FAD is skipped without it")
     ap.add_argument("--ckpt-dir", default="checkpoints", help="where the loop-genre classifier is kept")
-    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    ap.add_argument("--device", default=default_device(), help="cpu or cuda (default: cuda if available)")
     ap.add_argument("--vgg16-fc", type=int, default=VGG16_FC_DIM, help="RandomVGG16 fc1 width (paper: 4096)")
     ap.add_argument("--mel-only", action="store_true", help="skip vocoding: only the mel metrics (IS, FAD/KID_"
                                                              "musicnn_mel, FAD/KID_vgg16rand, D&C), faster")

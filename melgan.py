@@ -25,6 +25,7 @@ from dataset import REPO, default_data_dir
 from griffinlim import GL_ITERS, audio_out, griffin_lim, mel_batch
 from mel import F_MAX, F_MIN, HOP, LOG_FLOOR, N_FFT, N_MELS, SR
 from plumbing.checkpoint import CheckpointError, load_checkpoint
+from plumbing.devices import default_device
 from vocos import VocosConfig, VocosGenerator
 
 # ---------------------------------------------------------------------------------------------
@@ -235,7 +236,7 @@ class MelGANVocoder(Vocoder):
 
     def __init__(self, generator: nn.Module, name: str, device: str | torch.device | None = None,
                  circular: bool = True, batch: int = VOCODE_BATCH, context: int | None = None):
-        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.device = torch.device(device or default_device())
         self.generator = generator.to(self.device).eval().requires_grad_(False)
         self.name, self.circular, self.batch = name, circular, batch
         self.context = context if context is not None else getattr(generator, "context_frames", CONTEXT_FRAMES)

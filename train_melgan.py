@@ -32,6 +32,7 @@ from mel import HOP, LOOP_SAMPLES, SR, log_mel
 from melgan import D_N_DOWN, G_CHANNELS, MELGAN_D_MAX_CHANNELS, MelGANConfig, scale_logits
 from plumbing.checkpoint import CheckpointError, StopRequest, load_checkpoint, save_checkpoint
 from plumbing.cli import YES_NO, yes_no
+from plumbing.devices import default_device
 from plumbing.files import read_csv
 from plumbing.progress import Progress
 
@@ -256,13 +257,13 @@ def resume_trainer(path: str | Path, cfg: TrainConfig, device: torch.device) -> 
 # The training loop
 # ---------------------------------------------------------------------------------------------
 def default_arch(device: str | torch.device | None) -> str:
-    dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    dev = torch.device(device or default_device())
     return "melgan" if dev.type == "cuda" else "fast"
 
 
 def announce(arch: str, device: str | torch.device | None, chosen: bool) -> str:
     """The first line of a run: which vocoder, on what, and why."""
-    dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    dev = torch.device(device or default_device())
     why = ("as asked (--arch)" if chosen else
            "the CPU default: the paper's MelGAN needs 2.4-6 s per step on 2 cores; --arch melgan selects it"
            if arch == "fast" else "the GPU default, the paper's vocoder; --arch fast selects the fast one")
@@ -285,7 +286,7 @@ def train_melgan(cfg: TrainConfig, out: Path, steps: int | None, minutes: float 
                  snapshot_every: float | None = SNAPSHOT_MINUTES) -> Trainer:
     """Train until `steps` (a total, so a resumed run continues to it) or `minutes` of wall time run out,
     whichever comes first; checkpoint every `save_every` steps, at the end, and on Ctrl-C."""
-    dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    dev = torch.device(device or default_device())
     if cfg.segment % HOP or cfg.segment < 4 * HOP:
         raise ValueError(f"--segment {cfg.segment}: must be a multiple of the hop {HOP} and >= {4 * HOP} "
                          f"(e.g. {SEGMENT}) so that mel frames and samples line up")

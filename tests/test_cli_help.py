@@ -12,7 +12,8 @@ import pytest
 
 from plumbing.cli import YES_NO, flags, spell, yes_no
 
-COMMANDS = ["train", "train_scnn", "preprocess", "reproduce", "demo.loops", "experiments.bench_train",
+COMMANDS = ["train", "train_scnn", "preprocess", "reproduce", "sample", "evaluate", "train_melgan", "demo.loops",
+            "experiments.bench_train", "experiments.bench_vocoder",
             "experiments.bench_features", "experiments.bench_preprocess", "experiments.bench_demoloops",
             "standins.make_musicnn_fixture"]
 
