@@ -245,7 +245,7 @@ def write_samples(mels: np.ndarray, vocoder, out_dir: str | Path, repeat: int = 
         write_wav(out / f"loop_{name}.wav", wav)
         write_wav(out / f"loop_{name}_x{repeat}.wav", tile(wav, repeat))
         write_npy(out / f"loop_{name}.npy", mel)
-        if recipes is not None:
+        if recipes is not None and i < len(mels):       # real loops have no recipe
             text = json.dumps({**recipes[i], "bpm": bpm}, indent=1)
             atomic_write(out / f"loop_{name}.json", lambda tmp, t=text: Path(tmp).write_text(t))
         save_mel_image(mel, out / f"mel_{name}.png")
