@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 import evaluate
+import melgan
 import featurenet
 import vggish
 from plumbing.checkpoint import load_checkpoint
@@ -144,10 +145,12 @@ def train_row(name: str, row: dict, args, run_dir: Path) -> None:
 
 def evaluate_row(name: str, row: dict, run_dir: Path, real, args, results: Path) -> None:
     seen = {(r["row"], r["ckpt"]) for r in read_csv(results)}
+    vocoder = None if args.mel_only or args.vocoder is None else \
+        melgan.load_vocoder(args.vocoder, loops=args.loops, device=args.device)    # None: evaluate's default
     for ck in sorted(run_dir.glob("ckpt_*.pt")):
         if (name, ck.name) in seen:
             continue
-        out = evaluate.evaluate_checkpoint(ck, real, n=args.n, seed=EVAL_SEED, device=args.device,
+        out = evaluate.evaluate_checkpoint(ck, real, n=args.n, seed=EVAL_SEED, device=args.device, vocoder=vocoder,
                                            with_audio=not args.mel_only, verbose=False,
                                            genre_csv=results.with_name("results_genres.csv"))
         out.update(row=name, label=row["label"], ckpt=ck.name, train_minutes=f"{float(out['train_minutes']):.3f}")
@@ -247,6 +250,8 @@ def main(argv=None) -> int:
                          "--threads 1 runs on a machine shared with other work)")
     ap.add_argument("--mel-only", action="store_true",
                     help="evaluate without vocoding (IS, FAD/KID on mels, D&C; no audio columns): much faster")
+    ap.add_argument("--vocoder", default=None, help="vocoder of the audio columns: a train_melgan.py checkpoint "
+                    "or griffin-lim (default: the data set's trained vocoder, trained once if missing)")
     ap.add_argument("--report-only", action="store_true",
                     help="only rewrite table.md and curve.png from results.csv (no training, no evaluation)")
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
@@ -270,7 +275,7 @@ def main(argv=None) -> int:
         write_report(out, results, args)
         return 0
     args.data = args.data or str(ensure_demo_set(args.loops))
-    if not args.mel_only:            # the audio columns are heard through the data set's trained vocoder
+    if not args.mel_only and args.vocoder is None:   # the audio columns: through the data set's trained vocoder
         train_melgan.ensure_vocoder(args.loops, args.data, device=args.device)
     if args.jobs > 1:
         return run_jobs(names, table, args, out, results)
@@ -298,6 +303,7 @@ def run_jobs(names: list[str], table: dict, args, out: Path, results: Path) -> i
               "--minutes", str(args.minutes), "--evals", str(args.evals), "-n", str(args.n), "--seed",
               str(args.seed), "--out", args.out, "--device", args.device, "--clock", args.clock, "--threads", "1"]
     common += ["--mel-only"] if args.mel_only else []
+    common += ["--vocoder", args.vocoder] if args.vocoder else []
     jobs = []
     for k in range(min(args.jobs, len(names))):
         rows = ",".join(names[k::args.jobs])

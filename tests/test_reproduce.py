@@ -17,14 +17,15 @@ def test_two_rows_in_seconds_give_table_csv_and_curve_and_a_rerun_reuses_them(tm
     data = tmp_path / "data"
     run_cli("-m", "demo.loops", "--loops", "drum", "-n", "24", "--out", data, "--quiet", cwd=tmp_path)
     args = [REPO / "reproduce.py", "--loops", "drum", "--data", data, "--minutes", "0.15", "--evals", "2",
-            "-n", "8", "--rows", "stylegan2,general", "--out", tmp_path / "results", "--threads", "1"]
+            "-n", "8", "--rows", "stylegan2,general", "--out", tmp_path / "results", "--threads", "1",
+            "--vocoder", "griffin-lim"]
     first = run_cli(*args, "--jobs", "2", cwd=tmp_path)          # the two rows in two processes at once
     assert "job 0: rows stylegan2" in first and "job 1: rows general" in first
     out = tmp_path / "results" / "drum"
     rows = list(csv.DictReader(open(out / "results.csv")))
     assert {r["row"] for r in rows} == {"stylegan2", "general"}
     assert all(len([r for r in rows if r["row"] == name]) >= 2 for name in ("stylegan2", "general"))
-    assert all(r["n_fake"] == "8" for r in rows)
+    assert all(r["n_fake"] == "8" and r["vocoder"] == "griffin-lim" for r in rows)   # the audio path, named
     header = open(out / "results.csv").readline().strip().split(",")
     assert len(header) == len(set(header))                                   # every column once
     table = (out / "table.md").read_text()
