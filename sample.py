@@ -29,9 +29,8 @@ import melgan
 import train_melgan
 from dataset import default_data_dir
 from plumbing.audio_io import fix_length, peak_normalise
-from plumbing.files import atomic_write, write_npy, write_wav
+from plumbing.files import atomic_write, read_csv, write_npy, write_wav
 from mel import BPM, LOG_FLOOR, SR, from_gan, log_mel
-from plumbing.files import read_csv
 from plumbing.checkpoint import CheckpointError, load_checkpoint
 from plumbing.devices import default_device
 from generator import Generator, GeneratorConfig
