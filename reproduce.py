@@ -87,6 +87,7 @@ def rows_table() -> dict[str, dict]:
         "general_b16": dict(features=gen, batch=16, label=f"{gen}, batch 16 (CPU preset: 8)"),
         "general_w64": dict(features=gen, g_channels=64, d_channels=64, label=f"{gen}, width 64 (CPU preset: 32)"),
         "loop_batchstats": dict(features="scnn_loop", batch_stats=True, label="SCNN_loop, authors' batch-stat BN"),
+        "general_batchstats": dict(features=gen, batch_stats=True, label=f"{gen}, authors' batch-stat BN"),
         "general_loop_sumlogits": dict(features=f"{gen},scnn_loop", fuse_logits=True,
                                        label=f"fusion {gen} + SCNN_loop, authors' summed logits"),
         # Genre-conditional rows (issue 19): the same rows with --conditional yes; evaluated with the genre judge.
