@@ -33,7 +33,7 @@ import scnn
 from plumbing.audio_io import peak_normalise
 from plumbing.checkpoint import CheckpointError, load_checkpoint
 from plumbing.devices import default_device
-from dataset import is_complete
+from dataset import default_data_dir, is_complete
 from plumbing.files import atomic_write, read_csv
 from evaluation import judge as genre_judge
 from evaluation.rows import append_csv, checkpoint_row, format_row, real_row, table_header
@@ -283,11 +283,21 @@ def _default_n(device: str, n: int | None) -> int:
 
 
 def _data_dir_of(args, ckpt: dict | None) -> Path:
-    """--data, else the data set the checkpoint was trained on (train.py stores it in its config)."""
-    data = args.data or ((ckpt or {}).get("config") or {}).get("data")
+    """--data, else the data set the checkpoint was trained on (train.py stores its path in its config). A
+    checkpoint that moved to another folder or machine names a path that may be gone: then the demo set of the
+    same name here (the embedded default), else one line asking for --data."""
+    if args.data:
+        return Path(args.data)
+    data = ((ckpt or {}).get("config") or {}).get("data")
     if not data:
         raise SystemExit("evaluate.py: give --data DIR (the preprocessed loop data set the model was trained on)")
-    return Path(data)
+    if Path(data).is_dir():
+        return Path(data)
+    here = default_data_dir(ckpt.get("loops", "drum"))
+    if here.name == Path(data).name and here.is_dir():
+        print(f"[evaluate] the checkpoint's data set {data} is not here; using the demo set {here}", file=sys.stderr)
+        return here
+    raise SystemExit(f"evaluate.py: the checkpoint was trained on {data}, which is not here: give --data DIR")
 
 
 def main(argv=None) -> int:

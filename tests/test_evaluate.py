@@ -197,6 +197,20 @@ def test_cli_names_a_checkpoint_it_cannot_use(tmp_path):
         E.main([str(bad), "--data", str(tmp_path), "-n", "4"])
 
 
+def test_a_checkpoint_that_moved_finds_the_demo_set_here_or_asks_for_data(tmp_path, monkeypatch, capsys):
+    """train.py stores the data set's absolute path; on another machine that path is gone."""
+    here = tmp_path / "data" / "demo_drum"
+    here.mkdir(parents=True)
+    monkeypatch.setattr(E, "default_data_dir", lambda loops: here)
+    args = E.argparse.Namespace(data=None)
+    moved = {"loops": "drum", "config": {"data": "/elsewhere/data/demo_drum"}}
+    assert E._data_dir_of(args, moved) == here
+    assert "is not here; using the demo set" in capsys.readouterr().err
+    with pytest.raises(SystemExit, match="trained on /elsewhere/my_loops, which is not here: give --data"):
+        E._data_dir_of(args, {"loops": "drum", "config": {"data": "/elsewhere/my_loops"}})
+    assert E._data_dir_of(E.argparse.Namespace(data=str(tmp_path)), moved) == tmp_path
+
+
 @pytest.mark.slow
 def test_cli_evaluates_a_run_and_draws_the_training_curve(tmp_path):
     """End to end: a tiny data set, two tiny random generator checkpoints, the Griffin-Lim fallback."""
