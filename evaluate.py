@@ -31,6 +31,7 @@ import melgan
 import sample
 import scnn
 from plumbing.audio_io import peak_normalise
+from standins import musicnn_features
 from plumbing.checkpoint import CheckpointError, load_checkpoint
 from plumbing.devices import default_device
 from dataset import default_data_dir, is_complete
@@ -48,6 +49,10 @@ N_EVAL_GPU = 10_000       # the paper: "Each model generates 10,000 random loops
 N_EVAL_CPU = 1_000        # a CPU cannot vocode and embed 10 000 loops in reasonable time
 CSV_DEFAULT = "results.csv"
 METRIC_NOISE = "random"   # generated sets for metrics: per-loop noise (StyleGAN2's metrics, the authors' inference)
+# Conditional checkpoints: the judge also hears a second set drawn at psi 0.7 towards each genre's own mean w
+# (what `sample.py --genre X --truncation 0.7` plays): BigGAN's fidelity-for-variety trade, made per genre.
+# Reported beside, never instead of, the psi = 1 accuracy (the paper's metrics are untruncated).
+JUDGE_TRUNCATION = 0.7
 
 
 # =============================================================================================
@@ -207,6 +212,7 @@ def evaluate_checkpoint(ckpt_path: str | Path, real: RealSet, n: int | None = No
     with_audio=False skips vocoding and the audio metrics (FAD/KID_musicnn, FAD_aisfx, FAD, KID(_aisfx),
     loop_fake: NaN); FAD/KID_musicnn_mel, FAD/KID_vgg16rand, IS and D&C read the mels and do not change.
     Keys: evaluation.rows.ROW_FIELDS, and for a conditional checkpoint cond_acc, cond_acc_min, judge_acc, chance
+    and (truncation 1 only) cond_acc_trunc, cond_acc_min_trunc: the judge's verdicts at JUDGE_TRUNCATION
     (per-genre rows appended to `genre_csv` when given; the real genre reference is cached under `cache_dir`)."""
     t0 = time.time()
     device = device or real.nets.device
@@ -219,14 +225,20 @@ def evaluate_checkpoint(ckpt_path: str | Path, real: RealSet, n: int | None = No
     row = checkpoint_row(ckpt, sample.resolve_checkpoint(ckpt_path), metrics, getattr(vocoder, "name", "none"))
     if ckpt.get("genres"):       # conditional: the judge's columns (the set asked for sample.balanced_labels)
         row.update(conditional_columns(ckpt, real, fake, len(mels), row, genre_csv, cache_dir, verbose))
+        if "musicnn_mel" in fake and truncation == 1.0:   # and again at JUDGE_TRUNCATION (musicnn only: cheap)
+            near = generate_set(G, ckpt, None, n or real.n, seed, JUDGE_TRUNCATION)[1]          # (n, 64, 200)
+            near = {"musicnn_mel": musicnn_features.embed_mels(real.nets.musicnn, near).numpy()}
+            acc = conditional_columns(ckpt, real, near, len(mels), row, None, cache_dir, False, per_genre=False)
+            row.update(cond_acc_trunc=acc["cond_acc"], cond_acc_min_trunc=acc["cond_acc_min"])
     row["eval_seconds"] = time.time() - t0
     return row
 
 
 def conditional_columns(ckpt: dict, real: RealSet, fake: dict, n: int, row: dict, genre_csv=None,
-                        cache_dir=None, verbose: bool = True) -> dict:
+                        cache_dir=None, verbose: bool = True, per_genre: bool = True) -> dict:
     """cond_acc, cond_acc_min, judge_acc, chance of a conditional checkpoint's generated set `fake`; NaN (and
-    a note) where musicnn is missing; per-genre rows appended to `genre_csv`."""
+    a note) where musicnn is missing; per-genre rows appended to `genre_csv`. per_genre=False: the judge's
+    verdicts only (`fake` may then hold musicnn_mel alone; no FAD, density or coverage per genre)."""
     nan = float("nan")
     if "musicnn_mel" not in fake:
         print("[evaluate] conditional columns skipped: the genre judge needs MSD_musicnn", file=sys.stderr)
@@ -235,8 +247,12 @@ def conditional_columns(ckpt: dict, real: RealSet, fake: dict, n: int, row: dict
     if ref.genres != list(ckpt["genres"]):
         raise ValueError(f"the checkpoint's genres {ckpt['genres']} are not those of {real.data_dir}: {ref.genres}")
     judge = genre_judge.fit_judge(ref.musicnn_mel, ref.labels, ref.genres)
-    summary, rows = genre_judge.per_genre_rows(ref, judge, fake, sample.balanced_labels(n, len(ref.genres)).numpy(),
-                                               device=real.nets.device)
+    asked = sample.balanced_labels(n, len(ref.genres)).numpy()                                  # (n,)
+    if not per_genre:
+        acc = genre_judge.conditional_accuracy(judge.predict(fake["musicnn_mel"]), asked, ref.genres)
+        per = [acc[g] for g in ref.genres if not np.isnan(acc[g])]
+        return dict(cond_acc=acc["overall"], cond_acc_min=min(per), judge_acc=judge.accuracy, chance=1 / len(ref.genres))
+    summary, rows = genre_judge.per_genre_rows(ref, judge, fake, asked, device=real.nets.device)
     if verbose:
         print(genre_judge.format_conditional(summary, rows), flush=True)
     if genre_csv is not None:

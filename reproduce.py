@@ -193,7 +193,8 @@ def make_table(results: list[dict], names: list[str], args) -> str:
              f"Final evaluation of each row; 'reaches' = training minutes until the row first matched the "
              f"StyleGAN2 baseline's BEST evaluation (in brackets: ratio to the minutes the baseline took to reach "
              f"it). Minutes compare only within one run of this command (the machine's load changes them).", ""]
-    metrics = TABLE_METRICS + [("cond_acc", ".2f")] * any(not np.isnan(value(r, "cond_acc")) for r in results)
+    metrics = TABLE_METRICS + [(k, ".2f") for k in ("cond_acc", "cond_acc_trunc")
+                               if any(not np.isnan(value(r, k)) for r in results)]
     head = ["row", "features", "min"] + [k for k, _ in metrics] + \
            ["reaches D", "reaches C", f"reaches {HEADLINE}"]
     lines += ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]

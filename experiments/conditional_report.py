@@ -26,7 +26,8 @@ from mel import LOG_FLOOR
 from plumbing.files import atomic_write, read_csv
 
 OVERALL = [("step", "d"), ("IS", ".2f"), ("FAD_musicnn_mel", ".1f"), ("FAD_vgg16rand", ".1f"), ("density", ".2f"),
-           ("coverage", ".2f"), ("cond_acc", ".2f"), ("cond_acc_min", ".2f"), ("judge_acc", ".2f")]
+           ("coverage", ".2f"), ("cond_acc", ".2f"), ("cond_acc_min", ".2f"),
+           ("cond_acc_trunc", ".2f"), ("cond_acc_min_trunc", ".2f"), ("judge_acc", ".2f")]
 PER_GENRE = [("cond_acc", ".2f"), ("FAD_musicnn_mel", ".1f"), ("density", ".2f"), ("coverage", ".2f")]
 GRID_SEED = 0          # one latent for the whole grid: only the genre changes from panel to panel
 

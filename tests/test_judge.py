@@ -103,6 +103,8 @@ def test_evaluate_reports_the_conditional_columns_and_per_genre_rows_for_a_condi
                                 genre_csv=root / "g.csv", cache_dir=root / "cache")
     assert row["judge_acc"] >= 0.6                     # pitch and gating tell the toy genres apart
     assert 0 <= row["cond_acc"] <= 1 and row["cond_acc_min"] <= row["cond_acc"]
+    # ... and the judge's verdict on a second set drawn at psi 0.7 towards each genre's mean w, beside it
+    assert 0 <= row["cond_acc_min_trunc"] <= row["cond_acc_trunc"] <= 1
     rows = read_csv(root / "g.csv")
     assert [r["genre"] for r in rows] == GENRES and all(r["n_fake"] == "4" and r["n_real"] == "8" for r in rows)
     assert len(list((root / "cache").glob("genres_*.npz"))) == 1        # the real reference, embedded once
