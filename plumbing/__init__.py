@@ -1,1 +1,1 @@
-"""Plumbing: crash-safe files and checkpoints, audio reading, and the torchrun/DDP rules."""
+"""Plumbing: crash-safe files and checkpoints, audio reading, the torchrun/DDP rules, and the listening page."""

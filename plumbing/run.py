@@ -31,7 +31,7 @@ from plumbing import distributed
 from plumbing.checkpoint import CheckpointError, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from plumbing.distributed import World
 from projector import PROJECTOR_SEED
-from sample import save_mel_grid
+from plumbing.page import save_mel_grid
 
 # Adam's learning-rate ratios (StyleGAN2's lazy regularisation): D's R1 runs every 16 steps in a step of its own,
 # so D gets 16/17 (the authors keep it in the projected runs too). G: the authors' StyleGAN2-ADA setup scales G's
