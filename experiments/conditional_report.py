@@ -54,11 +54,12 @@ def genre_rows_of(genre_rows: list[dict], row: dict, name: str) -> list[dict]:
     return list({g["genre"]: g for g in mine}.values())
 
 
-def tables(results: list[dict], genre_rows: list[dict], cond: str, uncond: str) -> str:
-    a, b = last_of(results, cond), last_of(results, uncond)
+def tables(results: list[dict], genre_rows: list[dict], cond: str, uncond: str | None) -> str:
+    """uncond None: the conditional row alone (its unconditional twin was run elsewhere)."""
+    a = last_of(results, cond)
     head = ["row", "min"] + [k for k, _ in OVERALL]
     lines = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
-    for name, r in ((uncond, b), (cond, a)):
+    for name, r in ([(uncond, last_of(results, uncond))] if uncond else []) + [(cond, a)]:
         lines.append("| " + " | ".join([name, f"{float(r['train_minutes']):.0f}"] +
                                        [_cell(r, k, s) for k, s in OVERALL]) + " |")
     per = genre_rows_of(genre_rows, a, cond)
@@ -99,12 +100,13 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("results", help="a reproduce.py folder (results.csv, results_genres.csv, runs/)")
     ap.add_argument("--cond", default="loop_cond", help="the conditional row's name (default loop_cond)")
-    ap.add_argument("--uncond", default="loop", help="the unconditional row it is compared with (default loop)")
+    ap.add_argument("--uncond", default="loop", help="the unconditional row it is compared with (default loop; "
+                    "none: the conditional row alone)")
     ap.add_argument("--figure", default=None, help="write the figure here (PNG), e.g. docs/conditional_drum.png")
     args = ap.parse_args(argv)
     out = Path(args.results)
     results, genre_rows = read_csv(out / "results.csv"), read_csv(out / "results_genres.csv")
-    text = tables(results, genre_rows, args.cond, args.uncond)
+    text = tables(results, genre_rows, args.cond, None if args.uncond == "none" else args.uncond)
     print(text)
     if args.figure:
         last = last_of(results, args.cond)

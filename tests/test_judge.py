@@ -131,3 +131,6 @@ def test_the_readme_report_tables_both_rows_and_every_genre_and_draws_the_figure
     assert "| loop | 30 | 300 |" in text and "| loop_cond | 30 | 300 |" in text and "0.80" in text
     assert all(f"| {g} | 0.90 |" in text for g in GENRES) and "0.10" not in text     # the last snapshot's genres
     assert (tmp_path / "fig.png").stat().st_size > 0
+    conditional_report.main([str(tmp_path), "--uncond", "none"])              # the conditional row alone
+    text = capsys.readouterr().out
+    assert "| loop_cond | 30 | 300 |" in text and "| loop | 30 |" not in text
