@@ -224,21 +224,20 @@ def evaluate_checkpoint(ckpt_path: str | Path, real: RealSet, n: int | None = No
     metrics = compute_metrics(real.feats, fake, seed=seed, device=device, clf_accuracy=real.nets.clf_accuracy)
     row = checkpoint_row(ckpt, sample.resolve_checkpoint(ckpt_path), metrics, getattr(vocoder, "name", "none"))
     if ckpt.get("genres"):       # conditional: the judge's columns (the set asked for sample.balanced_labels)
-        row.update(conditional_columns(ckpt, real, fake, len(mels), row, genre_csv, cache_dir, verbose))
-        if "musicnn_mel" in fake and truncation == 1.0:   # and again at JUDGE_TRUNCATION (musicnn only: cheap)
+        near = None
+        if "musicnn_mel" in fake and truncation == 1.0:   # the same asks at JUDGE_TRUNCATION (musicnn only: cheap)
             near = generate_set(G, ckpt, None, n or real.n, seed, JUDGE_TRUNCATION)[1]          # (n, 64, 200)
-            near = {"musicnn_mel": musicnn_features.embed_mels(real.nets.musicnn, near).numpy()}
-            acc = conditional_columns(ckpt, real, near, len(mels), row, None, cache_dir, False, per_genre=False)
-            row.update(cond_acc_trunc=acc["cond_acc"], cond_acc_min_trunc=acc["cond_acc_min"])
+            near = musicnn_features.embed_mels(real.nets.musicnn, near).numpy()                  # (n, 200)
+        row.update(conditional_columns(ckpt, real, fake, len(mels), row, genre_csv, cache_dir, verbose, near))
     row["eval_seconds"] = time.time() - t0
     return row
 
 
 def conditional_columns(ckpt: dict, real: RealSet, fake: dict, n: int, row: dict, genre_csv=None,
-                        cache_dir=None, verbose: bool = True, per_genre: bool = True) -> dict:
+                        cache_dir=None, verbose: bool = True, truncated: np.ndarray | None = None) -> dict:
     """cond_acc, cond_acc_min, judge_acc, chance of a conditional checkpoint's generated set `fake`; NaN (and
-    a note) where musicnn is missing; per-genre rows appended to `genre_csv`. per_genre=False: the judge's
-    verdicts only (`fake` may then hold musicnn_mel alone; no FAD, density or coverage per genre)."""
+    a note) where musicnn is missing; per-genre rows appended to `genre_csv`. `truncated`: musicnn_mel (n, 200)
+    of the same asks drawn at JUDGE_TRUNCATION -> also cond_acc_trunc, cond_acc_min_trunc, by the same judge."""
     nan = float("nan")
     if "musicnn_mel" not in fake:
         print("[evaluate] conditional columns skipped: the genre judge needs MSD_musicnn", file=sys.stderr)
@@ -248,11 +247,10 @@ def conditional_columns(ckpt: dict, real: RealSet, fake: dict, n: int, row: dict
         raise ValueError(f"the checkpoint's genres {ckpt['genres']} are not those of {real.data_dir}: {ref.genres}")
     judge = genre_judge.fit_judge(ref.musicnn_mel, ref.labels, ref.genres)
     asked = sample.balanced_labels(n, len(ref.genres)).numpy()                                  # (n,)
-    if not per_genre:
-        acc = genre_judge.conditional_accuracy(judge.predict(fake["musicnn_mel"]), asked, ref.genres)
-        per = [acc[g] for g in ref.genres if not np.isnan(acc[g])]
-        return dict(cond_acc=acc["overall"], cond_acc_min=min(per), judge_acc=judge.accuracy, chance=1 / len(ref.genres))
     summary, rows = genre_judge.per_genre_rows(ref, judge, fake, asked, device=real.nets.device)
+    if truncated is not None:
+        acc = genre_judge.conditional_accuracy(judge.predict(truncated), asked, ref.genres)
+        summary.update(cond_acc_trunc=acc["overall"], cond_acc_min_trunc=genre_judge.worst_genre(acc, ref.genres))
     if verbose:
         print(genre_judge.format_conditional(summary, rows), flush=True)
     if genre_csv is not None:
