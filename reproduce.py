@@ -94,6 +94,8 @@ def rows_table() -> dict[str, dict]:
         "stylegan2_cond": dict(features="none", conditional=True, label="StyleGAN2, genre-conditional"),
         "general_cond": dict(features=gen, conditional=True, label=f"Projected, general: {gen}, genre-conditional"),
         "loop_cond": dict(features="scnn_loop", conditional=True, label="Projected, SCNN_loop, genre-conditional"),
+        "general_loop_cond": dict(features=f"{gen},scnn_loop", conditional=True,
+                                  label=f"Projected, fusion: {gen} + SCNN_loop, genre-conditional"),
     }
     # DiffAugment (augment.py): each Table-1 row of the comparison again with each policy.
     for base in ("stylegan2", "general", "loop", "general_loop"):
