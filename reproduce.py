@@ -96,6 +96,11 @@ def rows_table() -> dict[str, dict]:
         "loop_cond": dict(features="scnn_loop", conditional=True, label="Projected, SCNN_loop, genre-conditional"),
         "general_loop_cond": dict(features=f"{gen},scnn_loop", conditional=True,
                                   label=f"Projected, fusion: {gen} + SCNN_loop, genre-conditional"),
+        # --genre-guide (not the paper): the frozen loop-genre classifier also teaches G the genre
+        "loop_cond_guide": dict(features="scnn_loop", conditional=True, genre_guide=1.0,
+                                label="Projected, SCNN_loop, genre-conditional, --genre-guide 1"),
+        "loop_cond_guide0.3": dict(features="scnn_loop", conditional=True, genre_guide=0.3,
+                                   label="Projected, SCNN_loop, genre-conditional, --genre-guide 0.3"),
     }
     # DiffAugment (augment.py): each Table-1 row of the comparison again with each policy.
     for base in ("stylegan2", "general", "loop", "general_loop"):
