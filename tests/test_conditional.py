@@ -19,6 +19,7 @@ from discriminator import ProjectedDiscriminator, StyleGAN2Discriminator
 from generator import Generator, GeneratorConfig
 from mel import LOOP_SAMPLES
 from plumbing.checkpoint import load_checkpoint, save_checkpoint
+import scnn
 from stubs import random_mel, stub
 from train_fixtures import cfg_for, tiny_drum_set   # noqa: F401  (fixture)
 import demo.loops
@@ -105,6 +106,64 @@ def test_variations_go_from_copies_to_strangers_as_the_spread_grows():
     stranger = (torch.randn(4096, 32) - torch.randn(4096, 32)).norm(dim=1).mean()
     assert abs(dist[3] - stranger) < 0.15 * stranger             # spread 3: about as far as an unrelated loop
     assert conditional.variation_latents(5, 64, 1.0, 32).std() == pytest.approx(1.0, abs=0.1)
+
+
+def tiny_guide(label_names=("c", "a", "b"), genres=("a", "b"), seed=0):
+    """A GenreGuide around an untrained width-4 SCNN whose label order is not the run's."""
+    torch.manual_seed(seed)
+    net = scnn.ShortChunkCNN(scnn.SCNNConfig(n_classes=len(label_names), width=4))
+    rng = np.random.default_rng(seed)
+    own = (rng.normal(-2, 0.5, 64), rng.uniform(0.5, 1.5, 64))
+    gan = (rng.normal(-2, 0.5, 64), rng.uniform(0.5, 1.5, 64))
+    return conditional.GenreGuide(net, list(label_names), list(genres), own, gan), own, gan
+
+
+def test_the_genre_guide_is_the_classifiers_cross_entropy_on_both_seconds_of_each_fake():
+    guide, own, gan = tiny_guide()
+    mel, c = random_mel(3), torch.tensor([0, 1, 1])               # run genres a, b, b = classifier's 1, 2, 2
+    x = scnn.restandardise(mel, gan[0], gan[1], own[0], own[1])    # the classifier's own z-scores
+    net = guide.net.eval()
+    by_hand = sum(torch.nn.functional.cross_entropy(net.logits(half), torch.tensor([1, 2, 2]), reduction="sum")
+                  for half in (x[:, :, :100], x[:, :, 100:])) / 6
+    assert guide(mel, c).item() == pytest.approx(by_hand.item(), rel=1e-5)
+
+
+def test_the_genre_guide_is_frozen_and_passes_gradients_to_the_generator_only():
+    guide, _, _ = tiny_guide()
+    guide.train()                                                 # a training loop calls .train() on everything
+    assert not guide.training and not guide.net.training          # running batch-norm stats, no dropout
+    G = tiny_g(c_dim=2)
+    c = torch.tensor([0, 1])
+    guide(G(torch.randn(2, 32), c), c).backward()
+    assert all(p.grad is None and not p.requires_grad for p in guide.net.parameters())
+    assert all(p.grad is not None for p in G.synthesis.parameters() if p.requires_grad)
+
+
+def test_g_step_adds_the_weighted_guide_to_the_adversarial_loss():
+    guide, _, _ = tiny_guide()
+    G, D = tiny_g(c_dim=2), StyleGAN2Discriminator(max_channels=8, c_dim=2)
+    z, c = torch.randn(2, 32), torch.tensor([1, 0])
+    args = (G, D, z, True, train.autocast_for("cpu"), (), c)     # the same noise inputs in all three calls
+    torch.manual_seed(1); guided = train.g_step(*args, guide, 0.5)
+    torch.manual_seed(1); fake = G(z, c)
+    torch.manual_seed(1); plain = train.g_step(*args)
+    assert (guided - plain).item() == pytest.approx(0.5 * guide(fake, c).item(), rel=1e-4)
+
+
+def test_a_guided_run_trains_the_missing_classifier_first_and_keeps_its_weight(tmp_path, tiny_drum_set, monkeypatch):
+    monkeypatch.chdir(tmp_path)          # the loop-genre classifier is trained into ./checkpoints on first use
+    out = train.train(cfg_for(tmp_path, tiny_drum_set, "none", steps=1, conditional=True, genre_guide=1.0),
+                      device="cpu")
+    assert load_checkpoint(out / "latest.pt")["config"]["genre_guide"] == 1.0
+    assert list((tmp_path / "checkpoints").glob("scnn_loop_*.pt"))
+
+
+def test_a_genre_the_classifier_does_not_know_and_an_unconditional_guide_are_refused():
+    with pytest.raises(ValueError, match=r"does not know the genres \['d'\].*train_scnn.py"):
+        tiny_guide(genres=("a", "d"))
+    with pytest.raises(ValueError, match="--genre-guide needs --conditional yes"):
+        from plumbing.run import build_guide
+        build_guide(train.TrainConfig(genre_guide=1.0), None, None, "cpu")
 
 
 @pytest.fixture(scope="module")
