@@ -20,6 +20,7 @@ from torch import nn
 
 from dataset import UNLABELLED, require_genre_labels
 from mel import CHUNK_FRAMES
+from scnn import SCNNFeatures
 
 VARIATION_STREAM = 7919   # seed offset of a variation's perturbation stream: never the stream of a loop's own z
 DEFAULT_SPREAD = 0.3      # variations: 0 = copies, ~0.3 = close relatives, >= 1 = loose relatives, inf = strangers
@@ -78,22 +79,18 @@ class GenreGuide(nn.Module):
         if missing:
             raise ValueError(f"--genre-guide: the loop-genre classifier does not know the genres {missing} "
                              f"(it knows {label_names}): retrain it with `python train_scnn.py --data DATA`")
-        self.net = net.eval().requires_grad_(False)
+        # frozen, always in eval mode, and fed through scnn_loop's own map from the GAN's z-scores to its own
+        self.clf = SCNNFeatures(net, "genre_guide", own_stats, gan_stats).freeze()
         # run genre index -> the classifier's index of the same name (both lists are sorted, but say so)
         self.register_buffer("to_clf", torch.tensor([label_names.index(g) for g in genres]))
-        # the GAN's z-scores -> the classifier's own (the per-band affine map of scnn.SCNNFeatures.adapt)
-        (own_mean, own_std), (gan_mean, gan_std) = own_stats, gan_stats
-        self.register_buffer("scale", torch.as_tensor(gan_std / own_std, dtype=torch.float32).view(1, 1, 1, -1))
-        self.register_buffer("shift", torch.as_tensor((gan_mean - own_mean) / own_std,
-                                                      dtype=torch.float32).view(1, 1, 1, -1))
 
     def train(self, mode: bool = True):
-        return super().train(False)      # always eval: running batch-norm statistics, no dropout
+        return super().train(False)      # always eval, like the frozen classifier inside it
 
     def forward(self, mel: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
-        x = mel * self.scale + self.shift                                      # (B, 1, 200, 64), classifier's z
+        x = self.clf.adapt(mel)                                                # (B, 1, 200, 64), classifier's z
         chunks = torch.cat(x.split(CHUNK_FRAMES, dim=2), dim=0)               # (2B, 1, 100, 64): all firsts, then seconds
-        logits = self.net.logits(chunks).float()                               # (2B, n_classes)
+        logits = self.clf.net.logits(chunks).float()                           # (2B, n_classes)
         return F.cross_entropy(logits, self.to_clf[c].repeat(2))               # target (2B,) in the same order
 
 

@@ -122,7 +122,7 @@ def test_the_genre_guide_is_the_classifiers_cross_entropy_on_both_seconds_of_eac
     guide, own, gan = tiny_guide()
     mel, c = random_mel(3), torch.tensor([0, 1, 1])               # run genres a, b, b = classifier's 1, 2, 2
     x = scnn.restandardise(mel, gan[0], gan[1], own[0], own[1])    # the classifier's own z-scores
-    net = guide.net.eval()
+    net = guide.clf.net.eval()
     by_hand = sum(torch.nn.functional.cross_entropy(net.logits(half), torch.tensor([1, 2, 2]), reduction="sum")
                   for half in (x[:, :, :100], x[:, :, 100:])) / 6
     assert guide(mel, c).item() == pytest.approx(by_hand.item(), rel=1e-5)
@@ -131,11 +131,11 @@ def test_the_genre_guide_is_the_classifiers_cross_entropy_on_both_seconds_of_eac
 def test_the_genre_guide_is_frozen_and_passes_gradients_to_the_generator_only():
     guide, _, _ = tiny_guide()
     guide.train()                                                 # a training loop calls .train() on everything
-    assert not guide.training and not guide.net.training          # running batch-norm stats, no dropout
+    assert not guide.training and not guide.clf.net.training          # running batch-norm stats, no dropout
     G = tiny_g(c_dim=2)
     c = torch.tensor([0, 1])
     guide(G(torch.randn(2, 32), c), c).backward()
-    assert all(p.grad is None and not p.requires_grad for p in guide.net.parameters())
+    assert all(p.grad is None and not p.requires_grad for p in guide.clf.net.parameters())
     assert all(p.grad is not None for p in G.synthesis.parameters() if p.requires_grad)
 
 
