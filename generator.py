@@ -8,8 +8,9 @@ Synthesis: StyleGAN2's "skip" architecture with one output channel, const 13 x 4
 208 x 64, cropped to 200 frames (pjloop: the authors' 12 x 4 -> 192 frames). The output is the standardised
 log-mel (per-band z-scores), no final activation. Also: the EMA helpers, `count_params`, `macs_per_sample`.
 Genre conditioning (the paper's future work; StyleGAN2-ADA's conditional mapping): with `c_dim` > 0 the genre
-is embedded to z_dim, z and the embedding are normalised and joined before the 6 layers; each genre keeps its
-own average w for truncation. Layer by layer, with the ws index each layer reads: docs/modules.md.
+is embedded to z_dim, z and the embedding are normalised and joined before the 6 layers; pjloop then adds a
+learned per-genre offset to w (`genre_shift`); each genre keeps its own average w for truncation. Layer by
+layer, with the ws index each layer reads: docs/modules.md.
 """
 from __future__ import annotations
 
@@ -44,6 +45,8 @@ class GeneratorConfig:
     w_avg_beta: float = 0.995       # StyleGAN2: EMA of w used as the truncation centre
     blur_kernel: tuple[int, ...] = BLUR_KERNEL   # StyleGAN2's [1, 3, 3, 1] resampling filter
     c_dim: int = 0                  # number of genres; 0 = unconditional (the paper's model)
+    genre_shift: bool = True        # (pjloop, not ADA) conditional: + a per-genre offset to w at full lr, a fast
+                                    # path past the 0.01-lr mapping (docs/training.md: 0.45 -> 0.59 genre accuracy)
 
     @property
     def width(self) -> int:
@@ -190,13 +193,15 @@ class MappingNetwork(nn.Module):
 
     Tracks `w_avg`, an EMA (beta 0.995) of the batch-mean w, updated in training mode; truncation
     pulls w towards it: w' = w_avg + psi (w - w_avg) for the first `truncation_cutoff` layers.
-    Conditional (c_dim > 0): c is embedded as in StyleGAN2-ADA (module docstring), and a per-genre
+    Conditional (c_dim > 0): c is embedded as in StyleGAN2-ADA (module docstring); with `genre_shift` the
+    genre's row of `genre_w` (c_dim, w_dim), zero at the start and learned at the full lr, is added to w:
+    through the 0.01-lr layers alone the genre moves w too slowly for a short run. A per-genre
     average `w_avg_c` (c_dim, w_dim) is tracked too; truncation of a genre's loops pulls towards its
     own average, so a truncated loop stays in its genre (the global average belongs to none).
     """
 
     def __init__(self, z_dim: int, w_dim: int, num_ws: int, n_layers: int = 6, lr_mul: float = 0.01,
-                 w_avg_beta: float = 0.995, c_dim: int = 0):
+                 w_avg_beta: float = 0.995, c_dim: int = 0, genre_shift: bool = True):
         super().__init__()
         self.z_dim, self.w_dim, self.num_ws, self.w_avg_beta, self.c_dim = z_dim, w_dim, num_ws, w_avg_beta, c_dim
         dims = [z_dim * (2 if c_dim else 1)] + [w_dim] * n_layers   # hidden width = w_dim (StyleGAN2-ADA)
@@ -206,6 +211,8 @@ class MappingNetwork(nn.Module):
         if c_dim:
             self.embed = EqualLinear(c_dim, z_dim)               # one-hot genre -> z_dim (StyleGAN2-ADA's embed)
             self.register_buffer("w_avg_c", torch.zeros(c_dim, w_dim))
+        # zero-initialised: at step 0 the conditional G is exactly StyleGAN2-ADA's
+        self.genre_w = nn.Parameter(torch.zeros(c_dim, w_dim)) if c_dim and genre_shift else None
 
     def check_labels(self, c: torch.Tensor | None, batch: int) -> None:
         if not self.c_dim:
@@ -228,6 +235,8 @@ class MappingNetwork(nn.Module):
             y = pixel_norm(self.embed(F.one_hot(c, self.c_dim).float()))   # (B, z_dim)
             x = torch.cat([x, y], dim=1)                         # (B, 2 z_dim)
         w = self.layers(x)                                       # (B, w_dim)
+        if self.genre_w is not None:
+            w = w + self.genre_w[c]                              # (B, w_dim) + the genre's offset (B, w_dim)
         if update_w_avg is None:
             update_w_avg = self.training
         if update_w_avg:
@@ -304,7 +313,8 @@ class Generator(nn.Module):
         self.cfg = (cfg or GeneratorConfig()).validate()
         self.synthesis = SynthesisNetwork(self.cfg)
         self.mapping = MappingNetwork(self.cfg.z_dim, self.cfg.w_dim, self.cfg.num_ws, self.cfg.n_mapping,
-                                      self.cfg.mapping_lr_mul, self.cfg.w_avg_beta, self.cfg.c_dim)
+                                      self.cfg.mapping_lr_mul, self.cfg.w_avg_beta, self.cfg.c_dim,
+                                      self.cfg.genre_shift)
 
     @property
     def num_ws(self) -> int:

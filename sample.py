@@ -56,7 +56,7 @@ def resolve_checkpoint(run_or_ckpt: str | Path) -> Path:
 def load_generator(run_or_ckpt: str | Path, device: str | torch.device = "cpu"):
     """-> (EMA generator in eval mode on `device`, the checkpoint dict)."""
     ckpt = load_checkpoint(resolve_checkpoint(run_or_ckpt), map_location="cpu", required=CKPT_KEYS)
-    G = Generator(GeneratorConfig(**ckpt["g_config"]))
+    G = Generator(GeneratorConfig(**{"genre_shift": False, **ckpt["g_config"]}))   # older checkpoints: no shift
     G.load_state_dict(ckpt["g_ema"])
     return G.to(device).eval().requires_grad_(False), ckpt
 

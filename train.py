@@ -195,6 +195,8 @@ class TrainConfig:
                                "translation and cutout)")
     conditional: bool = opt(False, "genre-conditional G and D (the paper's future work); needs genre labels "
                                    "(sub-folders or preprocess.py --labels)")
+    genre_shift: bool = opt(True, "conditional runs: + a learned per-genre offset to G's w (not in the paper; "
+                                  "docs/training.md); no = StyleGAN2-ADA's conditional mapping alone")
     genre_guide: float = opt(0.0, "conditional runs: + this weight x the frozen loop-genre classifier's "
                                   "cross-entropy on G's fakes (not in the paper; docs/training.md); 0 = off")
     clock: str = opt("wall", "what --minutes counts: wall time, or this process's cpu time", ("wall", "cpu"))

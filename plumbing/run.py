@@ -45,7 +45,8 @@ MEMORY_FORMAT = torch.channels_last   # NHWC: oneDNN's fast path on the CPU (doc
 N_GRID = 16                       # fixed-seed EMA samples in each grid PNG
 GRID_SEED = 1234                  # the same latents in every grid, so grids show progress, not new samples
 IDENTITY_KEYS = ("loops", "features", "g_channels", "d_channels", "csm_kernel", "csm_upsample", "seed",
-                 "adapter", "batch_stats", "fuse_logits", "conditional")   # what a resumed run must share
+                 "adapter", "batch_stats", "fuse_logits", "conditional",
+                 "genre_shift")                   # what a resumed run must share
 
 
 def run_dir(cfg, names: list[str]) -> Path:
@@ -118,7 +119,8 @@ class Run:
         self.cfg, self.names, self.data, self.world, self.device = cfg, names, data, world, world.device
         self.out, self.baseline = out, not names
         self.genres = conditional.genres_for_training(data, cfg.conditional)     # None: unconditional
-        self.g_cfg = GeneratorConfig(max_channels=cfg.g_channels, c_dim=len(self.genres or ()))
+        self.g_cfg = GeneratorConfig(max_channels=cfg.g_channels, c_dim=len(self.genres or ()),
+                                     genre_shift=cfg.genre_shift)
         torch.manual_seed(cfg.seed)          # the same initial weights on every rank (and in every run of a seed)
         self.G = Generator(self.g_cfg).to(self.device)
         self.G_ema = make_ema(self.G)

@@ -84,6 +84,31 @@ def test_truncation_pulls_a_genre_towards_its_own_average_w():
     torch.testing.assert_close(ws[:, 0], G.mapping.w_avg_c[c])
 
 
+def test_the_genre_shift_starts_at_zero_and_learns_only_the_asked_genres_offsets():
+    G, plain = tiny_g(), Generator(GeneratorConfig(max_channels=8, c_dim=K, genre_shift=False))
+    plain.load_state_dict({k: v for k, v in G.state_dict().items() if k != "mapping.genre_w"})
+    assert G.mapping.genre_w.shape == (K, 64) and plain.mapping.genre_w is None
+    z, c = torch.randn(4, 32), torch.tensor([0, 2, 2, 0])
+    assert torch.equal(G.mapping(z, c), plain.mapping(z, c))       # zero at the start: StyleGAN2-ADA's mapping
+    G.mapping(z, c).square().sum().backward()
+    moved = G.mapping.genre_w.grad.abs().sum(1) > 0                 # (K,) which genres' offsets get a gradient
+    assert moved.tolist() == [True, False, True]
+    with torch.no_grad():
+        G.mapping.genre_w[2] += 1.0                                  # genre 2's offset moves its w, and only its
+    assert torch.allclose(G.mapping(z, c)[1:3], plain.mapping(z, c)[1:3] + 1.0, atol=1e-6)
+    assert torch.equal(G.mapping(z, c)[[0, 3]], plain.mapping(z, c)[[0, 3]])
+
+
+def test_a_checkpoint_from_before_the_genre_shift_still_samples(tmp_path):
+    G = Generator(GeneratorConfig(max_channels=8, c_dim=K, genre_shift=False))
+    g_config = {k: v for k, v in asdict(G.cfg).items() if k != "genre_shift"}    # written before the flag
+    save_checkpoint({"g_ema": G.state_dict(), "g_config": g_config, "mel_mean": torch.zeros(64),
+                     "mel_std": torch.ones(64), "features": "none", "loops": "drum", "step": 0,
+                     "genres": ["a", "b", "c"]}, tmp_path / "old.pt")
+    loaded, _ = sample.load_generator(tmp_path / "old.pt")
+    assert loaded.mapping.genre_w is None
+
+
 def test_a_morph_starts_exactly_at_A_and_ends_exactly_at_B():
     G = tiny_g()
     ck = {"mel_mean": torch.zeros(64), "mel_std": torch.ones(64), "genres": ["a", "b", "c"]}
