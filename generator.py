@@ -46,7 +46,7 @@ class GeneratorConfig:
     blur_kernel: tuple[int, ...] = BLUR_KERNEL   # StyleGAN2's [1, 3, 3, 1] resampling filter
     c_dim: int = 0                  # number of genres; 0 = unconditional (the paper's model)
     genre_shift: bool = True        # (pjloop, not ADA) conditional: + a per-genre offset to w at full lr, a fast
-                                    # path past the 0.01-lr mapping (docs/training.md: 0.45 -> 0.59 genre accuracy)
+                                    # path past the 0.01-lr mapping (docs/training.md)
 
     @property
     def width(self) -> int:

@@ -47,6 +47,7 @@ GRID_SEED = 1234                  # the same latents in every grid, so grids sho
 IDENTITY_KEYS = ("loops", "features", "g_channels", "d_channels", "csm_kernel", "csm_upsample", "seed",
                  "adapter", "batch_stats", "fuse_logits", "conditional",
                  "genre_shift")                   # what a resumed run must share
+BEFORE_KEY = {"genre_shift": False}   # what a checkpoint written before the key existed was trained with
 
 
 def run_dir(cfg, names: list[str]) -> Path:
@@ -180,8 +181,10 @@ class Run:
         # On the CPU: RNG states must stay CPU tensors; load_state_dict moves the rest to the device.
         ck = load_checkpoint(path, map_location="cpu", required=("g", "d", "config", "rng"))
         defaults = type(self.cfg)
-        diff = {k: (ck["config"].get(k), getattr(self.cfg, k)) for k in IDENTITY_KEYS
-                if ck["config"].get(k, getattr(defaults, k)) != getattr(self.cfg, k)}
+        was = {k: ck["config"].get(k, BEFORE_KEY.get(k, getattr(defaults, k))) for k in IDENTITY_KEYS}
+        diff = {k: (was[k], getattr(self.cfg, k)) for k in IDENTITY_KEYS if was[k] != getattr(self.cfg, k)}
+        if not self.cfg.conditional:
+            diff.pop("genre_shift", None)    # the shift exists only in a conditional G
         if diff or not torch.equal(ck["mel_mean"], torch.from_numpy(self.data.mean)):
             raise CheckpointError(f"{path} was trained with another configuration "
                                   f"({diff or 'other data set statistics'}): use another --out, or drop --resume")

@@ -213,6 +213,12 @@ def test_a_conditional_checkpoint_refuses_an_unconditional_resume(cond_run, tiny
         train.train(cfg, device="cpu", resume=True)
 
 
+def test_a_resume_keeps_the_genre_shift_the_run_was_trained_with(cond_run, tiny_drum_set):
+    cfg = cfg_for(cond_run.parent, tiny_drum_set, "none", steps=9, conditional=True, genre_shift=False)
+    with pytest.raises(Exception, match="genre_shift"):
+        train.train(cfg, device="cpu", resume=True)
+
+
 def test_sampling_by_genre_writes_a_section_per_genre_and_recipes_that_remake_every_loop(cond_run, tmp_path):
     out = tmp_path / "s"
     sample.main([str(cond_run), "-n", "2", "--out", str(out), "--genre", "all", "--truncation", "0.7"])
