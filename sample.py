@@ -30,7 +30,7 @@ from mel import BPM, SR, from_gan, log_mel
 from plumbing.checkpoint import CheckpointError, load_checkpoint
 from plumbing.devices import default_device
 from plumbing.page import PAGE_REPEAT, save_mel_grid, save_mel_image, write_genre_page, write_listening_page
-from generator import Generator, GeneratorConfig
+from generator import BEFORE_KEY, Generator, GeneratorConfig
 import conditional
 
 GRID_LOOPS = 16          # loops shown in grid.png
@@ -56,7 +56,7 @@ def resolve_checkpoint(run_or_ckpt: str | Path) -> Path:
 def load_generator(run_or_ckpt: str | Path, device: str | torch.device = "cpu"):
     """-> (EMA generator in eval mode on `device`, the checkpoint dict)."""
     ckpt = load_checkpoint(resolve_checkpoint(run_or_ckpt), map_location="cpu", required=CKPT_KEYS)
-    G = Generator(GeneratorConfig(**{"genre_shift": False, **ckpt["g_config"]}))   # older checkpoints: no shift
+    G = Generator(GeneratorConfig(**{**BEFORE_KEY, **ckpt["g_config"]}))   # an older checkpoint lacks new keys
     G.load_state_dict(ckpt["g_ema"])
     return G.to(device).eval().requires_grad_(False), ckpt
 

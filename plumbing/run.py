@@ -25,7 +25,7 @@ from discriminator import ProjectedDiscriminator, StyleGAN2Discriminator, frozen
 from featurenet import FeatureContext
 import conditional
 from augment import parse_policy
-from generator import Generator, GeneratorConfig, make_ema
+from generator import BEFORE_KEY, Generator, GeneratorConfig, make_ema
 from mel import from_gan
 from plumbing import distributed
 from plumbing.checkpoint import CheckpointError, load_checkpoint, rng_state, save_checkpoint, set_rng_state
@@ -47,7 +47,6 @@ GRID_SEED = 1234                  # the same latents in every grid, so grids sho
 IDENTITY_KEYS = ("loops", "features", "g_channels", "d_channels", "csm_kernel", "csm_upsample", "seed",
                  "adapter", "batch_stats", "fuse_logits", "conditional",
                  "genre_shift")                   # what a resumed run must share
-BEFORE_KEY = {"genre_shift": False}   # what a checkpoint written before the key existed was trained with
 
 
 def run_dir(cfg, names: list[str]) -> Path:
