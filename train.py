@@ -8,7 +8,7 @@ through D's frozen projector and heads, then the EMA generator. Data: (B, 1, T=2
     python train.py --loops drum --features aisfx             # offline general network (no download needed)
     torchrun --nproc_per_node=8 train.py --loops drum --features vgg,scnn_loop    # --batch is the global batch
 
-The run around the loop (set-up, resume rules, checkpoints, clock) is plumbing/run.py; torchrun's rules are
+The run around the loop (set-up, resume rules, checkpoints, clock) is train_run.py; torchrun's rules are
 plumbing/distributed.py; flags, presets and the resume semantics are in docs/training.md.
 """
 from __future__ import annotations
@@ -31,7 +31,7 @@ from plumbing.cli import YES_NO, flags, spell, yes_no
 from plumbing.devices import autocast_for, default_device
 from plumbing.progress import Progress
 from sample import finish_quick_start
-from plumbing.run import MEMORY_FORMAT, Clock, Run, check_finite
+from train_run import MEMORY_FORMAT, Clock, Run, check_finite
 
 
 def train_step(run: Run, real: torch.Tensor, idx: torch.Tensor, z_d: torch.Tensor, z_g: torch.Tensor,

@@ -1,7 +1,7 @@
 """Benchmark: training speed (iterations and images per second) and peak memory per discriminator kind, in one
 process or several (DistributedDataParallel, as train.py under torchrun).
 
-One iteration = one D step + one G step + the EMA update, as train.py's (plumbing.run.Run, train.d_step,
+One iteration = one D step + one G step + the EMA update, as train.py's (train_run.Run, train.d_step,
 train.g_step, the same all-reduces). CPU s/it is the CPU time of one iteration summed over the processes
 (on a shared CPU wall time measures the scheduler). Each feature set runs in its own process(es), so its
 peak memory (CUDA's max allocated, or the peak RSS) is its own.
@@ -32,7 +32,7 @@ import vggish
 from plumbing.cli import YES_NO, spell, yes_no
 from plumbing.devices import autocast_for, default_device
 from plumbing.distributed import World
-from plumbing.run import MEMORY_FORMAT, Run, check_finite
+from train_run import MEMORY_FORMAT, Run, check_finite
 from generator import ema_beta, update_ema
 
 SETS = ["none", "vgg", "aisfx", "scnn_loop", "vgg,scnn_loop"]

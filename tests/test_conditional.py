@@ -187,7 +187,7 @@ def test_a_genre_the_classifier_does_not_know_and_an_unconditional_guide_are_ref
     with pytest.raises(ValueError, match=r"does not know the genres \['d'\].*train_scnn.py"):
         tiny_guide(genres=("a", "d"))
     with pytest.raises(ValueError, match="--genre-guide needs --conditional yes"):
-        from plumbing.run import build_guide
+        from train_run import build_guide
         build_guide(train.TrainConfig(genre_guide=1.0), None, None, "cpu")
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import torch
 
-import plumbing.run
+import train_run
 import train
 from plumbing.devices import autocast_for
 from plumbing.distributed import World
@@ -245,7 +245,7 @@ def test_channels_last_changes_the_speed_not_the_math(monkeypatch):
     from plumbing.distributed import World
 
     def one_step(fmt):
-        monkeypatch.setattr(plumbing.run, "MEMORY_FORMAT", fmt)
+        monkeypatch.setattr(train_run, "MEMORY_FORMAT", fmt)
         ctx = featurenet.FeatureContext(device="cpu")
         cfg = train.TrainConfig(features="aisfx", **{k: v for k, v in TINY.items() if k in ("batch", "g_channels", "d_channels")})
         run = train.Run(cfg, ["aisfx"], {"aisfx": featurenet.build("aisfx", ctx)}, None, World())
