@@ -11,6 +11,7 @@ Every file and column: docs/modules.md, "dataset.py".
 """
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 
@@ -85,6 +86,67 @@ def load_stats(data_dir: str | Path) -> tuple[np.ndarray, np.ndarray]:
 def is_complete(data_dir: str | Path) -> bool:
     """A data set is usable once its manifest and stats exist (they are written last, atomically)."""
     return (Path(data_dir) / "manifest.csv").exists() and (Path(data_dir) / "stats.npz").exists()
+
+
+# ---------------------------------------------------------------------------------------------
+# Splits by source file. Sibling bars of one file sound alike, so a split by loop would put the same
+# recording on both sides; every split in pjloop is by the manifest's `source` instead. A source's part is a
+# hash of its name, so it never changes when files are added or removed, and every consumer agrees:
+#   train (80 %): the GAN, the vocoder, SCNN_loop's training part and the genre judge train on it;
+#   held-out (20 %) = val (10 %) + test (10 %): the evaluation reference, the vocoder benchmark and the judge's
+#   accuracy use all of it; SCNN_loop keeps its best epoch on val and reports test (the paper's 80/10/10).
+# ---------------------------------------------------------------------------------------------
+SPLIT_BUCKETS = 100              # a source's bucket: the first 8 hex digits of sha1(source) mod 100
+VAL_BUCKETS = range(10, 20)      # 10 %: SCNN_loop's validation part (held out from the GAN too)
+TEST_BUCKETS = range(0, 10)      # 10 %: SCNN_loop's test part (held out from the GAN too)
+MIN_SPLIT_SOURCES = 20           # fewer sources: too few to hold any out; everything is "train"
+
+
+def source_bucket(source: str) -> int:
+    """0..99, a fixed function of the source's name (independent of the rest of the data set)."""
+    return int(hashlib.sha1(source.encode("utf-8")).hexdigest()[:8], 16) % SPLIT_BUCKETS
+
+
+def source_part(source: str) -> str:
+    """'train', 'val' or 'test' for one source file (ignores MIN_SPLIT_SOURCES; see split_rows)."""
+    b = source_bucket(source)
+    return "test" if b in TEST_BUCKETS else "val" if b in VAL_BUCKETS else "train"
+
+
+def split_rows(rows: list[dict]) -> dict[str, list[dict]]:
+    """Manifest rows -> {'train', 'val', 'test', 'heldout' (= val + test)}: lists of rows, split by source.
+    A set of fewer than MIN_SPLIT_SOURCES sources holds nothing out (everything trains)."""
+    parts = {"train": [], "val": [], "test": []}
+    few = len({r["source"] for r in rows}) < MIN_SPLIT_SOURCES
+    for r in rows:
+        parts["train" if few else source_part(r["source"])].append(r)
+    parts["heldout"] = parts["val"] + parts["test"]
+    return parts
+
+
+def split_ids(data_dir: str | Path, part: str) -> list[str]:
+    """The ids of one part ('train', 'val', 'test', 'heldout') of a data set, in manifest order."""
+    return [r["id"] for r in split_rows(read_csv(Path(data_dir) / "manifest.csv"))[part]]
+
+
+def source_digest(source: str) -> str:
+    """What a checkpoint records of each source it trained on: 12 hex digits of sha1 (short, not reversible
+    to a path, enough to name an overlap)."""
+    return hashlib.sha1(source.encode("utf-8")).hexdigest()[:12]
+
+
+def sources_of(data_dir: str | Path, ids: list[str] | None = None) -> list[str]:
+    """Sorted source digests of the loops `ids` of a data set (all its loops when None)."""
+    rows = read_csv(Path(data_dir) / "manifest.csv")
+    keep = None if ids is None else set(ids)
+    return sorted({source_digest(r["source"]) for r in rows if keep is None or r["id"] in keep})
+
+
+def overlap(trained_on: list[str] | None, data_dir: str | Path, ids: list[str]) -> list[str]:
+    """Source digests of `ids` that a model trained on (empty when it recorded none: an older checkpoint)."""
+    if not trained_on:
+        return []
+    return sorted(set(trained_on) & set(sources_of(data_dir, ids)))
 
 
 # ---------------------------------------------------------------------------------------------

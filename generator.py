@@ -27,7 +27,7 @@ from layers import BLUR_KERNEL, Blur, EqualLinear, Upsample, bias_leaky_relu
 
 NOISE_MODES = ("random", "const", "none")
 # What a checkpoint written before one of these keys existed was built with (train.py's flag of the same name)
-BEFORE_KEY = {"genre_shift": False}
+BEFORE_KEY = {"genre_shift": False, "split": "all"}
 
 
 @dataclass

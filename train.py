@@ -193,6 +193,9 @@ class TrainConfig:
     augment: str = opt("none", "DiffAugment before every discriminator, real and fake alike: comma list of "
                                "shift (circular, up to 1/8 bar), cutout, or none; paper: none (Projected GAN: "
                                "translation and cutout)")
+    split: str = opt("train", "which loops G trains on: train = the 80 % of source files that evaluate.py does "
+                              "not score against (dataset.split_rows); all = every loop (the paper's setting, "
+                              "leaves no held-out reference)", ("train", "all"))
     conditional: bool = opt(False, "genre-conditional G and D (the paper's future work); needs genre labels "
                                    "(sub-folders or preprocess.py --labels)")
     genre_shift: bool = opt(True, "conditional runs: + a learned per-genre offset to G's w (not in the paper; "

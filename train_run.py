@@ -19,7 +19,7 @@ import torch
 import featurenet
 import losses
 import train_scnn
-from dataset import LoopMelDataset
+from dataset import LoopMelDataset, sources_of, split_ids
 from demo.loops import ensure_demo_set
 from discriminator import ProjectedDiscriminator, StyleGAN2Discriminator, frozen_fingerprint, trainable_parameters
 from featurenet import FeatureContext
@@ -46,7 +46,7 @@ N_GRID = 16                       # fixed-seed EMA samples in each grid PNG
 GRID_SEED = 1234                  # the same latents in every grid, so grids show progress, not new samples
 IDENTITY_KEYS = ("loops", "features", "g_channels", "d_channels", "csm_kernel", "csm_upsample", "seed",
                  "adapter", "batch_stats", "fuse_logits", "conditional",
-                 "genre_shift")                   # what a resumed run must share
+                 "genre_shift", "split")          # what a resumed run must share
 
 
 def run_dir(cfg, names: list[str]) -> Path:
@@ -83,7 +83,8 @@ def prepare(cfg, names: list[str], device: str) -> tuple[object, LoopMelDataset,
                                                             batch_stats=cfg.batch_stats))
     if cfg.data is None:
         cfg = replace(cfg, data=str(ensure_demo_set(cfg.loops)))
-    data = LoopMelDataset(cfg.data)
+    # --split train: G never sees the held-out 20 % of source files, so evaluate.py can score against them.
+    data = LoopMelDataset(cfg.data, ids=split_ids(cfg.data, "train") if cfg.split == "train" else None)
     conditional.genres_for_training(data, cfg.conditional)   # an unlabelled set stops here, before any training
     return cfg, data, build_feature_nets(cfg, names, data, device, built)
 
@@ -141,6 +142,9 @@ class Run:
         self.step, self.seconds = 0, 0.0
         self.reseed()
         self.fingerprint = frozen_fingerprint(self.D)
+        # What the checkpoint records of its training data: one digest per source file (dataset.source_digest),
+        # so that evaluate.py can refuse a reference that shares a file with it.
+        self.trained_sources = sources_of(data.data_dir, [r["id"] for r in data.rows]) if data is not None else []
 
     @classmethod
     def open(cls, cfg, names: list[str], world: World, resume: bool) -> "Run":
@@ -174,7 +178,8 @@ class Run:
                 "train_seconds": self.seconds, "rng": rngs[0], "rng_per_rank": rngs, "world_size": len(rngs),
                 "g_config": asdict(self.g_cfg), "mel_mean": torch.from_numpy(self.data.mean),
                 "mel_std": torch.from_numpy(self.data.std), "features": self.names, "loops": self.cfg.loops,
-                "config": asdict(self.cfg), "frozen": self.fingerprint, "genres": self.genres}
+                "config": asdict(self.cfg), "frozen": self.fingerprint, "genres": self.genres,
+                "trained_sources": self.trained_sources}
 
     def restore(self, path: Path) -> None:
         # On the CPU: RNG states must stay CPU tensors; load_state_dict moves the rest to the device.
