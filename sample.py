@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import fields
 from pathlib import Path
 
 import numpy as np
@@ -56,7 +57,9 @@ def resolve_checkpoint(run_or_ckpt: str | Path) -> Path:
 def load_generator(run_or_ckpt: str | Path, device: str | torch.device = "cpu"):
     """-> (EMA generator in eval mode on `device`, the checkpoint dict)."""
     ckpt = load_checkpoint(resolve_checkpoint(run_or_ckpt), map_location="cpu", required=CKPT_KEYS)
-    G = Generator(GeneratorConfig(**{**BEFORE_KEY, **ckpt["g_config"]}))   # an older checkpoint lacks new keys
+    known = {f.name for f in fields(GeneratorConfig)}                   # BEFORE_KEY also holds train.py's keys
+    before = {k: v for k, v in BEFORE_KEY.items() if k in known}
+    G = Generator(GeneratorConfig(**{**before, **ckpt["g_config"]}))      # an older checkpoint lacks new keys
     G.load_state_dict(ckpt["g_ema"])
     return G.to(device).eval().requires_grad_(False), ckpt
 
