@@ -9,18 +9,12 @@ Miyato & Koyama 2018's projection); this file holds what train.py and sample.py 
              "the loop of seed S" is loop 0 of `sample.py --seed S`
     ws       (K, num_ws, w_dim) style codes: a morph walks linearly from A's w to B's w (StyleGAN's
              interpolation in W, smoother than in Z)
-    guide    --genre-guide W (not in the paper): the frozen loop-genre classifier scnn_loop, whose first four
-             stages the projected D already reads, also scores G's fakes: + W x cross-entropy(genre asked)
 """
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
-from torch import nn
 
 from dataset import UNLABELLED, require_genre_labels
-from mel import CHUNK_FRAMES
-from scnn import SCNNFeatures
 
 VARIATION_STREAM = 7919   # seed offset of a variation's perturbation stream: never the stream of a loop's own z
 DEFAULT_SPREAD = 0.3      # variations: 0 = copies, ~0.3 = close relatives, >= 1 = loose relatives, inf = strangers
@@ -59,39 +53,6 @@ def check_checkpoint_genres(ckpt: dict, genres: list[str] | None, path) -> None:
     if ckpt.get("genres") != genres:
         raise ValueError(f"{path} was trained on the genres {ckpt.get('genres')}, this data set has {genres}: "
                          "use another --out, or the data set it was trained on")
-
-
-class GenreGuide(nn.Module):
-    """--genre-guide: the data set's frozen loop-genre classifier (scnn.py, trained on the same labels) as a
-    second teacher for a conditional G, next to the projected heads' projection term. The heads learn the
-    genre from scratch, slowly (each is a few convolutions fed by one random projection); this classifier
-    knows it already, so its cross-entropy gives G a genre gradient from the first step. AC-GAN's auxiliary
-    classifier (Odena et al. 2017), but pre-trained and frozen, which is the paper's idea applied to labels.
-
-    Input: G's standardised mels (B, 1, 200, 64) and the asked genres (B,) -> mean cross-entropy over both
-    1-second chunks (the classifier is trained on chunks, as the projector reads them). Frozen: eval-mode
-    batch-norm, no dropout, requires_grad off; gradients flow through it into G only. It scores what IS is
-    computed with (evaluate.py), so IS is no independent measure for a guided run; the genre judge is."""
-
-    def __init__(self, net: nn.Module, label_names: list[str], genres: list[str], own_stats, gan_stats):
-        super().__init__()
-        missing = [g for g in genres if g not in label_names]
-        if missing:
-            raise ValueError(f"--genre-guide: the loop-genre classifier does not know the genres {missing} "
-                             f"(it knows {label_names}): retrain it with `python train_scnn.py --data DATA`")
-        # frozen, always in eval mode, and fed through scnn_loop's own map from the GAN's z-scores to its own
-        self.clf = SCNNFeatures(net, "genre_guide", own_stats, gan_stats).freeze()
-        # run genre index -> the classifier's index of the same name (both lists are sorted, but say so)
-        self.register_buffer("to_clf", torch.tensor([label_names.index(g) for g in genres]))
-
-    def train(self, mode: bool = True):
-        return super().train(False)      # always eval, like the frozen classifier inside it
-
-    def forward(self, mel: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
-        x = self.clf.adapt(mel)                                                # (B, 1, 200, 64), classifier's z
-        chunks = torch.cat(x.split(CHUNK_FRAMES, dim=2), dim=0)               # (2B, 1, 100, 64): all firsts, then seconds
-        logits = self.clf.net.logits(chunks).float()                           # (2B, n_classes)
-        return F.cross_entropy(logits, self.to_clf[c].repeat(2))               # target (2B,) in the same order
 
 
 # ---------------------------------------------------------------------------------------------

@@ -375,9 +375,6 @@ def main(argv=None) -> int:
                                       data_dir=data_dir)
         print(f"[evaluate] audio columns (FAD/KID_musicnn, FAD_aisfx, FAD, KID, loopability) vocoded by "
               f"{vocoder.name}", file=sys.stderr)
-    if ((first or {}).get("config") or {}).get("genre_guide"):
-        print("[evaluate] this run trained G against the loop-genre classifier that IS is computed with "
-              "(--genre-guide): its IS is no independent measure; read cond_acc, FAD and D&C", file=sys.stderr)
     rows = []
     for path in paths:
         row = evaluate_checkpoint(path, real, n, args.seed, args.device, vocoder, args.truncation,

@@ -98,13 +98,6 @@ def rows_table() -> dict[str, dict]:
                                   label="Projected, SCNN_loop, genre-conditional, --genre-shift no"),
         "general_loop_cond": dict(features=f"{gen},scnn_loop", conditional=True,
                                   label=f"Projected, fusion: {gen} + SCNN_loop, genre-conditional"),
-        # --genre-guide (not the paper): the frozen loop-genre classifier also teaches G the genre (measured,
-        # as the README says, before --genre-shift became the default)
-        "loop_cond_guide": dict(features="scnn_loop", conditional=True, genre_guide=1.0, genre_shift=False,
-                                label="Projected, SCNN_loop, genre-conditional, --genre-guide 1 --genre-shift no"),
-        "loop_cond_guide0.3": dict(features="scnn_loop", conditional=True, genre_guide=0.3, genre_shift=False,
-                                   label="Projected, SCNN_loop, genre-conditional, --genre-guide 0.3 "
-                                         "--genre-shift no"),
     }
     # DiffAugment (augment.py): each Table-1 row of the comparison again with each policy.
     for base in ("stylegan2", "general", "loop", "general_loop"):

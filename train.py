@@ -61,7 +61,7 @@ def train_step(run: Run, real: torch.Tensor, idx: torch.Tensor, z_d: torch.Tenso
     #    work, while gradients still flow through D (unwrapped) into G_sync.
     for p in run.d_params:
         p.requires_grad_(False)
-    loss_g = g_step(run.G_sync, run.D, z_g, run.baseline, autocast, run.policy, c_g, run.guide, run.cfg.genre_guide)
+    loss_g = g_step(run.G_sync, run.D, z_g, run.baseline, autocast, run.policy, c_g)
     check_finite("G", loss_g, run.step, run.out, run.world)
     run.opt_G.zero_grad(set_to_none=True)
     loss_g.backward()
@@ -100,16 +100,14 @@ def r1_step(D, real, policy: tuple = (), c_real=None):
     return losses.r1_loss_weight() * losses.r1_penalty(logits, real_r1) + 0.0 * logits.sum()
 
 
-def g_step(G, D, z, baseline: bool, autocast, policy: tuple = (), c=None, guide=None, guide_weight: float = 0.0):
+def g_step(G, D, z, baseline: bool, autocast, policy: tuple = (), c=None):
     """Generator loss: raise D's logits on a fresh fake batch (gradients flow through D, and through the
-    differentiable augmentation, into G); c (B,): its genres (--conditional yes only). `guide`
-    (--genre-guide, not the paper): + guide_weight x the frozen genre classifier's cross-entropy on the fakes."""
+    differentiable augmentation, into G); c (B,): its genres (--conditional yes only)."""
     fake_c = () if c is None else (c,)
     with autocast():
         fake = G(z, *fake_c)                                                            # (B, 1, 200, 64)
         fake_logits = D(augment(fake, policy), *fake_c)
-        loss = losses.g_nonsaturating(fake_logits) if baseline else losses.g_hinge(fake_logits)
-        return loss if guide is None else loss + guide_weight * guide(fake, c)
+        return losses.g_nonsaturating(fake_logits) if baseline else losses.g_hinge(fake_logits)
 
 
 def ema_half_life(cfg: TrainConfig, step: int) -> float:
@@ -200,8 +198,6 @@ class TrainConfig:
                                    "(sub-folders or preprocess.py --labels)")
     genre_shift: bool = opt(True, "conditional runs: + a learned per-genre offset to G's w (not in the paper; "
                                   "docs/training.md); no = StyleGAN2-ADA's conditional mapping alone")
-    genre_guide: float = opt(0.0, "conditional runs: + this weight x the frozen loop-genre classifier's "
-                                  "cross-entropy on G's fakes (not in the paper; docs/training.md); 0 = off")
     clock: str = opt("wall", "what --minutes counts: wall time, or this process's cpu time", ("wall", "cpu"))
     vggish: str | None = opt(None, "official VGGish weights file (else $PJLOOP_VGGISH or the torch hub cache)")
     samples: int = opt(8, "after training, this many loops (and 4 real ones) as WAVs through a trained vocoder "

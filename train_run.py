@@ -31,7 +31,6 @@ from plumbing import distributed
 from plumbing.checkpoint import CheckpointError, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from plumbing.distributed import World
 from projector import PROJECTOR_SEED
-from scnn import load_loop_classifier
 from plumbing.page import save_mel_grid
 
 # Adam's learning-rate ratios (StyleGAN2's lazy regularisation): D's R1 runs every 16 steps in a step of its own,
@@ -68,7 +67,7 @@ def build_feature_nets(cfg, names: list[str], data: LoopMelDataset, device: str,
     does not exist yet: explicitly, here, with an announcement (train_scnn.py), never inside the lookup."""
     ctx = FeatureContext(loops=cfg.loops, data_dir=cfg.data, device=device, vggish_path=cfg.vggish,
                          mel_mean=data.mean, mel_std=data.std, adapter=cfg.adapter, batch_stats=cfg.batch_stats)
-    if "scnn_loop" in names or cfg.genre_guide:      # --genre-guide scores fakes with the same classifier
+    if "scnn_loop" in names:
         train_scnn.ensure_loop_classifier(cfg.loops, cfg.data, ckpt_dir=ctx.ckpt_dir, device=device)
     built = built or {}
     return {n: built[n] if n in built else featurenet.build(n, ctx) for n in names}
@@ -87,16 +86,6 @@ def prepare(cfg, names: list[str], device: str) -> tuple[object, LoopMelDataset,
     data = LoopMelDataset(cfg.data, ids=split_ids(cfg.data, "train") if cfg.split == "train" else None)
     conditional.genres_for_training(data, cfg.conditional)   # an unlabelled set stops here, before any training
     return cfg, data, build_feature_nets(cfg, names, data, device, built)
-
-
-def build_guide(cfg, genres: list[str] | None, data: LoopMelDataset, device: str) -> conditional.GenreGuide | None:
-    """--genre-guide > 0: the data set's frozen loop-genre classifier scoring G's fakes (conditional runs only)."""
-    if not cfg.genre_guide:
-        return None
-    if not genres:
-        raise ValueError("--genre-guide needs --conditional yes: it scores each fake on the genre it was asked for")
-    net, label_names, stats = load_loop_classifier(cfg.data, device=device)
-    return conditional.GenreGuide(net, label_names, genres, stats, (data.mean, data.std)).to(device)
 
 
 def check_finite(which: str, loss: torch.Tensor, step: int, out: Path, world: World) -> None:
@@ -126,7 +115,6 @@ class Run:
         self.G = Generator(self.g_cfg).to(self.device)
         self.G_ema = make_ema(self.G)
         self.D = build_discriminator(cfg, names, nets, self.g_cfg.c_dim).to(self.device)
-        self.guide = build_guide(cfg, self.genres, data, self.device)          # None unless --genre-guide
         for m in (self.G, self.G_ema, self.D):
             m.to(memory_format=MEMORY_FORMAT)
         self.d_params = trainable_parameters(self.D)       # requires_grad=False elsewhere, so DDP skips them

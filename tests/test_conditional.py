@@ -19,7 +19,6 @@ from discriminator import ProjectedDiscriminator, StyleGAN2Discriminator
 from generator import Generator, GeneratorConfig
 from mel import LOOP_SAMPLES
 from plumbing.checkpoint import load_checkpoint, save_checkpoint
-import scnn
 from stubs import random_mel, stub
 from train_fixtures import cfg_for, tiny_drum_set   # noqa: F401  (fixture)
 import demo.loops
@@ -133,64 +132,6 @@ def test_variations_go_from_copies_to_strangers_as_the_spread_grows():
     assert conditional.variation_latents(5, 64, 1.0, 32).std() == pytest.approx(1.0, abs=0.1)
 
 
-def tiny_guide(label_names=("c", "a", "b"), genres=("a", "b"), seed=0):
-    """A GenreGuide around an untrained width-4 SCNN whose label order is not the run's."""
-    torch.manual_seed(seed)
-    net = scnn.ShortChunkCNN(scnn.SCNNConfig(n_classes=len(label_names), width=4))
-    rng = np.random.default_rng(seed)
-    own = (rng.normal(-2, 0.5, 64), rng.uniform(0.5, 1.5, 64))
-    gan = (rng.normal(-2, 0.5, 64), rng.uniform(0.5, 1.5, 64))
-    return conditional.GenreGuide(net, list(label_names), list(genres), own, gan), own, gan
-
-
-def test_the_genre_guide_is_the_classifiers_cross_entropy_on_both_seconds_of_each_fake():
-    guide, own, gan = tiny_guide()
-    mel, c = random_mel(3), torch.tensor([0, 1, 1])               # run genres a, b, b = classifier's 1, 2, 2
-    x = scnn.restandardise(mel, gan[0], gan[1], own[0], own[1])    # the classifier's own z-scores
-    net = guide.clf.net.eval()
-    by_hand = sum(torch.nn.functional.cross_entropy(net.logits(half), torch.tensor([1, 2, 2]), reduction="sum")
-                  for half in (x[:, :, :100], x[:, :, 100:])) / 6
-    assert guide(mel, c).item() == pytest.approx(by_hand.item(), rel=1e-5)
-
-
-def test_the_genre_guide_is_frozen_and_passes_gradients_to_the_generator_only():
-    guide, _, _ = tiny_guide()
-    guide.train()                                                 # a training loop calls .train() on everything
-    assert not guide.training and not guide.clf.net.training          # running batch-norm stats, no dropout
-    G = tiny_g(c_dim=2)
-    c = torch.tensor([0, 1])
-    guide(G(torch.randn(2, 32), c), c).backward()
-    assert all(p.grad is None and not p.requires_grad for p in guide.clf.net.parameters())
-    assert all(p.grad is not None for p in G.synthesis.parameters() if p.requires_grad)
-
-
-def test_g_step_adds_the_weighted_guide_to_the_adversarial_loss():
-    guide, _, _ = tiny_guide()
-    G, D = tiny_g(c_dim=2), StyleGAN2Discriminator(max_channels=8, c_dim=2)
-    z, c = torch.randn(2, 32), torch.tensor([1, 0])
-    args = (G, D, z, True, train.autocast_for("cpu"), (), c)     # the same noise inputs in all three calls
-    torch.manual_seed(1); guided = train.g_step(*args, guide, 0.5)
-    torch.manual_seed(1); fake = G(z, c)
-    torch.manual_seed(1); plain = train.g_step(*args)
-    assert (guided - plain).item() == pytest.approx(0.5 * guide(fake, c).item(), rel=1e-4)
-
-
-def test_a_guided_run_trains_the_missing_classifier_first_and_keeps_its_weight(tmp_path, tiny_drum_set, monkeypatch):
-    monkeypatch.chdir(tmp_path)          # the loop-genre classifier is trained into ./checkpoints on first use
-    out = train.train(cfg_for(tmp_path, tiny_drum_set, "none", steps=1, conditional=True, genre_guide=1.0),
-                      device="cpu")
-    assert load_checkpoint(out / "latest.pt")["config"]["genre_guide"] == 1.0
-    assert list((tmp_path / "checkpoints").glob("scnn_loop_*.pt"))
-
-
-def test_a_genre_the_classifier_does_not_know_and_an_unconditional_guide_are_refused():
-    with pytest.raises(ValueError, match=r"does not know the genres \['d'\].*train_scnn.py"):
-        tiny_guide(genres=("a", "d"))
-    with pytest.raises(ValueError, match="--genre-guide needs --conditional yes"):
-        from train_run import build_guide
-        build_guide(train.TrainConfig(genre_guide=1.0), None, None, "cpu")
-
-
 @pytest.fixture(scope="module")
 def cond_run(tmp_path_factory, tiny_drum_set):
     """Two conditional steps of the StyleGAN2 baseline on the two-genre tiny set."""
@@ -205,6 +146,19 @@ def test_genre_names_survive_a_checkpoint_round_trip_and_a_resume(cond_run, tiny
     assert G.c_dim == 2 and ck2["genres"] == ck["genres"]
     cfg = cfg_for(cond_run.parent, tiny_drum_set, "none", steps=3, conditional=True)
     assert load_checkpoint(train.train(cfg, device="cpu", resume=True) / "latest.pt")["step"] == 3
+
+
+def test_a_checkpoint_of_the_removed_genre_guide_still_resumes_and_samples(cond_run, tiny_drum_set, tmp_path):
+    """Runs trained with --genre-guide (since removed) hold `genre_guide` in their config: it is ignored."""
+    ck = load_checkpoint(cond_run / "latest.pt")
+    ck["config"]["genre_guide"] = 1.0
+    save_checkpoint(ck, tmp_path / "run" / "latest.pt")
+    G, old = sample.load_generator(tmp_path / "run")
+    assert G.c_dim == 2 and old["config"]["genre_guide"] == 1.0
+    cfg = cfg_for(tmp_path, tiny_drum_set, "none", steps=ck["step"] + 1, conditional=True)
+    assert not hasattr(cfg, "genre_guide")
+    out = train.train(cfg, device="cpu", resume=True)
+    assert load_checkpoint(out / "latest.pt")["step"] == ck["step"] + 1
 
 
 def test_a_conditional_checkpoint_refuses_an_unconditional_resume(cond_run, tiny_drum_set):
