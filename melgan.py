@@ -5,7 +5,7 @@ interface every vocoder shares, log10 mel -> 16 kHz audio (docs/vocoder.md).
     load_vocoder    a train_melgan.py checkpoint (MelGAN or the fast vocoder, vocos.py), "griffin-lim", or None:
                     the data set's <repo>/checkpoints/vocoder_<loops>_<data set>.pt, else Griffin-Lim (announced);
                     one-line CheckpointError for another mel front end, sample rate or kind of loops
-    vocode          log10 mel (64, T) or (B, 64, T), numpy or torch -> T * 160 samples per loop
+    Vocoder(mel)    log10 mel (64, T) or (B, 64, T), numpy or torch -> T * 160 samples per loop, same kind
 Input: the RAW log10 mel of mel.log_mel, not the GAN's standardised one (mel.from_gan converts). Frame t covers
 samples [160 t, 160 t + 160) in every vocoder, so a 200-frame loop gives exactly 32 000 samples and circular
 vocoding (the loop's own frames wrapped around it) crops sample-exactly: the loops repeat seamlessly.
@@ -337,16 +337,3 @@ def load_vocoder(path: str | Path | None = None, loops: str | None = None,
           f"Griffin-Lim fallback, whose audio quality is limited (phasey, metallic). Train a vocoder with "
           f"`{how}` (minutes on a CPU with the fast vocoder).", file=sys.stderr)
     return GriffinLimVocoder()
-
-
-_fallback: Vocoder | None = None
-
-
-def vocode(mel, vocoder: Vocoder | None = None):
-    """log10 mel (64, T) or (B, 64, T), numpy or torch -> audio (T*160,) or (B, T*160), same kind.
-    A 200-frame loop gives exactly 32 000 samples. Without a vocoder: Griffin-Lim (warned once)."""
-    global _fallback
-    if vocoder is None:
-        _fallback = _fallback or load_vocoder(None)
-        vocoder = _fallback
-    return vocoder(mel)
