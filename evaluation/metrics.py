@@ -263,3 +263,37 @@ def macro_auc(y_true: np.ndarray, scores: np.ndarray) -> tuple[float, float, int
     if not ok.any():
         return float("nan"), float("nan"), 0
     return float(roc[ok].mean()), float(pr[ok].mean()), int(ok.sum())
+
+
+# ---------------------------------------------------------------------------------------------
+# Over seeds: a run's final value is one sample; several seeds give an interval and a test (reproduce.py's table)
+# ---------------------------------------------------------------------------------------------
+def mean_interval(values, level: float = 0.95) -> tuple[float, float, float]:
+    """(mean, lo, hi): the Student-t interval of the mean of `values` (k seeds, k - 1 degrees of freedom), at
+    `level`. One value: (it, nan, nan), no spread to judge; none: all nan."""
+    v = np.asarray(values, dtype=np.float64)
+    if len(v) == 0:
+        return float("nan"), float("nan"), float("nan")
+    mean = float(v.mean())
+    if len(v) == 1:
+        return mean, float("nan"), float("nan")
+    from scipy import stats       # scipy only where intervals are taken
+    half = float(stats.t.ppf((1 + level) / 2, len(v) - 1) * v.std(ddof=1) / math.sqrt(len(v)))
+    return mean, mean - half, mean + half
+
+
+def welch_verdict(a, b, lower_is_better: bool, alpha: float = 0.05) -> str:
+    """Is sample `a` (a row's final values over seeds) better than `b` (its baseline's)? Welch's t-test (unequal
+    variances), two-sided at `alpha`: 'ahead', 'behind' or 'not distinguishable'. Fewer than two values on a side
+    cannot show a difference; no spread on either side with different means is a difference."""
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    if len(a) < 2 or len(b) < 2 or a.mean() == b.mean():
+        return "not distinguishable"
+    if np.ptp(a) <= 1e-12 * abs(a.mean()) and np.ptp(b) <= 1e-12 * abs(b.mean()):     # equal up to rounding
+        p = 0.0
+    else:
+        from scipy import stats
+        p = float(stats.ttest_ind(a, b, equal_var=False).pvalue)
+    if not p < alpha:
+        return "not distinguishable"
+    return "ahead" if (a.mean() < b.mean()) == lower_is_better else "behind"

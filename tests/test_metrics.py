@@ -200,3 +200,29 @@ def test_loopability_of_silence_is_one_not_nan():
 def test_loopability_rejects_audio_that_is_not_whole_frames():
     with pytest.raises(AssertionError, match="multiple of 160"):
         M.loopability(np.zeros((1, 32001), np.float32))
+
+
+# ---------------------------------------------------------------------------------------------
+# Over seeds: mean and Student-t interval, Welch's verdict
+# ---------------------------------------------------------------------------------------------
+def test_mean_interval_is_the_student_t_interval_of_the_mean():
+    # 4 values: mean 2.5, sd sqrt(5/3); t(0.975, 3 df) = 3.182446305284263 (any t table)
+    mean, lo, hi = M.mean_interval([1.0, 2.0, 3.0, 4.0])
+    half = 3.182446305284263 * np.sqrt(5 / 3) / 2
+    assert (mean, lo, hi) == pytest.approx((2.5, 2.5 - half, 2.5 + half))
+    assert M.mean_interval([1.0, 2.0, 3.0, 4.0], level=0.5)[2] < hi                 # a lower level: narrower
+    m1, lo1, hi1 = M.mean_interval([7.0])
+    assert m1 == 7.0 and np.isnan(lo1) and np.isnan(hi1)                             # one seed: no interval
+
+
+def test_welch_verdict_says_ahead_behind_or_not_distinguishable_in_the_metrics_direction():
+    low, high = [0.10, 0.11, 0.12], [0.50, 0.52, 0.51]
+    assert M.welch_verdict(low, high, lower_is_better=True) == "ahead"
+    assert M.welch_verdict(low, high, lower_is_better=False) == "behind"
+    assert M.welch_verdict(high, low, lower_is_better=True) == "behind"
+    assert M.welch_verdict([0.1, 0.5, 0.9], [0.2, 0.6, 0.8], lower_is_better=True) == "not distinguishable"
+    assert M.welch_verdict([0.1], [0.9, 0.91], lower_is_better=True) == "not distinguishable"   # one seed: no test
+    # Welch, not Student's pooled t: with these unequal spreads the pooled test gives p 0.024, Welch's 0.22
+    a, b = [0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7], [0.35, 1.15, 1.95]
+    assert M.welch_verdict(a, b, lower_is_better=True) == "not distinguishable"
+    assert M.welch_verdict(a, b, lower_is_better=True, alpha=0.25) == "ahead"
