@@ -226,3 +226,210 @@ def test_welch_verdict_says_ahead_behind_or_not_distinguishable_in_the_metrics_d
     a, b = [0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7], [0.35, 1.15, 1.95]
     assert M.welch_verdict(a, b, lower_is_better=True) == "not distinguishable"
     assert M.welch_verdict(a, b, lower_is_better=True, alpha=0.25) == "ahead"
+
+
+# ---------------------------------------------------------------------------------------------
+# KAD: the unbiased kernel distance, its permutation p-value and bootstrap interval
+# ---------------------------------------------------------------------------------------------
+def expected_gaussian_kernel(mu1, mu2, s, sigma):
+    """E k(x, y) for x ~ N(mu1, s^2 I), y ~ N(mu2, s^2 I) independent, k = exp(-|x - y|^2 / (2 sigma^2)).
+
+    Derivation: z = x - y ~ N(delta, 2 s^2 I), delta = mu1 - mu2, and the kernel factorises over dimensions. Per
+    dimension, int N(z; d, t^2) exp(-z^2 / (2 sigma^2)) dz is the integral of a product of two Gaussians in z:
+    sqrt(sigma^2 / (sigma^2 + t^2)) exp(-d^2 / (2 (sigma^2 + t^2))). With t^2 = 2 s^2, over D dimensions:
+        (sigma^2 / (sigma^2 + 2 s^2))^(D/2) exp(-|delta|^2 / (2 (sigma^2 + 2 s^2))).
+    Within one set (x, x' independent, same mean) delta = 0."""
+    mu1, mu2 = np.atleast_1d(np.asarray(mu1, float)), np.atleast_1d(np.asarray(mu2, float))
+    v = sigma ** 2 + 2 * s ** 2
+    return (sigma ** 2 / v) ** (len(mu1) / 2) * np.exp(-((mu1 - mu2) ** 2).sum() / (2 * v))
+
+
+def closed_form_kad(mu1, mu2, s, sigma):
+    """100 x MMD^2 = 100 (E k(x, x') + E k(y, y') - 2 E k(x, y)) of the two Gaussians above."""
+    return M.KAD_SCALE * (expected_gaussian_kernel(mu1, mu1, s, sigma) + expected_gaussian_kernel(mu2, mu2, s, sigma)
+                          - 2 * expected_gaussian_kernel(mu1, mu2, s, sigma))
+
+
+def test_the_expected_gaussian_kernel_of_two_gaussians_has_the_stated_closed_form():
+    from scipy import integrate
+    # One dimension: numerical integration over z = x - y ~ N(0.7, 2 * 1.3^2).
+    t2 = 2 * 1.3 ** 2
+    numeric = integrate.quad(lambda z: np.exp(-(z - 0.7) ** 2 / (2 * t2)) / np.sqrt(2 * np.pi * t2)
+                             * np.exp(-z ** 2 / (2 * 0.9 ** 2)), -40, 40)[0]
+    assert expected_gaussian_kernel([0.7], [0.0], 1.3, 0.9) == pytest.approx(numeric, rel=1e-9)
+    # Three dimensions: a Monte-Carlo mean over 400 000 pairs (standard error ~3e-4).
+    rng = np.random.default_rng(0)
+    mu1, mu2, s, sigma = np.array([0.5, 0.0, -0.3]), np.zeros(3), 0.8, 1.5
+    x, y = mu1 + s * rng.normal(size=(400_000, 3)), mu2 + s * rng.normal(size=(400_000, 3))
+    mc = np.exp(-((x - y) ** 2).sum(1) / (2 * sigma ** 2)).mean()
+    assert expected_gaussian_kernel(mu1, mu2, s, sigma) == pytest.approx(mc, abs=1.5e-3)
+
+
+def test_kad_of_two_large_gaussian_samples_matches_the_closed_form_with_the_median_bandwidth():
+    rng = np.random.default_rng(0)
+    n, d = 2000, 8
+    mu2 = np.zeros(d)
+    mu2[0] = 1.5
+    x, y = rng.normal(size=(n, d)), mu2 + rng.normal(size=(n, d))
+    sigma = M.kad_bandwidth(x)
+    from scipy.spatial.distance import pdist
+    assert sigma == pytest.approx(np.median(pdist(x)), rel=1e-12)      # the reference's median pairwise distance
+    # The sample mean difference alone moves KAD by ~4 % (sd) here; 8 % is two of those.
+    assert M.kernel_audio_distance(x, y) == pytest.approx(closed_form_kad(np.zeros(d), mu2, 1.0, sigma), rel=0.08)
+
+
+def test_kad_of_a_hand_computed_three_point_example():
+    x, y = np.array([[0.0], [1.0], [3.0]]), np.array([[1.0], [2.0]])
+    # sigma = median of the reference's distances {1, 3, 2} = 2, so k = exp(-d^2 / 8).
+    within_x = (np.exp(-1 / 8) + np.exp(-9 / 8) + np.exp(-4 / 8)) / 3       # pairs (0,1), (0,3), (1,3)
+    within_y = np.exp(-1 / 8)                                              # the pair (1,2)
+    cross = (1 + 3 * np.exp(-1 / 8) + 2 * np.exp(-4 / 8)) / 6              # d^2 = 1, 4, 0, 1, 4, 1
+    assert M.kad_bandwidth(x) == 2.0
+    assert M.kernel_audio_distance(x, y) == pytest.approx(100 * (within_x + within_y - 2 * cross), rel=1e-12)
+
+
+def test_kad_is_unbiased_where_the_v_statistic_is_not():
+    rng = np.random.default_rng(1)
+    kads, v_stats = [], []
+    for _ in range(400):                                  # 400 pairs of 10 + 10 points of one distribution
+        x, y = rng.normal(size=(10, 2)), rng.normal(size=(10, 2))
+        kads.append(M.kernel_audio_distance(x, y))
+        pts = np.concatenate([x, y])
+        k = np.exp(-((pts[:, None] - pts[None]) ** 2).sum(-1) / (2 * M.kad_bandwidth(x) ** 2))
+        v_stats.append(100 * (k[:10, :10].mean() + k[10:, 10:].mean() - 2 * k[:10, 10:].mean()))   # diagonals in
+    kads, v_stats = np.array(kads), np.array(v_stats)
+    se = kads.std() / np.sqrt(len(kads))
+    assert abs(kads.mean()) < 3 * se                      # ~0 within its standard error (0.28)
+    assert v_stats.mean() > 10 * se and v_stats.mean() > 5   # the biased form sits ~8 above 0 at N = 10
+
+
+def test_two_samples_of_one_distribution_give_an_interval_holding_zero_and_a_large_p():
+    rng = np.random.default_rng(2)
+    x, y = rng.normal(size=(300, 20)), rng.normal(size=(300, 20))
+    r = M.kad_with_uncertainty(x, y, permutations=500, resamples=500)
+    assert r.lo < 0 < r.hi and r.lo <= r.kad <= r.hi
+    assert r.p > 0.05
+    assert (r.lo, r.hi) == M.kad_bootstrap_interval(x, y, resamples=500)      # the same numbers one at a time
+    assert r.p == M.kad_permutation_p(x, y, permutations=500)
+    assert r.kad == M.kernel_audio_distance(x, y)
+
+
+def test_clearly_different_sets_give_p_below_one_percent_and_an_interval_above_zero():
+    rng = np.random.default_rng(2)
+    x, z = rng.normal(size=(300, 20)), rng.normal(size=(300, 20))
+    z[:, :3] += 0.4
+    r = M.kad_with_uncertainty(x, z, permutations=500, resamples=500)
+    assert r.p == pytest.approx(1 / 501) and r.p < 0.01                  # no relabelling reached the observed KAD
+    assert 0 < r.lo < r.kad < r.hi
+
+
+def test_bootstrap_resamples_are_centred_on_the_estimate_because_copies_of_a_loop_are_not_paired():
+    rng = np.random.default_rng(3)
+    K = M.loop_kernel(rng.normal(size=(100, 5)), rng.normal(size=(100, 5)))
+    boot = M._resampled_kads(K, 2000, seed=0)
+    # Pairing a loop's two copies (k = 1) would lift the resamples by ~(1 - mean k)(2 / N) x 100 ~ 2 spreads.
+    assert abs(boot.mean() - M._kad_value(K)) < 0.1 * boot.std()
+
+
+def test_a_resample_pairs_every_two_windows_except_across_two_copies_of_one_loop():
+    rng = np.random.default_rng(4)
+    x, y = rng.normal(size=(4, 2, 3)), rng.normal(size=(3, 2, 3))              # 2 windows per loop
+    K = M.loop_kernel(x, y)
+    ix, iy = [0, 0, 1, 3], [2, 2, 2]                                           # loop 0 twice, loop 2 three times
+    cx = torch.tensor(np.bincount(ix, minlength=4), dtype=torch.float64)[None]
+    cy = torch.tensor(np.bincount(iy, minlength=3), dtype=torch.float64)[None]
+    g, n = K.G.diagonal(), 4
+    hx = cx @ K.G[:n]
+    got = M._kad_of_counts((hx[:, :n] * cx).sum(1), ((cy @ K.G[n:, n:]) * cy).sum(1), (hx[:, n:] * cy).sum(1),
+                           cx, cy, g[:n], g[n:], 2)
+
+    def k(a, b):
+        return np.exp(-((a - b) ** 2).sum() / (2 * K.sigma ** 2))
+
+    def within(z, idx):   # pairs of windows: within one copy (u != v) or of two different loops; never two copies
+        pts = [(pos, loop, w) for pos, loop in enumerate(idx) for w in range(2)]
+        vals = [k(z[a, u], z[b, v]) for (p, a, u) in pts for (q, b, v) in pts
+                if (p, u) != (q, v) and not (a == b and p != q)]
+        return np.mean(vals)
+    cross = np.mean([k(x[a, u], y[b, v]) for a in ix for u in range(2) for b in iy for v in range(2)])
+    assert float(got[0]) == pytest.approx(100 * (within(x, ix) + within(y, iy) - 2 * cross), rel=1e-10)
+
+
+def test_the_loop_not_the_window_is_what_permutations_move():
+    # Each loop's 4 windows are nearly the same point: 20 loops are 20 draws, not 80. Relabelling windows one by
+    # one would call two samples of one distribution different most of the time.
+    loop_level, window_level = [], []
+    for s in range(20):
+        rng = np.random.default_rng(100 + s)
+        x = rng.normal(size=(20, 1, 5)) + 0.05 * rng.normal(size=(20, 4, 5))    # (N, W, D)
+        y = rng.normal(size=(20, 1, 5)) + 0.05 * rng.normal(size=(20, 4, 5))
+        loop_level.append(M.kad_permutation_p(x, y, permutations=200))
+        window_level.append(M.kad_permutation_p(x.reshape(-1, 5), y.reshape(-1, 5), permutations=200))
+    assert np.mean(np.array(loop_level) < 0.05) <= 0.15
+    assert np.mean(np.array(window_level) < 0.05) >= 0.5
+    # The same KAD either way: windows are points of the estimate; only the unit of resampling differs.
+    assert M.kernel_audio_distance(x, y) == pytest.approx(M.kernel_audio_distance(x.reshape(-1, 5), y.reshape(-1, 5)))
+
+
+def test_kad_rejects_mismatched_sets_and_a_reference_without_spread():
+    with pytest.raises(AssertionError, match="windows and dims"):
+        M.kernel_audio_distance(np.zeros((5, 3)), np.zeros((5, 4)))
+    with pytest.raises(AssertionError, match="median distance 0"):
+        M.kernel_audio_distance(np.ones((5, 3)), np.zeros((5, 3)))
+
+
+# ---------------------------------------------------------------------------------------------
+# FAD-infinity
+# ---------------------------------------------------------------------------------------------
+def test_fad_infinity_is_closer_to_the_true_frechet_distance_than_fad_at_the_smallest_subset():
+    d = 16
+    for seed in range(3):
+        rng = np.random.default_rng(seed)
+        var, mu = rng.uniform(0.5, 2, d), np.full(d, 0.2)
+        truth = (mu ** 2).sum() + ((1 - np.sqrt(var)) ** 2).sum()              # N(0, I) against N(mu, diag(var))
+        ref = rng.normal(size=(20_000, d))                                     # large: its own bias is small
+        gen = mu + np.sqrt(var) * rng.normal(size=(200, d))
+        sizes = np.linspace(100, 200, 10).astype(int)
+        fad_inf, slope = M.fad_infinity(ref, gen, sizes=sizes, seed=seed, with_slope=True)
+        fad_small = M.fad_from_embeddings(ref, gen[rng.choice(200, 100, replace=False)])
+        assert abs(fad_inf - truth) < abs(fad_small - truth), seed
+        assert abs(fad_inf - truth) < abs(M.fad_from_embeddings(ref, gen) - truth), seed   # and than FAD at all 200
+        assert slope > 0                                                       # FAD falls as n grows
+
+
+def test_fad_infinity_of_windowed_embeddings_subsets_whole_loops():
+    rng = np.random.default_rng(5)
+    ref, gen = rng.normal(size=(300, 2, 4)), rng.normal(size=(120, 2, 4)) + 0.5
+    assert M.fad_infinity(ref, gen, seed=1) == M.fad_infinity(ref, gen, seed=1)          # seeded
+    assert np.isfinite(M.fad_infinity(ref, gen))
+    with pytest.raises(AssertionError, match="2 distinct subset sizes"):
+        M.fad_infinity(ref, gen, sizes=[50, 50])
+
+
+# ---------------------------------------------------------------------------------------------
+# Wilson interval; copies
+# ---------------------------------------------------------------------------------------------
+def test_binomial_interval_is_the_wilson_score_interval():
+    assert M.binomial_interval(8, 10) == (pytest.approx(0.4902, abs=1e-4), pytest.approx(0.9433, abs=1e-4))
+    lo, hi = M.binomial_interval(0, 10)
+    assert lo == 0.0 and hi == pytest.approx(0.2775, abs=1e-4)            # not the Wald interval's empty [0, 0]
+    assert M.binomial_interval(10, 10)[1] == 1.0
+    assert M.binomial_interval(8, 10, level=0.5)[1] < 0.9433                # a lower level: narrower
+    assert all(np.isnan(M.binomial_interval(0, 0)))
+
+
+def test_copies_share_is_one_for_copied_training_loops_and_the_quantile_for_new_ones():
+    rng = np.random.default_rng(6)
+    train, heldout = rng.normal(size=(2000, 4)), rng.normal(size=(3000, 4))
+    heldout_near = M.nearest_distances(heldout, train)
+    copies = train[rng.choice(2000, 500, replace=False)]
+    assert M.copies_share(M.nearest_distances(copies, train), heldout_near) == 1.0
+    fresh = rng.normal(size=(5000, 4))                                     # drawn as the held-out loops are
+    assert M.copies_share(M.nearest_distances(fresh, train), heldout_near) == pytest.approx(0.01, abs=0.006)
+
+
+def test_nearest_distances_are_exact_euclidean_minima_in_chunks():
+    rng = np.random.default_rng(7)
+    q, t = rng.normal(size=(7, 3)), rng.normal(size=(11, 3))
+    expected = np.sqrt(((q[:, None] - t[None]) ** 2).sum(-1)).min(1)
+    np.testing.assert_allclose(M.nearest_distances(q, t, chunk=3), expected, rtol=1e-12)
