@@ -89,9 +89,11 @@ def mel_to_magnitude(mel_lin: torch.Tensor, n_iter: int = MEL_INV_ITERS) -> torc
 
     Non-negative least squares: start from the pseudo-inverse clipped at a small positive value, then
     Lee & Seung's multiplicative updates S <- S * (M^T m) / (M^T M S), which keep S >= 0 and never
-    increase the squared error (a zero entry could never grow again, hence the positive start)."""
+    increase the squared error (a zero entry could never grow again, hence the positive start). The start's
+    floor is each loop's own mean level, never the batch's: a quiet loop beside a loud one stays itself."""
     basis = torch.from_numpy(mel_filterbank()).to(mel_lin.device)                    # (64, 513)
-    s = (torch.linalg.pinv(basis) @ mel_lin).clamp_min(0) + 1e-6 * mel_lin.mean()    # (B, 513, T)
+    level = mel_lin.mean(dim=(1, 2), keepdim=True)                                    # (B, 1, 1)
+    s = (torch.linalg.pinv(basis) @ mel_lin).clamp_min(0) + 1e-6 * level             # (B, 513, T)
     mt_m = basis.T @ mel_lin                                                          # (B, 513, T)
     gram = basis.T @ basis                                                            # (513, 513)
     for _ in range(n_iter):
