@@ -163,7 +163,8 @@ class TrainConfig:
     features: str = opt("vgg,scnn_loop", "comma list of frozen feature networks (below), or 'none' for plain "
                                          "StyleGAN2; paper's best: vgg,scnn_loop")
     data: str | None = opt(None, "preprocessed data set folder (preprocess.py); default: the embedded demo loops")
-    out: str | None = opt(None, "run folder for checkpoints and grids; default: runs/<loops>_<features>")
+    out: str | None = opt(None, "run folder for checkpoints and grids; default: $PJLOOP_HOME/runs/<loops>_"
+                                "<features> (the repository's runs/ when $PJLOOP_HOME is unset)")
     batch: int = opt(64, "global batch in loops (each of N processes takes batch/N); paper: 64")
     g_channels: int = opt(512, "generator channels at every resolution; paper: 512")
     d_channels: int = opt(512, "width cap of the baseline StyleGAN2 discriminator; paper: 512")
@@ -191,7 +192,7 @@ class TrainConfig:
     augment: str = opt("none", "DiffAugment before every discriminator, real and fake alike: comma list of "
                                "shift (circular, up to 1/8 bar), cutout, or none; paper: none (Projected GAN: "
                                "translation and cutout)")
-    split: str = opt("train", "which loops G trains on: train = the 80 % of source files that evaluate.py does "
+    split: str = opt("train", "which loops G trains on: train = the 80 %% of source files that evaluate.py does "
                               "not score against (dataset.split_rows); all = every loop (the paper's setting, "
                               "leaves no held-out reference)", ("train", "all"))
     conditional: bool = opt(False, "genre-conditional G and D (the paper's future work); needs genre labels "
