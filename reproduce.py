@@ -12,11 +12,11 @@ loops, the stand-in networks. Results: docs/results.md.
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import torch
 
 import evaluate
@@ -25,9 +25,10 @@ import featurenet
 import vggish
 from plumbing.checkpoint import load_checkpoint
 from plumbing.devices import default_device
-from plumbing.files import read_csv
+from plumbing.files import atomic_write, read_csv
 from demo.loops import ensure_demo_set
 from evaluation.rows import append_csv
+from evaluation import report
 from featurenet import FeatureNetUnavailable
 from train import CPU_PRESET, TrainConfig, train
 from train_scnn import ensure_loop_classifier
@@ -36,14 +37,11 @@ import train_melgan
 EVALS = 5               # evaluation points per row, at 1/5, 2/5, ... of its budget (the issue asks for >= 5)
 N_CPU, N_GPU = 300, 10_000   # loops per evaluation: the paper's 10 000 on a GPU; a CPU affords a few hundred
 EVAL_SEED = 0           # the same latents, noise and real subset for every evaluation
-# The headline: FAD on musicnn's Million-Song network (evaluate.py), an embedding that no row's discriminator
-# uses, fed the generated mels through its grid adapter. The mel path leaves the vocoder out (the same for every
-# row, so it adds the same artefacts to all of them) and costs a seventh of the audio path; without --mel-only the
-# audio columns use the data set's trained vocoder (train_melgan.ensure_vocoder, trained once), named per row.
-HEADLINE = "FAD_musicnn_mel"
-PANELS = [("FAD_musicnn_mel", "FAD (musicnn MSD, independent)"), ("FAD_vgg16rand", "FAD (random VGG16)"),
-          ("density", "density"), ("coverage", "coverage"), ("IS", "IS (loop classifier)"),
-          ("cond_acc", "genre accuracy (judge; conditional rows)")]
+# The headline (evaluation/report.py): KAD on musicnn's Million-Song network (evaluate.py), an embedding that
+# no row's discriminator uses, fed the generated mels through its grid adapter. The mel path leaves the vocoder
+# out (the same for every row, so it adds the same artefacts to all of them) and costs a seventh of the audio
+# path; without --mel-only the audio columns use the data set's trained vocoder (train_melgan.ensure_vocoder,
+# trained once), named per row.
 TABLE_METRICS = [("IS", ".2f"), ("FAD_musicnn_mel", ".3f"), ("KID_musicnn_mel", ".4f"), ("FAD_vgg16rand", ".2f"),
                  ("density", ".2f"), ("coverage", ".2f"), ("FAD_aisfx", ".0f"), ("loop_fake", ".2f")]
 
@@ -163,82 +161,6 @@ def evaluate_row(name: str, row: dict, run_dir: Path, real, args, results: Path)
         print(f"[reproduce] {name} {ck.name}: " + ", ".join(f"{k} {out.get(k)}" for k, _ in TABLE_METRICS), flush=True)
 
 
-def value(row: dict, key: str) -> float:
-    """A metric of a CSV row as a float; NaN where the column is absent or empty."""
-    v = row.get(key)
-    return float(v) if v not in ("", None) else float("nan")
-
-
-def first_reach(rows: list[dict], key: str, target: float, lower_is_better: bool) -> float | None:
-    """Training minutes of the first evaluation at least as good as `target`, else None (also when either
-    side was not measured)."""
-    for r in sorted(rows, key=lambda r: float(r["train_minutes"])):
-        v = value(r, key)
-        if (v <= target) if lower_is_better else (v >= target):      # False for NaN on either side
-            return float(r["train_minutes"])
-    return None
-
-
-def baseline_target(base: list[dict], key: str, lower_is_better: bool) -> tuple[float, float] | None:
-    """(the baseline's best value of `key` over its evaluations, the minutes it first took to reach it), or None.
-    Its best, not its last: one late dip of the baseline (a 9-minute re-run fell from D 0.09 to 0.01) would
-    otherwise make any row 'match' it at its first evaluation."""
-    values = [value(r, key) for r in base if not np.isnan(value(r, key))]
-    if not values:
-        return None
-    best = min(values) if lower_is_better else max(values)
-    return best, first_reach(base, key, best, lower_is_better)
-
-
-def make_table(results: list[dict], names: list[str], args) -> str:
-    by_row = {n: [r for r in results if r["row"] == n] for n in names}
-    by_row = {n: sorted(rs, key=lambda r: float(r["train_minutes"])) for n, rs in by_row.items() if rs}
-    lines = [f"Budget {args.minutes:g} min per row, N = {args.n}, seed {args.seed}, loops: {args.loops}. "
-             f"Final evaluation of each row; 'reaches' = training minutes until the row first matched the "
-             f"StyleGAN2 baseline's BEST evaluation (in brackets: ratio to the minutes the baseline took to reach "
-             f"it). Minutes compare only within one run of this command (the machine's load changes them).", ""]
-    metrics = TABLE_METRICS + [(k, ".2f") for k in ("cond_acc", "cond_acc_trunc")
-                               if any(not np.isnan(value(r, k)) for r in results)]
-    head = ["row", "features", "min"] + [k for k, _ in metrics] + \
-           ["reaches D", "reaches C", f"reaches {HEADLINE}"]
-    lines += ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
-    base = by_row.get("stylegan2", [])
-    for n, rs in by_row.items():
-        last = rs[-1]
-        cells = [n, last["features"] or "none", f"{float(last['train_minutes']):.1f}"]
-        cells += ["-" if np.isnan(value(last, k)) else format(value(last, k), spec) for k, spec in metrics]
-        for key, lower in (("density", False), ("coverage", False), (HEADLINE, True)):
-            target = baseline_target(base, key, lower)
-            t = first_reach(rs, key, target[0], lower) if target else None
-            cells.append("-" if t is None else f"{t:.1f} ({t / max(target[1], 1e-9):.2f}x)")
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
-
-
-def plot(results: list[dict], names: list[str], path: Path) -> None:
-    import matplotlib                    # plotting only: an optional heavy import kept out of the training path
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    panels = [(k, title) for k, title in PANELS if any(not np.isnan(value(r, k)) for r in results)]
-    fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 3.2), squeeze=False)
-    axes = axes[0]
-    for n in names:
-        rs = sorted([r for r in results if r["row"] == n], key=lambda r: float(r["train_minutes"]))
-        if not rs:
-            continue
-        t = [float(r["train_minutes"]) for r in rs]
-        for ax, (key, title) in zip(axes, panels):
-            ax.plot(t, [value(r, key) for r in rs], marker="o", label=n)
-            ax.set_title(title, fontsize=9)
-            ax.set_xlabel("training minutes")
-            if key.startswith(("FAD", "KID")):
-                ax.set_yscale("log")          # collapsed rows are orders of magnitude off
-    axes[0].legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=80)
-    plt.close(fig)
-
-
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description="Table 1 and Figure 4 at this machine's scale (pjloop).")
     ap.add_argument("--loops", default="drum", choices=["drum", "synth"], help="which loops (default drum)")
@@ -259,7 +181,12 @@ def main(argv=None) -> int:
     ap.add_argument("--vocoder", default=None, help="vocoder of the audio columns: a train_melgan.py checkpoint "
                     "or griffin-lim (default: the data set's trained vocoder, trained once if missing)")
     ap.add_argument("--report-only", action="store_true",
-                    help="only rewrite table.md and curve.png from results.csv (no training, no evaluation)")
+                    help="only rewrite table.md and curve.png (and --docs, --figure) from results.csv (no "
+                         "training, no evaluation)")
+    ap.add_argument("--docs", default=None, help="also write the table into this docs page (e.g. docs/results.md), "
+                    "between its generated-block markers for these loops (appended if absent)")
+    ap.add_argument("--figure", default=None, help="also write the curve (Figure 4) to this PNG path, e.g. "
+                    "docs/results_drum.png")
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     ap.add_argument("--jobs", type=int, default=1,
                     help="rows run in this many processes at once, one thread each (a CPU of N cores: --jobs N "
@@ -277,6 +204,9 @@ def main(argv=None) -> int:
     out = Path(args.out) / args.loops
     out.mkdir(parents=True, exist_ok=True)
     results = out / "results.csv"
+    if args.docs and not Path(args.docs).is_file():       # said now, not after hours of training
+        raise SystemExit(f"reproduce.py: --docs {args.docs}: no such file; give an existing page, e.g. "
+                         "docs/results.md")
     if args.report_only:
         write_report(out, results, args)
         return 0
@@ -325,13 +255,26 @@ def run_jobs(names: list[str], table: dict, args, out: Path, results: Path) -> i
 
 
 def write_report(out: Path, results: Path, args) -> None:
-    """table.md and curve.png from every row in results.csv."""
-    rows = read_csv(results)
-    names = list(dict.fromkeys([r["row"] for r in rows]))
-    (out / "table.md").write_text(make_table(rows, names, args))
-    plot(rows, names, out / "curve.png")
-    print((out / "table.md").read_text())
-    print(f"[reproduce] wrote {out / 'table.md'}, {results}, {out / 'curve.png'}")
+    """table.md and curve.png from results.csv alone (evaluation/report.py; nothing of this command line goes
+    into them); --docs: the table into that page too, between this loop set's markers; --figure: the curve there."""
+    try:
+        res = report.read_results(read_csv(results))
+    except report.ReportError as e:
+        raise SystemExit(f"reproduce.py: {results}: {e}") from None
+    text = report.markdown(res)
+    atomic_write(out / "table.md", lambda tmp: Path(tmp).write_text(text))
+    report.plot(res, out / "curve.png")
+    if args.figure:
+        report.plot(res, args.figure)
+    if args.docs:
+        png = os.path.relpath(args.figure, Path(args.docs).parent) if args.figure else None
+        figure = f"\n![Figure 4 at this machine's scale]({png})\n" if png else ""
+        command = f"python reproduce.py --loops {args.loops} --out {args.out} --report-only --docs {args.docs}" + \
+            (f" --figure {args.figure}" if args.figure else "")
+        report.write_generated(args.docs, f"reproduce-{args.loops}", text + figure, command=command)
+    print(text)
+    print(f"[reproduce] wrote {out / 'table.md'}, {out / 'curve.png'}"
+          + "".join(f", {p}" for p in (args.docs, args.figure) if p))
 
 
 if __name__ == "__main__":

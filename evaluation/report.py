@@ -269,9 +269,10 @@ def header(res: Results) -> str:
     budget = [_said(runs, "budget_minutes", "Budget per row:") + " minutes"]
     if _distinct(runs, "budget_steps"):
         budget.append("steps per row in the table")
+    machines = ", ".join(_distinct(runs, "machine")) or "a machine not recorded"
     parts = [
-        f"{_said(runs + res.floors, 'date', 'Measured')} on {', '.join(_distinct(runs, 'machine')) or 'a machine not recorded'}"
-        f"; {_said(runs, 'threads', 'threads')}; {_said(runs, 'clock', 'clock')}.",
+        f"{_said(runs + res.floors, 'date', 'Measured')} on {machines}; {_said(runs, 'threads', 'threads')}; "
+        f"{_said(runs, 'clock', 'clock')}.",
         " (".join(budget) + (")" if len(budget) > 1 else "") + ".",
         f"N generated: {', '.join(map(str, ns)) or '-'}; {_said(runs, 'n_real', 'N real (held-out reference):')}.",
         f"Seeds: {', '.join(map(str, seeds)) or '-'}.",
@@ -353,14 +354,18 @@ def conditional_table(res: Results) -> str:
     return "\n".join(lines) + "\n"
 
 
-def report(lines: list[dict]) -> str:
+def markdown(res: Results) -> str:
     """The whole markdown: header, the table, and (for conditional rows) the per-seed genre table."""
-    res = read_results(lines)
     parts = [header(res), make_table(res)]
     cond = conditional_table(res)
     if cond:
         parts += ["Genre-conditional rows, per seed (final snapshot):", cond]
     return "\n\n".join(p.rstrip("\n") for p in parts) + "\n"
+
+
+def report(lines: list[dict]) -> str:
+    """results.csv lines -> the markdown (`read_results`, then `markdown`)."""
+    return markdown(read_results(lines))
 
 
 # ---------------------------------------------------------------------------------------------------------------

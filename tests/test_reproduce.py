@@ -2,11 +2,14 @@
 a tiny N. It must leave the table, the CSV (one line per row and snapshot) and the Figure-4 curve, and a
 second call must reuse everything instead of training or evaluating again."""
 import csv
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 import reproduce
+from plumbing.files import write_csv
 from stubs import run_cli
 
 REPO = Path(__file__).resolve().parents[1]
@@ -38,16 +41,62 @@ def test_two_rows_in_seconds_give_table_csv_and_curve_and_a_rerun_reuses_them(tm
     assert len(list(csv.DictReader(open(out / "results.csv")))) == len(rows)  # nothing evaluated twice
 
 
-def test_time_to_match_is_against_the_baseline_best_evaluation_not_its_last_dip():
-    base = [dict(train_minutes="3", density="0.05"), dict(train_minutes="6", density="0.09"),
-            dict(train_minutes="9", density="0.01")]                   # the late dip of a real re-run
-    assert reproduce.baseline_target(base, "density", lower_is_better=False) == (0.09, 6.0)
-    row = [dict(train_minutes="3", density="0.02"), dict(train_minutes="6", density="0.10")]
-    target, minutes = reproduce.baseline_target(base, "density", False)
-    assert reproduce.first_reach(row, "density", target, False) == 6.0   # not 3.0, as against the dip
-    fad = [dict(train_minutes="3", FAD="30"), dict(train_minutes="6", FAD="20"), dict(train_minutes="9", FAD="")]
-    assert reproduce.baseline_target(fad, "FAD", lower_is_better=True) == (20.0, 6.0)
-    assert reproduce.baseline_target([dict(train_minutes="3", FAD="")], "FAD", True) is None
+def _results_csv(path: Path, with_seed: bool = True, with_n_fake: bool = True) -> None:
+    """A results.csv of two rows x two seeds x two snapshots, as reproduce.py writes it (or an older one)."""
+    lines = []
+    for row, base in (("stylegan2", 0.5), ("loop", 0.2)):
+        for seed in (0, 1):
+            for step in (100, 200):
+                lines.append(dict(row=row, label=row, seed=seed, n=300, n_fake=300, n_real=250, ckpt=f"ckpt_{step}.pt",
+                                  step=step, train_minutes=step / 20, idle_minutes=step / 10, budget_minutes=20,
+                                  budget_steps=200, threads=1, clock="idle", machine="test CPU", date="2026-12-06",
+                                  KAD_musicnn_mel=base + 0.01 * seed + 1 / step, density=0.9, coverage=0.5))
+    drop = ({"seed", "n"} if not with_seed else set()) | ({"n_fake"} if not with_n_fake else set())
+    write_csv(path, [k for k in lines[0] if k not in drop], [{k: v for k, v in ln.items() if k not in drop}
+                                                             for ln in lines])
+
+
+def test_the_report_comes_from_results_csv_not_from_the_command_line(tmp_path):
+    out = tmp_path / "drum"
+    out.mkdir()
+    _results_csv(out / "results.csv")
+    reproduce.main(["--report-only", "--out", str(tmp_path), "-n", "300", "--minutes", "15"])
+    first = (out / "table.md").read_text()
+    reproduce.main(["--report-only", "--out", str(tmp_path), "-n", "1000", "--minutes", "99", "--rows", "general",
+                    "--clock", "cpu", "--threads", "1"])
+    assert (out / "table.md").read_text() == first
+    assert "Seeds: 0, 1." in first and "N generated: 300" in first and "Budget per row: 20 minutes" in first
+    assert (out / "curve.png").stat().st_size > 1000
+
+
+def test_docs_gets_the_table_between_its_markers_and_the_figure_its_path(tmp_path):
+    out = tmp_path / "drum"
+    out.mkdir()
+    _results_csv(out / "results.csv")
+    page = tmp_path / "results.md"
+    page.write_text("# Results\n\nprose that stays\n")
+    args = ["--report-only", "--out", str(tmp_path), "--docs", str(page), "--figure", str(tmp_path / "fig.png")]
+    reproduce.main(args)
+    reproduce.main(args)                                                       # idempotent: one block
+    text = page.read_text()
+    assert text.startswith("# Results\n\nprose that stays\n") and text.count("<!-- generated: reproduce-drum") == 1
+    assert "| loop | 300 | 2 |" in text and "![Figure 4 at this machine's scale](fig.png)" in text
+    assert (tmp_path / "fig.png").stat().st_size > 1000
+
+
+def _cli(tmp_path, *args) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(REPO / "reproduce.py"), "--report-only", "--out", str(tmp_path),
+                           *args], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+
+
+def test_bad_report_input_is_one_line_not_a_traceback(tmp_path):
+    missing = _cli(tmp_path, "--docs", str(tmp_path / "nope.md"))
+    assert missing.returncode != 0 and "no such file" in missing.stderr
+    _results_csv(tmp_path / "drum" / "results.csv", with_seed=False, with_n_fake=False)
+    old = _cli(tmp_path)
+    assert old.returncode != 0 and "run reproduce.py again" in old.stderr
+    for proc in (missing, old):
+        assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
 
 
 def test_augmentation_rows_repeat_the_comparison_rows_with_each_policy():
