@@ -18,12 +18,12 @@ REPO = Path(__file__).resolve().parents[1]
 @pytest.mark.slow
 def test_two_rows_in_seconds_give_table_csv_and_curve_and_a_rerun_reuses_them(tmp_path):
     data = tmp_path / "data"
-    run_cli("-m", "demo.loops", "--loops", "drum", "-n", "24", "--out", data, "--quiet", cwd=tmp_path)
+    run_cli("-m", "demo.loops", "--loops", "drum", "-n", "60", "--out", data, "--quiet", cwd=tmp_path)
     args = [REPO / "reproduce.py", "--loops", "drum", "--data", data, "--minutes", "0.15", "--evals", "2",
             "-n", "8", "--rows", "stylegan2,general", "--out", tmp_path / "results", "--threads", "1",
-            "--vocoder", "griffin-lim"]
+            "--vocoder", "griffin-lim", "--clock", "wall"]
     first = run_cli(*args, "--jobs", "2", cwd=tmp_path)          # the two rows in two processes at once
-    assert "job 0: rows stylegan2" in first and "job 1: rows general" in first
+    assert "job 0: runs stylegan2:0" in first and "job 1: runs general:0" in first
     out = tmp_path / "results" / "drum"
     rows = list(csv.DictReader(open(out / "results.csv")))
     assert {r["row"] for r in rows} == {"stylegan2", "general"}
@@ -104,3 +104,37 @@ def test_augmentation_rows_repeat_the_comparison_rows_with_each_policy():
     for base in ("stylegan2", "general", "loop", "general_loop"):
         assert rows[f"{base}_shift"]["augment"] == "shift"
         assert rows[f"{base}_shiftcutout"]["features"] == rows[base]["features"]
+
+
+def test_seeds_are_a_comma_list_of_distinct_integers():
+    assert reproduce.parse_seeds("0,1,2") == [0, 1, 2]
+    for bad in ("0,x", "", ",", "1,1"):
+        with pytest.raises(ValueError, match="--seeds"):
+            reproduce.parse_seeds(bad)
+
+
+def test_bad_seeds_are_one_line_not_a_traceback(tmp_path):
+    proc = subprocess.run([sys.executable, str(REPO / "reproduce.py"), "--seeds", "0,x", "--out", str(tmp_path)],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2 and "--seeds takes a comma list" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_idle_budget_is_steps_at_the_stored_pace_whatever_the_load(tmp_path, monkeypatch):
+    """--clock idle: each row's pace is measured once and kept in pace.csv; the budget is steps, so a later call
+    (on a busy machine, with another measurement at hand) trains the same steps."""
+    measured = []
+
+    def fake_measure(name, cfg, args):
+        measured.append(name)
+        return {"row": name, "seconds_per_step": "0.5", "steps": 48, "load": "0.1", "date": "2026-12-06",
+                "machine": "test"}
+
+    monkeypatch.setattr(reproduce, "measure_pace", fake_measure)
+    args = reproduce.argparse.Namespace(loops="drum", data=None, device="cpu", minutes=15.0, evals=3, clock="idle")
+    table = reproduce.rows_table()
+    pace = reproduce.paces(["stylegan2", "loop"], table, args, tmp_path)
+    assert pace == {"stylegan2": 0.5, "loop": 0.5} and measured == ["stylegan2", "loop"]
+    assert reproduce.paces(["stylegan2", "loop"], table, args, tmp_path) == pace and len(measured) == 2  # reused
+    cfg = reproduce.budget_config(reproduce.row_config("loop", table["loop"], args, tmp_path, seed=1), args,
+                                  pace["loop"], done_minutes=0.0)
+    assert cfg.steps == 1800 and cfg.snapshot_every == 600 and cfg.minutes is None and cfg.seed == 1
