@@ -193,6 +193,38 @@ def test_augmentation_turns_the_real_feature_cache_off_and_reaches_d():
         train.Run(train.TrainConfig(features="none", augment="flip"), [], {}, None, World())
 
 
+def test_augmentation_reaches_d_on_both_batches_of_the_d_step_in_r1_and_in_the_g_step(monkeypatch):
+    """--augment: D sees the augmented mel wherever it sees one -- the real and the fake batch of the D step,
+    the real batch of the baseline's R1 step and the fake batch of the G step -- with the run's policy each
+    time. R1 penalises the gradient at the un-augmented real batch, through the augmentation (StyleGAN2-ADA),
+    and G's fake keeps its graph, so G learns through the augmentation too."""
+    import losses
+    tiny = {k: v for k, v in TINY.items() if k in ("batch", "g_channels", "d_channels")}
+    run = train.Run(train.TrainConfig(features="none", augment="shift,cutout", **tiny), [], {}, None, World())
+    run.out, run.step = Path("."), 0                                # step 0: the baseline's lazy R1 runs too
+    seen, fed, penalised = [], [], []                               # (call site, policy, input, output); D's inputs
+    augment, r1_penalty = train.augment, losses.r1_penalty
+
+    def spy(mel, policy, gen=None):
+        out = augment(mel, policy, gen)
+        seen.append((sys._getframe(1).f_code.co_name, policy, mel, out))
+        return out
+    monkeypatch.setattr(train, "augment", spy)
+    monkeypatch.setattr(losses, "r1_penalty", lambda logits, x: penalised.append(x) or r1_penalty(logits, x))
+    run.D.register_forward_pre_hook(lambda module, args: fed.append(args[0]))
+    real, z = torch.randn(4, 1, 200, 64), torch.randn(4, run.g_cfg.z_dim)   # (B, 1, T=200, F=64), (B, z_dim)
+    train.train_step(run, real, torch.arange(4), z, z)
+
+    assert [site for site, *_ in seen] == ["d_step", "d_step", "r1_step", "g_step"]
+    assert all(policy == ("shift", "cutout") for _, policy, *_ in seen)
+    (_, _, d_real, _), (_, _, d_fake, _), (_, _, r1_real, _), (_, _, g_fake, _) = seen
+    assert d_real is real                                           # the D step's real batch
+    assert not d_fake.requires_grad and not torch.equal(d_fake, real)   # ... and its detached fake
+    assert torch.equal(r1_real, real) and r1_real.is_leaf and r1_real.requires_grad and penalised == [r1_real]
+    assert g_fake.grad_fn is not None                               # the G step's fake, G's graph attached
+    assert [id(x) for x in fed] == [id(out) for *_, out in seen]    # D got the augmented batch every time
+
+
 def test_command_line_names_the_missing_vggish_file_without_a_traceback(tmp_path):
     env = {**os.environ, "PJLOOP_VGGISH": str(tmp_path / "absent.pth")}   # never touches the network
     res = subprocess.run([sys.executable, str(Path(train.__file__)), "--features", "vgg", "--out", str(tmp_path / "r")],
