@@ -421,7 +421,7 @@ def write_report(out: Path, results: Path, args) -> None:
         figure = f"\n![Figure 4 at this machine's scale]({png})\n" if png else ""
         command = f"python reproduce.py --loops {args.loops} --out {args.out} --report-only --docs {args.docs}" + \
             (f" --figure {args.figure}" if args.figure else "")
-        report.write_generated(args.docs, f"reproduce-{args.loops}", text + figure, command=command)
+        report.write_generated(args.docs, f"table1-{args.loops}", text + figure, command=command)
     print(text)
     print(f"[reproduce] wrote {out / 'table.md'}, {out / 'curve.png'}"
           + "".join(f", {p}" for p in (args.docs, args.figure) if p))

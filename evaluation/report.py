@@ -422,18 +422,19 @@ def _markers(name: str) -> re.Pattern:
 
 def write_generated(path: str | Path, name: str, markdown: str, command: str = "") -> None:
     """Replace the text between NAME's markers in the docs page `path` with `markdown` (append the block when the
-    page has none), atomically. `command` (the one that regenerates the block) goes into the opening marker;
-    without it an existing marker's command is kept. Text outside the markers is left as it was."""
+    page has none), atomically. Text outside the markers is left as it was, the opening marker's command too (the
+    page names the full command that made the data; a report-only rewrite must not replace it); a new block, or
+    a marker without one, gets `command`."""
     path = Path(path)
     if not path.is_file():
         raise ReportError(f"{path}: no such docs page; give an existing file (e.g. docs/results.md)")
     text = path.read_text()
     found = _markers(name).search(text)
-    if found is None and f"<!-- generated: {name}" in text:
+    if found is None and re.search(rf"<!-- generated: {re.escape(name)}( \(| -->)", text):
         raise ReportError(f"{path}: the block '{name}' has no '<!-- end generated: {name} -->' marker; add it "
                           "where the block ends")
-    if not command and found:
-        command = (re.match(r"<!-- generated: .*? \((.*)\) -->", found.group(0).split("\n", 1)[0]) or [None, ""])[1]
+    old = found and re.match(r"<!-- generated: .*? \((.*)\) -->", found.group(0).split("\n", 1)[0])
+    command = old.group(1) if old else command
     begin = f"<!-- generated: {name} ({command}) -->" if command else f"<!-- generated: {name} -->"
     block = f"{begin}\n{markdown.strip()}\n<!-- end generated: {name} -->"
     new = text[:found.start()] + block + text[found.end():] if found else text.rstrip("\n") + "\n\n" + block + "\n"

@@ -110,27 +110,38 @@ def test_evaluate_reports_the_conditional_columns_and_per_genre_rows_for_a_condi
     assert len(list((root / "cache").glob("genres_*.npz"))) == 1        # the real reference, embedded once
 
 
-def test_the_readme_report_tables_both_rows_and_every_genre_and_draws_the_figure(conditional_ckpt, tmp_path, capsys):
+def test_the_conditional_report_tables_every_conditional_row_per_seed_and_genre_and_writes_docs(conditional_ckpt,
+                                                                                                 tmp_path, capsys):
     from experiments import conditional_report
     from plumbing.files import write_csv
     _, ckpt, _ = conditional_ckpt
-    run = tmp_path / "runs" / "loop_cond"
-    run.mkdir(parents=True)
-    (run / "latest.pt").write_bytes(ckpt.read_bytes())
-    overall = [{"row": r, "train_minutes": m, "ckpt": f"ckpt_{m}.pt", "step": 10 * m, "IS": 2.0, "density": 0.5,
-                "coverage": 0.5, "FAD_musicnn_mel": 20.0, "FAD_vgg16rand": 30.0,
-                "cond_acc": 0.8 if r == "loop_cond" else "", "cond_acc_min": 0.6 if r == "loop_cond" else "",
-                "judge_acc": 0.95 if r == "loop_cond" else ""} for r in ("loop", "loop_cond") for m in (15, 30)]
+    for seed in (0, 1):
+        run = tmp_path / "runs" / "loop_cond" / f"seed{seed}"
+        run.mkdir(parents=True)
+        (run / "latest.pt").write_bytes(ckpt.read_bytes())
+    cond = {"stylegan2_cond": (0.3, 0.31), "loop_cond": (0.8, 0.82)}
+    overall = [{"row": r, "seed": s, "n": 300, "ckpt": f"ckpt_{m}.pt", "step": 10 * m, "train_minutes": m,
+                "idle_minutes": m, "KAD_musicnn_mel": 1.0, "density": 0.5, "coverage": 0.5,
+                "cond_acc": cond[r][s] if r in cond else "", "cond_acc_lo": 0.7 if r in cond else "",
+                "cond_acc_hi": 0.9 if r in cond else "", "judge_acc": 0.95 if r in cond else ""}
+               for r in ("loop", "stylegan2_cond", "loop_cond") for s in (0, 1) for m in (15, 30)]
     write_csv(tmp_path / "results.csv", list(overall[0]), overall)
-    per = [{"model": "loop_cond", "step": 300, "genre": g, "cond_acc": acc, "FAD_musicnn_mel": 10, "density": 0.4,
-            "coverage": 0.5, "n_real": 8, "n_fake": 4, "judge_acc": 0.95, "ckpt": str(run / f"ckpt_{m}.pt")}
-           for m, acc in ((15, 0.1), (30, 0.9)) for g in GENRES]
+    per = [{"model": f"seed{s}", "step": 10 * m, "genre": g, "cond_acc": acc, "FAD_musicnn_mel": 10, "density": 0.4,
+            "coverage": 0.5, "n_real": 8, "n_fake": 4, "judge_acc": 0.95,
+            "ckpt": str(tmp_path / "runs" / "loop_cond" / f"seed{s}" / f"ckpt_{m}.pt")}
+           for s in (0, 1) for m, acc in ((15, 0.1), (30, 0.9)) for g in GENRES]
     write_csv(tmp_path / "results_genres.csv", list(per[0]), per)
-    conditional_report.main([str(tmp_path), "--figure", str(tmp_path / "fig.png")])
+    page = tmp_path / "conditional.md"
+    page.write_text("# Genre control\n")
+    conditional_report.main([str(tmp_path), "--figure", str(tmp_path / "fig.png"), "--docs", str(page)])
     text = capsys.readouterr().out
-    assert "| loop | 30 | 300 |" in text and "| loop_cond | 30 | 300 |" in text and "0.80" in text
-    assert all(f"| {g} | 0.90 |" in text for g in GENRES) and "0.10" not in text     # the last snapshot's genres
+    assert "| loop_cond | 300 | 2 |" in text and "| stylegan2_cond | 300 | 2 |" in text and "| loop |" not in text
+    assert "| loop_cond | 0 | 300 | 0.80 [0.70, 0.90] |" in text                        # per seed, Wilson interval
+    assert all(f"| {g} | 0.90 ± 0 |" in text for g in GENRES) and "0.10" not in text  # the last snapshot's genres
     assert (tmp_path / "fig.png").stat().st_size > 0
-    conditional_report.main([str(tmp_path), "--uncond", "none"])              # the conditional row alone
-    text = capsys.readouterr().out
-    assert "| loop_cond | 30 | 300 |" in text and "| loop | 30 |" not in text
+    assert "<!-- generated: conditional-" in page.read_text() and "| loop_cond | 300 | 2 |" in page.read_text()
+    conditional_report.main([str(tmp_path), "--uncond", "loop"])               # an unconditional row beside them
+    assert "| loop | 300 | 2 |" in capsys.readouterr().out
+    with pytest.raises(SystemExit, match="no row 'general_cond'") as e:
+        conditional_report.main([str(tmp_path), "--cond", "general_cond"])
+    assert "\n" not in str(e.value)

@@ -9,6 +9,7 @@ import pytest
 
 from evaluation import metrics, report
 from evaluation.report import ReportError
+from plumbing.files import read_csv
 
 T_975_DF2 = 4.302652729911275      # Student t, 97.5 % quantile, 2 degrees of freedom (any t table)
 
@@ -174,17 +175,26 @@ def test_write_generated_replaces_only_between_its_markers_and_is_idempotent(tmp
     report.write_generated(page, "table", "| new |\n", command="python reproduce.py --report-only")
     once = page.read_text()
     assert "old table" not in once and "| new |" in once and "keep me" in once and once.endswith("\n\nafter\n")
-    assert "<!-- generated: table (python reproduce.py --report-only) -->" in once
+    assert "<!-- generated: table (python old.py) -->\n| new |\n" in once      # the page's command stays
     report.write_generated(page, "table", "| new |\n", command="python reproduce.py --report-only")
     assert page.read_text() == once
-    report.write_generated(page, "table", "| newer |\n")                        # no command: the old one stays
-    assert "<!-- generated: table (python reproduce.py --report-only) -->\n| newer |\n" in page.read_text()
 
 
 def test_write_generated_appends_a_missing_block_and_refuses_a_missing_page(tmp_path):
     page = tmp_path / "vocoder.md"
     page.write_text("# Vocoder\n")
-    report.write_generated(page, "bench", "x")
-    assert page.read_text() == "# Vocoder\n\n<!-- generated: bench -->\nx\n<!-- end generated: bench -->\n"
+    report.write_generated(page, "bench", "x", command="python bench.py")
+    assert page.read_text() == "# Vocoder\n\n<!-- generated: bench (python bench.py) -->\nx\n" \
+                               "<!-- end generated: bench -->\n"
     with pytest.raises(ReportError, match="no such docs page"):
         report.write_generated(tmp_path / "missing.md", "bench", "x")
+
+
+def test_write_generated_refuses_a_block_without_its_end_marker_but_not_a_longer_name(tmp_path):
+    page = tmp_path / "results.md"
+    page.write_text("<!-- generated: table1-drum -->\nx\n<!-- end generated: table1-drum -->\n")
+    report.write_generated(page, "table1", "y")                                   # another block: appended
+    assert page.read_text().endswith("<!-- generated: table1 -->\ny\n<!-- end generated: table1 -->\n")
+    page.write_text("<!-- generated: table1 (cmd) -->\nx\n")
+    with pytest.raises(ReportError, match="no '<!-- end generated: table1 -->' marker"):
+        report.write_generated(page, "table1", "y")

@@ -79,7 +79,7 @@ def test_docs_gets_the_table_between_its_markers_and_the_figure_its_path(tmp_pat
     reproduce.main(args)
     reproduce.main(args)                                                       # idempotent: one block
     text = page.read_text()
-    assert text.startswith("# Results\n\nprose that stays\n") and text.count("<!-- generated: reproduce-drum") == 1
+    assert text.startswith("# Results\n\nprose that stays\n") and text.count("<!-- generated: table1-drum") == 1
     assert "| loop | 300 | 2 |" in text and "![Figure 4 at this machine's scale](fig.png)" in text
     assert (tmp_path / "fig.png").stat().st_size > 1000
 
