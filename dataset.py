@@ -149,6 +149,15 @@ def overlap(trained_on: list[str] | None, data_dir: str | Path, ids: list[str]) 
     return sorted(set(trained_on) & set(sources_of(data_dir, ids)))
 
 
+OVERLAP_SHOWN = 3                # digests a refusal names: enough to find the files, short enough for one line
+
+
+def describe_overlap(shared: list[str]) -> str:
+    """How a refusal names an overlap in one line: '12 source files (3f2a..., 9c01..., 77be..., ...)'."""
+    more = ", ..." if len(shared) > OVERLAP_SHOWN else ""
+    return f"{len(shared)} source file{'s' * (len(shared) != 1)} ({', '.join(shared[:OVERLAP_SHOWN])}{more})"
+
+
 # ---------------------------------------------------------------------------------------------
 # The torch Dataset used by training (and by the feature-network classifiers).
 # ---------------------------------------------------------------------------------------------

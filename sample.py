@@ -24,9 +24,9 @@ import torch
 
 import melgan
 import train_melgan
-from dataset import default_data_dir
+from dataset import default_data_dir, split_ids
 from plumbing.audio_io import fix_length, peak_normalise
-from plumbing.files import atomic_write, read_csv, write_npy, write_wav
+from plumbing.files import atomic_write, write_npy, write_wav
 from mel import BPM, SR, from_gan, log_mel
 from plumbing.checkpoint import CheckpointError, load_checkpoint
 from plumbing.devices import default_device
@@ -183,11 +183,11 @@ def write_samples(mels: np.ndarray, vocoder, out_dir: str | Path, repeat: int = 
 
 
 def real_loop_mels(data_dir: str | Path, n: int) -> np.ndarray:
-    """The first n held-out real loops of a data set (train_melgan.split_ids: the vocoder never trained on
-    them; all loops of a small set) -> their log10 mels (n, 64, 200), computed from the wavs."""
-    ids = [r["id"] for r in read_csv(Path(data_dir) / "manifest.csv")]
-    train_ids, held = train_melgan.split_ids(ids)
-    audio = train_melgan.load_loop_audio(data_dir, (held or train_ids)[:n])             # (n, 32000)
+    """The first n held-out real loops of a data set (dataset.split_ids 'heldout': source files that neither
+    G nor the vocoder trained on; all loops of a set too small to hold any out) -> their log10 mels
+    (n, 64, 200), computed from the wavs."""
+    ids = split_ids(data_dir, "heldout") or split_ids(data_dir, "train")
+    audio = train_melgan.load_loop_audio(data_dir, ids[:n])                             # (n, 32000)
     return log_mel(audio).numpy()                                                      # (n, 64, 200)
 
 

@@ -6,9 +6,10 @@ Kumar et al. 2019) or the fast vocoder (vocos.py; docs/vocoder.md), which a CPU 
 The first line says which and why (fast on a CPU, MelGAN on a GPU). Writes PATH (default <repo>/checkpoints/
 vocoder_<loops>_<data set>.pt; melgan.load_vocoder loads it), PATH's .jsonl log (minutes, step, losses) and
 _snapshots/ (the generator every few minutes: experiments/bench_vocoder.py --log draws quality vs minutes).
-Layout: windows of the loops' audio (B, N) -> log10 mels (B, F=64, N/160) -> G -> (B, 1, N). Every 7th loop
-is held out (`split_ids`) for the benchmark. MelGAN's losses: hinge on each scale's logits plus 10 x feature
-matching; the fast vocoder's: vocos.py.
+Layout: windows of the loops' audio (B, N) -> log10 mels (B, F=64, N/160) -> G -> (B, 1, N). The vocoder trains
+on the 'train' part of the data set (dataset.split_rows: 80 % of the source files) and records those sources
+(`trained_sources`), so the benchmark scores it on files it never heard. MelGAN's losses: hinge on each
+scale's logits plus 10 x feature matching; the fast vocoder's: vocos.py.
 """
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ import torch.nn.functional as F
 import demo.loops
 import melgan
 import vocos
+from dataset import sources_of, split_ids
 from losses import d_hinge, g_hinge
 from mel import HOP, LOOP_SAMPLES, SR, log_mel
 from melgan import D_N_DOWN, G_CHANNELS, MELGAN_D_MAX_CHANNELS, MelGANConfig, scale_logits
@@ -49,8 +51,6 @@ BATCH = 16                       # MelGAN's batch size (Vocos: 16 too)
 SAVE_EVERY = 500                 # steps between checkpoints (plus one at the end and on Ctrl-C)
 SEED_STRIDE = 1_000_003          # batch-order seed = seed * stride + step: a resumed run draws new batches
 DEFAULT_STEPS = 1000             # steps of a run given neither --steps nor --minutes
-HOLDOUT_EVERY = 7                # loop i of the manifest is held out when i % 7 == 0 (14 %, all genres)
-MIN_SPLIT = 20                   # smaller sets train on every loop (nothing to spare for a benchmark)
 LOG_EVERY = 25                   # steps between two lines of the training log
 SNAPSHOT_MINUTES = 5.0           # minutes of training between two generator snapshots (the quality curve)
 FINAL_LR = 0.1                   # fast, with --minutes: cosine decay of the lr to 10 % at the deadline (Vocos
@@ -86,15 +86,6 @@ class TrainConfig:
 # ---------------------------------------------------------------------------------------------
 # Data
 # ---------------------------------------------------------------------------------------------
-def split_ids(ids: list[str]) -> tuple[list[str], list[str]]:
-    """Manifest ids -> (training ids, held-out ids): every HOLDOUT_EVERY-th loop is held out (spread over
-    the manifest, so over every genre). Sets under MIN_SPLIT loops hold nothing out."""
-    if len(ids) < MIN_SPLIT:
-        return list(ids), []
-    return ([i for k, i in enumerate(ids) if k % HOLDOUT_EVERY],
-            [i for k, i in enumerate(ids) if k % HOLDOUT_EVERY == 0])
-
-
 def load_loop_audio(data_dir: str | Path, ids: list[str] | None = None) -> torch.Tensor:
     """Loops of a data set (manifest.csv + wav/<id>.wav; `ids`: only those, in that order) -> (N, 32000)."""
     data_dir = Path(data_dir)
@@ -112,10 +103,10 @@ def load_loop_audio(data_dir: str | Path, ids: list[str] | None = None) -> torch
     return torch.from_numpy(np.stack(loops))                                          # (N, 32000)
 
 
-def training_audio(data_dir: str | Path) -> torch.Tensor:
-    """The loops a vocoder trains on: all but the held-out ones (`split_ids`). -> (N, 32000)."""
-    rows = read_csv(Path(data_dir) / "manifest.csv") if (Path(data_dir) / "manifest.csv").is_file() else []
-    return load_loop_audio(data_dir, split_ids([r["id"] for r in rows])[0] if rows else None)
+def training_ids(data_dir: str | Path) -> list[str] | None:
+    """The loops a vocoder trains on: the 'train' part (dataset.split_ids; every loop of a set too small to
+    hold files out). None when there is no manifest (load_loop_audio then says what to do)."""
+    return split_ids(data_dir, "train") if (Path(data_dir) / "manifest.csv").is_file() else None
 
 
 def random_segments(loops: torch.Tensor, batch: int, segment: int, gen: torch.Generator) -> torch.Tensor:
@@ -143,6 +134,9 @@ class Trainer:
         self.opt_g = torch.optim.AdamW(self.G.parameters(), lr=lr, betas=betas, weight_decay=0.0)
         self.opt_d = torch.optim.AdamW(self.D.parameters(), lr=lr, betas=betas, weight_decay=0.0)
         self.step, self.minutes = 0, 0.0
+        # One digest per source file trained on (dataset.source_digest), so a benchmark can refuse those
+        # files; None: unknown (a run resumed from a checkpoint written before vocoders recorded them).
+        self.trained_sources: list[str] | None = []
 
     def build(self):
         raise NotImplementedError
@@ -166,7 +160,8 @@ class Trainer:
         """What melgan.load_vocoder needs: a loadable vocoder checkpoint on its own (snapshots are this)."""
         return {"kind": "vocoder", "arch": self.arch, "loops": self.cfg.loops, "frontend": melgan.frontend(),
                 "G": self.G.state_dict(), "config": asdict(self.model_config()), "step": self.step,
-                "minutes": self.minutes}
+                "minutes": self.minutes,
+                **({} if self.trained_sources is None else {"trained_sources": self.trained_sources})}
 
     def state(self) -> dict:
         return {**self.generator_state(), "D": self.D.state_dict(), "opt_g": self.opt_g.state_dict(),
@@ -250,6 +245,7 @@ def resume_trainer(path: str | Path, cfg: TrainConfig, device: torch.device) -> 
     except (RuntimeError, ValueError, KeyError, TypeError) as e:
         raise CheckpointError(f"{path}: saved weights do not fit its own config ({e})") from e
     t.step, t.minutes = int(ckpt["step"]), float(ckpt.get("minutes", 0.0))
+    t.trained_sources = ckpt.get("trained_sources")
     return t
 
 
@@ -292,10 +288,14 @@ def train_melgan(cfg: TrainConfig, out: Path, steps: int | None, minutes: float 
                          f"(e.g. {SEGMENT}) so that mel frames and samples line up")
     out = Path(out)
     torch.set_flush_denormal(True)      # CPU: tiny activations as zeros, not 10-100 x slower denormals
-    loops = training_audio(cfg.data).to(dev)                                          # (N, 32000)
+    ids = training_ids(cfg.data)
+    loops = load_loop_audio(cfg.data, ids).to(dev)                                    # (N, 32000)
+    sources = sources_of(cfg.data, ids)
     if resume and out.is_file():
         trainer = resume_trainer(out, cfg, dev)
         print(f"train_melgan: resumed {out} ({trainer.arch}) at step {trainer.step}, {trainer.minutes:.1f} min")
+        if trainer.trained_sources is not None:      # what it heard before and what it hears now
+            trainer.trained_sources = sorted(set(trainer.trained_sources) | set(sources))
     else:
         if out.is_file() and not resume:
             raise SystemExit(f"train_melgan.py: {out} exists; pass --resume to continue it or choose another --out")
@@ -303,6 +303,7 @@ def train_melgan(cfg: TrainConfig, out: Path, steps: int | None, minutes: float 
             print(f"train_melgan: --resume but no checkpoint at {out}; starting from scratch")
         torch.manual_seed(cfg.seed)
         trainer = TRAINERS[cfg.arch](cfg, dev)
+        trainer.trained_sources = sources
     log_path, snap_dir = log_paths(out)
     if trainer.step == 0:
         log_path.unlink(missing_ok=True)
@@ -311,7 +312,8 @@ def train_melgan(cfg: TrainConfig, out: Path, steps: int | None, minutes: float 
     deadline = t_start + 60 * minutes if minutes else math.inf
     target = steps if steps is not None else (math.inf if minutes else trainer.step + DEFAULT_STEPS)
     next_snap = (math.floor(m_start / snapshot_every) + 1) * snapshot_every if snapshot_every else math.inf
-    print(f"train_melgan: {len(loops)} training loops from {cfg.data} on {dev}; batch {cfg.batch} x {cfg.segment} "
+    print(f"train_melgan: {len(loops)} training loops ({len(sources)} source files, the 'train' part) from "
+          f"{cfg.data} on {dev}; batch {cfg.batch} x {cfg.segment} "
           f"samples; {'until step ' + str(target) + ' ' if target < math.inf else ''}"
           f"{'within ' + str(minutes) + ' min ' if minutes else ''}-> {out}", flush=True)
     last_saved, stop = trainer.step, StopRequest()

@@ -1,8 +1,11 @@
 """Vocoder benchmark (issue 17; the vocoder of paper Section 4): the round trip of held-out real loops
-(train_melgan.split_ids, never trained on), real wav (N, 32000) -> mel.log_mel (N, 64, 200) -> vocoder -> (N, 32000),
-scored against the real audio: mel L1 (log10); multi-resolution STFT log-magnitude L1 and spectral convergence
-(vocos.STFT_RESOLUTIONS); FAD_musicnn against a DISJOINT set of N other real loops (real-vs-real floor beside
-it); loopability (evaluation.metrics; the real loops' beside it); CPU seconds per loop and loops/s.
+(the 'test' part of dataset.split_rows: source files the vocoder never trained on), real wav (N, 32000) ->
+mel.log_mel (N, 64, 200) -> vocoder -> (N, 32000), scored against the real audio: mel L1 (log10); multi-resolution
+STFT log-magnitude L1 and spectral convergence (vocos.STFT_RESOLUTIONS); FAD_musicnn against a DISJOINT set of N
+other real loops, the 'val' part (no source file in both; real-vs-real floor beside it); loopability
+(evaluation.metrics; the real loops' beside it); CPU seconds per loop and loops/s.
+A vocoder checkpoint that trained on a scored source file is refused (its `trained_sources`); one written before
+vocoders recorded them cannot be checked: a line says so and the benchmark goes on.
 --log draws quality against training minutes from a train_melgan.py log's snapshots. Results: docs/vocoder.md.
 
     python -m experiments.bench_vocoder --loops drum -n 128 --vocoder checkpoints/vocoder_drum_demo_drum.pt
@@ -20,10 +23,11 @@ import torch
 import melgan
 import train_melgan
 import vocos
+from dataset import MIN_SPLIT_SOURCES, describe_overlap, overlap, split_ids
 from evaluation import metrics
 from mel import log_mel
+from plumbing.checkpoint import load_checkpoint
 from plumbing.cli import YES_NO, yes_no
-from plumbing.files import read_csv
 from standins import musicnn_features
 
 N_LOOPS = 128                    # the issue's N: 128 vocoded loops against 128 other real ones
@@ -31,15 +35,32 @@ CURVE_N = 64                     # loops per snapshot on the quality-vs-minutes 
 COLUMNS = ("mel_l1", "stft_mag", "sc", "fad_musicnn", "loopability", "s_per_loop", "loops_per_s")
 
 
-def held_out_sets(data_dir: str | Path, n: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """(vocoded-set audio, reference-set audio), each (<= n, 32000): alternate held-out loops, disjoint."""
-    ids = [r["id"] for r in read_csv(Path(data_dir) / "manifest.csv")]
-    held = train_melgan.split_ids(ids)[1]
-    if len(held) < 4:
-        raise ValueError(f"{data_dir}: only {len(held)} held-out loops (sets under {train_melgan.MIN_SPLIT} "
-                         "loops hold none out); nothing to benchmark on")
-    a, b = held[0::2][:n], held[1::2][:n]
-    return train_melgan.load_loop_audio(data_dir, a), train_melgan.load_loop_audio(data_dir, b)
+def held_out_ids(data_dir: str | Path, n: int) -> tuple[list[str], list[str]]:
+    """(ids vocoded, ids of the reference set), each <= n, in manifest order: the 'test' and the 'val' part
+    (dataset.split_rows), so the two sets share no source file and a vocoder of this split heard neither."""
+    test, val = split_ids(data_dir, "test"), split_ids(data_dir, "val")
+    if len(test) < 2 or len(val) < 2:
+        raise ValueError(f"{data_dir}: only {len(test)} test and {len(val)} val loops held out (a set of fewer "
+                         f"than {MIN_SPLIT_SOURCES} source files holds none out); nothing to benchmark on: pass "
+                         "--data with a larger set")
+    return test[:n], val[:n]
+
+
+def check_unheard(path: str | Path, data_dir: str | Path, ids: list[str]) -> None:
+    """Refuse (ValueError, one line) a vocoder checkpoint whose `trained_sources` include a source file of the
+    loops `ids` it would be scored on. One without the key (written before vocoders recorded their sources)
+    cannot be checked: say so in one line and go on (the benchmark is still the same round trip)."""
+    trained = load_checkpoint(path, required=melgan.MELGAN_KEYS).get("trained_sources")
+    if trained is None:
+        print(f"bench_vocoder: {path} does not record the source files it trained on (written before vocoders "
+              "did), so it cannot be checked that it never heard these loops; retrain it with train_melgan.py "
+              "for a checked score")
+        return
+    shared = overlap(trained, data_dir, ids)
+    if shared:
+        raise ValueError(f"{path} trained on {describe_overlap(shared)} of the {len(ids)} loops it would be "
+                         f"scored on in {data_dir}: benchmark it on held-out files (retrain it with "
+                         "train_melgan.py, which trains on the 'train' part only) or on another --data")
 
 
 def round_trip_scores(vocoded: torch.Tensor, real: torch.Tensor) -> dict[str, float]:
@@ -110,7 +131,11 @@ def draw_curve(curves: dict[str, list[tuple[float, dict]]], baseline: dict, png:
 
 def bench_set(loops: str, data_dir: Path, n: int, vocoder_paths: list[str], griffin_lim: bool, logs: list[str],
               curve_n: int, png: str | None, device: str) -> str:
-    real, ref = held_out_sets(data_dir, n)
+    scored, reference = held_out_ids(data_dir, n)
+    for path in vocoder_paths + [str(snap) for log in logs for _, snap in read_log(log)[1]]:
+        check_unheard(path, data_dir, scored)
+    real = train_melgan.load_loop_audio(data_dir, scored)                              # (n, 32000)
+    ref = train_melgan.load_loop_audio(data_dir, reference)                            # (n, 32000)
     embedder = musicnn_features.load_embedding()
     ref_emb = musicnn_features.embed_audio(embedder, ref.numpy())                      # (n, 200)
     floor = {"mel_l1": 0.0, "stft_mag": 0.0, "sc": 0.0, "s_per_loop": None, "loops_per_s": None,
@@ -171,8 +196,11 @@ def main(argv=None) -> int:
             except melgan.CheckpointError as e:
                 print(f"bench_vocoder: skipping on {loops}: {e}")
         print(f"\n## {loops}: {data_dir}, {torch.get_num_threads()} torch threads\n", flush=True)
-        print(bench_set(loops, data_dir, a.n, mine, a.griffin_lim, a.log if loops == a.loops[0] else [],
-                        a.curve_n, a.png, a.device), flush=True)
+        try:
+            print(bench_set(loops, data_dir, a.n, mine, a.griffin_lim, a.log if loops == a.loops[0] else [],
+                            a.curve_n, a.png, a.device), flush=True)
+        except ValueError as e:          # too few held-out loops, or a vocoder that heard them: one line
+            raise SystemExit(f"bench_vocoder: {e}") from None
     return 0
 
 

@@ -131,14 +131,6 @@ def test_timed_run_writes_a_log_and_loadable_snapshots(tiny_set, tmp_path):
     assert M.load_vocoder(points[-1][1], loops="drum").name.startswith("fast:")
 
 
-def test_every_seventh_loop_is_held_out_and_small_sets_hold_out_none():
-    ids = [f"l{i}" for i in range(70)]
-    train, held = T.split_ids(ids)
-    assert held == [f"l{i}" for i in range(0, 70, 7)] and not set(train) & set(held)
-    assert sorted(train + held) == sorted(ids)
-    assert T.split_ids(ids[:5]) == (ids[:5], [])
-
-
 def test_ensure_vocoder_trains_once_per_data_set_and_announces_it(tiny_set, monkeypatch, capsys):
     real_train = T.train_melgan
 
