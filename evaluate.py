@@ -245,7 +245,7 @@ def conditional_columns(ckpt: dict, real: RealSet, fake: dict, n: int, row: dict
     ref = genre_judge.genre_reference(real.data_dir, real.nets, cache_dir, verbose)
     if ref.genres != list(ckpt["genres"]):
         raise ValueError(f"the checkpoint's genres {ckpt['genres']} are not those of {real.data_dir}: {ref.genres}")
-    judge = genre_judge.fit_judge(ref.musicnn_mel, ref.labels, ref.genres)
+    judge = genre_judge.judge_of(ref)                  # fit on the train part, scored on the held-out one
     asked = sample.balanced_labels(n, len(ref.genres)).numpy()                                  # (n,)
     summary, rows = genre_judge.per_genre_rows(ref, judge, fake, asked, device=real.nets.device)
     if truncated is not None:

@@ -5,7 +5,9 @@
     python train_scnn.py --mtat ROOT                   SCNN_MTAT on MagnaTagATune (mtat.py does the work)
 
 Data: standardised mels (N, 1, T=200, F=64) and genre labels (N,); SCNN_Loop trains on random cyclic
-1-second crops (what the projector shows it), split 80/10/10 per genre, best validation epoch kept.
+1-second crops (what the projector shows it). The paper's 80/10/10 split is dataset.split_rows' train / val /
+test, by source file (sibling bars of one file never on two sides); best validation epoch kept, test accuracy
+reported, the training part's source files recorded in the checkpoint (`trained_sources`).
 `ensure_loop_classifier` is what train.py calls first: it trains only when the checkpoint is missing, and
 says so. Why crops: docs/modules.md, "train_scnn.py".
 """
@@ -27,8 +29,7 @@ import mtat
 from plumbing.checkpoint import CheckpointError, save_checkpoint
 from plumbing.devices import default_device
 from plumbing.progress import Progress
-from dataset import LoopMelDataset, require_genre_labels
-from plumbing.files import read_csv
+from dataset import MIN_SPLIT_SOURCES, LoopMelDataset, require_genre_labels, sources_of, split_ids, split_rows
 from mel import N_MELS
 from scnn import CHUNK, LOOP_WIDTH, SCNNConfig, ShortChunkCNN, loop_checkpoint_path, manifest_hash
 
@@ -49,8 +50,7 @@ class LoopTrainConfig:
     lr: float = 2e-3              # Adam, peak of the one-cycle schedule
     weight_decay: float = 1e-4
     crop: int = CHUNK             # train on random 1-second crops: what the projector feeds, half the cost
-    seed: int = 0                 # fixes the 80/10/10 split and the initialisation
-    split: tuple = (0.8, 0.1, 0.1)   # the paper's 80/10/10
+    seed: int = 0                 # fixes the initialisation and the batch order (the split is by source file)
     max_minutes: float | None = None  # optional wall-clock cap (the best weights so far are kept)
     device: str = "cpu"
 
@@ -58,22 +58,12 @@ class LoopTrainConfig:
 # ---------------------------------------------------------------------------------------------
 # Small pure pieces
 # ---------------------------------------------------------------------------------------------
-def stratified_split(labels: list[int], fractions=(0.8, 0.1, 0.1), seed: int = 0) -> list[list[int]]:
-    """Indices -> [train, val, test], each genre split 80/10/10 on its own (rounded; a genre with very
-    few loops keeps at least one in train). Fixed seed: the same data set always splits the same way."""
-    rng = np.random.default_rng(seed)
-    labels = np.asarray(labels)
-    parts: list[list[int]] = [[], [], []]
-    for g in np.unique(labels):
-        idx = rng.permutation(np.flatnonzero(labels == g))
-        n_val = int(round(len(idx) * fractions[1]))
-        n_test = int(round(len(idx) * fractions[2]))
-        if n_val + n_test >= len(idx):          # tiny genre: keep one loop for training
-            n_val, n_test = (len(idx) - 1) // 2, (len(idx) - 1) - (len(idx) - 1) // 2
-        parts[1] += idx[:n_val].tolist()
-        parts[2] += idx[n_val:n_val + n_test].tolist()
-        parts[0] += idx[n_val + n_test:].tolist()
-    return [sorted(p) for p in parts]
+def split_indices(rows: list[dict]) -> list[list[int]]:
+    """Manifest rows -> [train, val, test] indices into them: dataset.split_rows' parts (the paper's 80/10/10,
+    by source file). A set of too few source files holds nothing out: val and test are empty."""
+    parts = split_rows(rows)
+    index = {r["id"]: i for i, r in enumerate(rows)}
+    return [[index[r["id"]] for r in parts[p]] for p in ("train", "val", "test")]
 
 
 def random_cyclic_crop(mels: torch.Tensor, length: int, gen: torch.Generator) -> torch.Tensor:
@@ -159,7 +149,10 @@ def train_loop_classifier(data_dir: str | Path, cfg: LoopTrainConfig = LoopTrain
     if len(ds.genres) < 2:
         raise ValueError(f"{data_dir}: a genre classifier needs at least 2 genres, found {ds.genres}")
     ids = [r["id"] for r in ds.rows]
-    train_idx, val_idx, test_idx = stratified_split(ds.labels.tolist(), cfg.split, cfg.seed)
+    train_idx, val_idx, test_idx = split_indices(ds.rows)
+    if not test_idx and verbose:
+        print(f"{data_dir} has fewer than {MIN_SPLIT_SOURCES} source files: nothing is held out, every loop "
+              "trains, and the test accuracy is not measured", flush=True)
     dev = torch.device(cfg.device)
     X, Y = ds.mels, ds.labels
     Xtr, Ytr = X[train_idx].to(dev), Y[train_idx].to(dev)
@@ -209,6 +202,8 @@ def train_loop_classifier(data_dir: str | Path, cfg: LoopTrainConfig = LoopTrain
         "mel_mean": torch.from_numpy(ds.mean.copy()), "mel_std": torch.from_numpy(ds.std.copy()),
         "split": {"train": [ids[i] for i in train_idx], "val": [ids[i] for i in val_idx],
                   "test": [ids[i] for i in test_idx]},
+        # One digest per source file it fit on (dataset.source_digest); val only picked the epoch.
+        "trained_sources": sources_of(data_dir, [ids[i] for i in train_idx]),
         "accuracy": test_acc, "val_accuracy": best[0], "best_epoch": best[2],
         "confusion": torch.from_numpy(cm), "history": history, "minutes": minutes,
         "data_dir": str(data_dir.resolve()), "manifest_hash": manifest_hash(data_dir),
@@ -222,7 +217,8 @@ def train_loop_classifier(data_dir: str | Path, cfg: LoopTrainConfig = LoopTrain
 
 
 def estimate_minutes(n_loops: int, cfg: LoopTrainConfig = LoopTrainConfig()) -> float:
-    """Rough training time: time a couple of training steps on this machine and scale them up."""
+    """Rough training time for `n_loops` training loops: time a couple of training steps on this machine
+    and scale them up."""
     model = ShortChunkCNN(SCNNConfig(n_classes=8, width=cfg.width)).to(cfg.device)
     opt = torch.optim.Adam(model.parameters())
     x = torch.randn(cfg.batch, 1, cfg.crop, N_MELS, device=cfg.device)    # (batch, 1, 100, 64)
@@ -233,7 +229,7 @@ def estimate_minutes(n_loops: int, cfg: LoopTrainConfig = LoopTrainConfig()) -> 
         F.cross_entropy(model(x), y).backward()
         opt.step()
     per_step = (time.time() - t) / TIMING_STEPS
-    steps = cfg.epochs * math.ceil(cfg.split[0] * n_loops / cfg.batch) * (1 + VALIDATION_OVERHEAD)
+    steps = cfg.epochs * math.ceil(n_loops / cfg.batch) * (1 + VALIDATION_OVERHEAD)
     return per_step * steps / 60
 
 
@@ -247,7 +243,7 @@ def ensure_loop_classifier(loops: str, data_dir: str | Path | None, ckpt_dir: st
         return path
     require_genre_labels(data_dir, "the loop-genre classifier scnn_loop (and the IS built on it)")   # before announcing
     cfg = LoopTrainConfig(device=device)
-    n = len(read_csv(data_dir / "manifest.csv"))
+    n = len(split_ids(data_dir, "train"))
     print(f"training the loop-genre classifier scnn_loop on {data_dir} (first use, about "
           f"{max(1, round(estimate_minutes(n, cfg)))} minutes) ...", flush=True)
     train_loop_classifier(data_dir, cfg, out=path)

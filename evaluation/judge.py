@@ -2,13 +2,15 @@
 
 A judge that no discriminator uses: multinomial logistic regression on MSD_musicnn's 200-d embedding
 (standins/musicnn_features.py, fed the mels through the grid adapter: `musicnn_mel` of evaluation/embeddings.py),
-trained only on the REAL loops of the data set, its held-out accuracy printed beside every verdict.
+trained only on the REAL loops of the data set's 'train' part, its accuracy on the 'heldout' part (source files
+it never saw: dataset.split_rows) printed beside every verdict.
 
-    real loops -> musicnn_mel (N, 200), genres (N,) -> stratified split -> standardise, fit W (200, K), b (K,)
+    real loops -> musicnn_mel (N, 200), genres (N,) -> by source: train | heldout -> standardise, fit W (200, K), b (K,)
     generated loops asked for genre c (M,) -> musicnn_mel (M, 200) -> judge -> predicted genre (M,)
 
 Conditional accuracy = share of loops the judge puts in the genre they were asked for, per genre and overall.
-Per genre also: FAD_musicnn_mel, Density & Coverage (RandomVGG16, as evaluate.py) against that genre's real loops.
+Per genre also: FAD_musicnn_mel, Density & Coverage (RandomVGG16, as evaluate.py) against that genre's held-out
+real loops (evaluate.py's reference is the held-out part too; a set too small to hold files out: all its loops).
 """
 from __future__ import annotations
 
@@ -20,14 +22,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from dataset import UNLABELLED, load_stats
+from dataset import UNLABELLED, load_stats, split_rows
 from evaluation.embeddings import EvalNets
 from evaluation.metrics import DC_K, density_coverage, fad_from_embeddings
 from mel import to_gan
 from plumbing.files import atomic_write, read_csv, write_csv
 from standins import musicnn_features
 
-HOLDOUT = 0.25        # share of each genre's real loops kept out of the fit, to measure the judge
 L2 = 1e-2             # ridge on the weights (standardised inputs): 200 features, ~150 loops per genre
 MAX_ITER = 500        # L-BFGS iterations (converges in a few dozen on the demo sets)
 EMBED_BATCH = 64      # loops per musicnn / VGG16 pass
@@ -52,25 +53,13 @@ class Judge:
         return self.logits(emb).argmax(axis=1)                                                       # (N,)
 
 
-def stratified_split(labels: np.ndarray, holdout: float, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """(train indices, test indices): `holdout` of every class in the test part (at least one loop when a
-    class has two or more), a seeded choice."""
-    rng = np.random.default_rng(seed)
-    train, test = [], []
-    for k in np.unique(labels):
-        idx = rng.permutation(np.flatnonzero(labels == k))
-        n_test = max(1, int(round(holdout * len(idx)))) if holdout > 0 and len(idx) > 1 else 0
-        test += idx[:n_test].tolist()
-        train += idx[n_test:].tolist()
-    return np.sort(train), np.sort(test)
-
-
-def fit_judge(emb: np.ndarray, labels: np.ndarray, genres: list[str], holdout: float = HOLDOUT,
-              l2: float = L2, seed: int = 0, max_iter: int = MAX_ITER) -> Judge:
+def fit_judge(emb: np.ndarray, labels: np.ndarray, genres: list[str], heldout: np.ndarray,
+              l2: float = L2, max_iter: int = MAX_ITER) -> Judge:
     """Multinomial logistic regression (softmax cross-entropy + l2 / 2 ||W||^2) by full-batch L-BFGS in
-    float64, on standardised embeddings (N, D) with labels (N,) in [0, len(genres))."""
-    emb, labels = np.asarray(emb, np.float64), np.asarray(labels)
-    train, test = stratified_split(labels, holdout, seed)
+    float64, on standardised embeddings (N, D) with labels (N,) in [0, len(genres)): fit on the loops where
+    `heldout` (N,) is False, its accuracy measured where it is True (NaN when nothing is held out)."""
+    emb, labels, heldout = np.asarray(emb, np.float64), np.asarray(labels), np.asarray(heldout, bool)
+    train, test = np.flatnonzero(~heldout), np.flatnonzero(heldout)
     mean, std = emb[train].mean(0), emb[train].std(0) + 1e-8
     x = torch.from_numpy((emb[train] - mean) / std)                                       # (N_train, D)
     y = torch.from_numpy(labels[train]).long()
@@ -112,11 +101,28 @@ def worst_genre(acc: dict[str, float], genres: list[str]) -> float:
 # ---------------------------------------------------------------------------------------------
 @dataclass
 class GenreReference:
-    """Every labelled real loop of a data set: musicnn_mel (N, 200), vgg16 (N, 64), labels (N,) into genres."""
+    """Every labelled real loop of a data set: musicnn_mel (N, 200), vgg16 (N, 64), labels (N,) into genres,
+    heldout (N,): True for the loops of the 'heldout' part (source files no model of this split trained on)."""
     genres: list[str]
     labels: np.ndarray
     musicnn_mel: np.ndarray
     vgg16: np.ndarray
+    heldout: np.ndarray
+
+    def reference(self) -> np.ndarray:
+        """(N,) the loops generated sets are compared with: the held-out ones (all, if none is held out)."""
+        return self.heldout if self.heldout.any() else np.ones_like(self.heldout)
+
+
+def heldout_mask(rows: list[dict]) -> np.ndarray:
+    """Manifest rows -> (N,) True where the row is in dataset.split_rows' 'heldout' part."""
+    held = {r["id"] for r in split_rows(rows)["heldout"]}
+    return np.array([r["id"] in held for r in rows], dtype=bool)
+
+
+def judge_of(ref: GenreReference) -> Judge:
+    """The judge of a data set: fit on its 'train' part, accuracy on its 'heldout' part (by source file)."""
+    return fit_judge(ref.musicnn_mel, ref.labels, ref.genres, ref.heldout)
 
 
 def genre_reference(data_dir: str | Path, nets: EvalNets, cache_dir: str | Path | None = None,
@@ -126,20 +132,22 @@ def genre_reference(data_dir: str | Path, nets: EvalNets, cache_dir: str | Path 
     if nets.musicnn is None:
         raise RuntimeError("the genre judge needs MSD_musicnn (the musicnn wheel), which is not available here")
     data_dir = Path(data_dir)
-    rows = [r for r in read_csv(data_dir / "manifest.csv") if r["genre"] != UNLABELLED]
+    every = read_csv(data_dir / "manifest.csv")
+    held = heldout_mask(every)[[r["genre"] != UNLABELLED for r in every]]      # the split sees every source
+    rows = [r for r in every if r["genre"] != UNLABELLED]
     genres = sorted({r["genre"] for r in rows})
     key = hashlib.sha1((data_dir / "manifest.csv").read_bytes()).hexdigest()[:10]
     path = Path(cache_dir) / f"genres_{data_dir.name}_{key}_fc{nets.vgg16.fc1.out_features}.npz" if cache_dir else None
     if path is not None and path.is_file():
         with np.load(path) as z:
-            return GenreReference(genres, z["labels"], z["musicnn_mel"], z["vgg16"])
+            return GenreReference(genres, z["labels"], z["musicnn_mel"], z["vgg16"], held)
     mels = np.stack([np.load(data_dir / "mel" / f"{r['id']}.npy") for r in rows])                 # (N, 64, 200)
     if verbose:
         print(f"[judge] embedding {len(mels)} real loops of {len(genres)} genres (once; cached)", file=sys.stderr)
     mean, std = load_stats(data_dir)
     ref = GenreReference(genres, np.array([genres.index(r["genre"]) for r in rows]),
                          musicnn_features.embed_mels(nets.musicnn, mels, EMBED_BATCH).numpy(),
-                         nets.vgg16.embed(to_gan(mels, mean, std), EMBED_BATCH).numpy())
+                         nets.vgg16.embed(to_gan(mels, mean, std), EMBED_BATCH).numpy(), held)
     if path is not None:
         def write(tmp):
             with open(tmp, "wb") as f:
@@ -151,12 +159,13 @@ def genre_reference(data_dir: str | Path, nets: EvalNets, cache_dir: str | Path 
 def per_genre_rows(ref: GenreReference, judge: Judge, fake: dict[str, np.ndarray], asked: np.ndarray,
                    k: int = DC_K, device=None) -> tuple[dict[str, float], list[dict]]:
     """Generated loops `fake` (embed_set's musicnn_mel, vgg16) asked for genres `asked` (M,) ->
-    (summary: cond_acc, cond_acc_min, judge_acc; one row per genre: accuracy, FAD_musicnn_mel, density, coverage)."""
+    (summary: cond_acc, cond_acc_min, judge_acc; one row per genre: accuracy, FAD_musicnn_mel, density, coverage
+    against that genre's held-out real loops, `ref.reference()`)."""
     asked = np.asarray(asked)
     acc = conditional_accuracy(judge.predict(fake["musicnn_mel"]), asked, ref.genres)
     rows = []
     for g, name in enumerate(ref.genres):
-        real, mine = ref.labels == g, asked == g
+        real, mine = (ref.labels == g) & ref.reference(), asked == g
         row = {"genre": name, "cond_acc": acc[name], "n_real": int(real.sum()), "n_fake": int(mine.sum()),
                "FAD_musicnn_mel": float("nan"), "density": float("nan"), "coverage": float("nan")}
         if real.sum() > k and mine.sum() > 1:

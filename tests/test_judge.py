@@ -12,7 +12,7 @@ import evaluate as E
 from evaluation import embeddings as EE
 from evaluation import judge as J
 from generator import Generator, GeneratorConfig
-from genre_loops import make_loop_set
+from source_bars import make_bar_set
 from plumbing.checkpoint import save_checkpoint
 from plumbing.files import read_csv
 
@@ -29,10 +29,15 @@ def toy_set(n_per=40, d=20, gap=5.0, seed=0):
     return x, y
 
 
+def every_fourth(n):
+    """A held-out mask: loops 0, 4, 8, ... (the data sets' own mask is by source file: test_splits.py)."""
+    return np.arange(n) % 4 == 0
+
+
 def test_the_judge_learns_a_separable_toy_set_and_measures_itself_on_held_out_loops():
     x, y = toy_set()
-    judge = J.fit_judge(x, y, GENRES)
-    assert judge.n_test == 30 and judge.n_train == 90              # 25 % of every genre held out
+    judge = J.fit_judge(x, y, GENRES, every_fourth(len(y)))
+    assert judge.n_test == 30 and judge.n_train == 90
     assert judge.accuracy >= 0.9
     x2, y2 = toy_set(seed=1)
     assert (judge.predict(x2) == y2).mean() >= 0.9
@@ -41,14 +46,7 @@ def test_the_judge_learns_a_separable_toy_set_and_measures_itself_on_held_out_lo
 def test_on_labels_that_mean_nothing_the_judge_is_at_chance():
     x, _ = toy_set(n_per=100)
     y = np.random.default_rng(3).integers(0, 3, len(x))
-    assert abs(J.fit_judge(x, y, GENRES).accuracy - 1 / 3) < 0.15
-
-
-def test_the_split_holds_out_a_quarter_of_every_genre_and_no_loop_twice():
-    y = np.array([0] * 8 + [1] * 4 + [2] * 2)
-    train, test = J.stratified_split(y, 0.25)
-    assert not set(train) & set(test) and len(train) + len(test) == len(y)
-    assert [int((y[test] == k).sum()) for k in range(3)] == [2, 1, 1]
+    assert abs(J.fit_judge(x, y, GENRES, every_fourth(len(y))).accuracy - 1 / 3) < 0.15
 
 
 def test_conditional_accuracy_counts_loops_judged_to_be_the_genre_they_were_asked_for():
@@ -61,8 +59,8 @@ def test_conditional_accuracy_counts_loops_judged_to_be_the_genre_they_were_aske
 
 def test_per_genre_rows_compare_each_genre_with_its_own_real_loops():
     x, y = toy_set(n_per=30, d=8)
-    ref = J.GenreReference(GENRES, y, x, x[:, :4])
-    judge = J.fit_judge(x, y, GENRES)
+    ref = J.GenreReference(GENRES, y, x, x[:, :4], np.zeros(len(y), bool))   # nothing held out: all loops
+    judge = J.fit_judge(x, y, GENRES, every_fourth(len(y)))
     fake = {"musicnn_mel": x, "vgg16": x[:, :4]}                   # the real loops themselves, asked for right
     summary, rows = J.per_genre_rows(ref, judge, fake, y)
     assert summary["cond_acc"] >= 0.9 and summary["chance"] == pytest.approx(1 / 3)
@@ -75,9 +73,10 @@ def test_per_genre_rows_compare_each_genre_with_its_own_real_loops():
 
 @pytest.fixture(scope="module")
 def conditional_ckpt(tmp_path_factory):
-    """Three audibly different genres (tests/genre_loops.py) and an untrained conditional generator on them."""
+    """Three audibly different genres, three bars per source file (tests/source_bars.py: 72 training loops,
+    18 held out, 6 of each genre) and an untrained conditional generator on them."""
     root = tmp_path_factory.mktemp("judge")
-    data = make_loop_set(root / "data", genres=tuple(GENRES), n_per=8)
+    data = make_bar_set(root / "data", genres=tuple(GENRES))
     cfg = GeneratorConfig(max_channels=8, c_dim=3)
     torch.manual_seed(0)
     G = Generator(cfg)
@@ -97,16 +96,17 @@ def test_evaluate_reports_the_conditional_columns_and_per_genre_rows_for_a_condi
         nets.musicnn = musicnn_features.load_embedding("cpu")
     except Exception as e:
         pytest.skip(f"the musicnn wheel is absent here: {e}")
-    _, mels, _ = E.load_real_set(data, 24)
-    real = E.RealSet(data, 24, 0, EE.embed_set(None, mels, nets, verbose=False), nets)
+    _, mels, _ = E.load_real_set(data, 18)
+    real = E.RealSet(data, 18, 0, EE.embed_set(None, mels, nets, verbose=False), nets)
     row = E.evaluate_checkpoint(ckpt, real, n=12, with_audio=False, verbose=False,
                                 genre_csv=root / "g.csv", cache_dir=root / "cache")
-    assert row["judge_acc"] >= 0.6                     # pitch and gating tell the toy genres apart
+    assert row["judge_acc"] >= 0.6                     # pitch and gating tell the toy genres apart (held-out files)
     assert 0 <= row["cond_acc"] <= 1 and row["cond_acc_min"] <= row["cond_acc"]
     # ... and the judge's verdict on a second set drawn at psi 0.7 towards each genre's mean w, beside it
     assert 0 <= row["cond_acc_min_trunc"] <= row["cond_acc_trunc"] <= 1
     rows = read_csv(root / "g.csv")
-    assert [r["genre"] for r in rows] == GENRES and all(r["n_fake"] == "4" and r["n_real"] == "8" for r in rows)
+    # each genre's generated loops against its held-out real loops (6 each), not the 24 it was fit on
+    assert [r["genre"] for r in rows] == GENRES and all(r["n_fake"] == "4" and r["n_real"] == "6" for r in rows)
     assert len(list((root / "cache").glob("genres_*.npz"))) == 1        # the real reference, embedded once
 
 

@@ -20,14 +20,13 @@ torch.set_num_threads(1)
 # ------------------------------------------------------------------------------------------------
 # Pieces of the training loop
 # ------------------------------------------------------------------------------------------------
-def test_stratified_split_is_80_10_10_per_genre_disjoint_and_reproducible():
-    labels = [0] * 50 + [1] * 30 + [2] * 2
-    tr, va, te = train_scnn.stratified_split(labels, seed=3)
-    assert sorted(tr + va + te) == list(range(82)) and not (set(tr) & set(va) or set(tr) & set(te))
-    assert [sum(labels[i] == 0 for i in p) for p in (tr, va, te)] == [40, 5, 5]
-    assert [sum(labels[i] == 1 for i in p) for p in (tr, va, te)] == [24, 3, 3]
-    assert sum(labels[i] == 2 for i in tr) >= 1                 # a tiny genre keeps a training loop
-    assert train_scnn.stratified_split(labels, seed=3) == [tr, va, te]
+def test_the_split_is_the_data_sets_train_val_test_by_source_file_and_small_sets_hold_none_out():
+    rows = [{"id": f"l{i}", "source": f"s{i // 2}.wav"} for i in range(60)]     # 30 files, two bars each
+    tr, va, te = train_scnn.split_indices(rows)
+    assert sorted(tr + va + te) == list(range(60)) and va and te
+    for part, idx in zip(("train", "val", "test"), (tr, va, te)):
+        assert [rows[i] for i in idx] == dataset.split_rows(rows)[part]
+    assert train_scnn.split_indices(rows[:10]) == [list(range(10)), [], []]      # 5 files: too few to hold out
 
 
 def test_random_cyclic_crop_wraps_around_the_loop():
@@ -71,8 +70,9 @@ def test_trained_loop_checkpoint_holds_what_evaluation_needs(tiny_loop_ckpt, loo
     path = scnn.loop_checkpoint_path(loop_set, ckpt_dir)
     assert path.is_file() and path.name.startswith(f"scnn_loop_{loop_set.name}_")
     split = ckpt["split"]
-    assert len(split["train"]) + len(split["val"]) + len(split["test"]) == 24 and len(split["test"]) == 3
-    assert 0.0 <= ckpt["accuracy"] <= 1.0 and ckpt["confusion"].sum() == 3
+    assert split == {p: dataset.split_ids(loop_set, p) for p in ("train", "val", "test")} and len(split["test"]) == 5
+    assert ckpt["trained_sources"] == dataset.sources_of(loop_set, split["train"])
+    assert 0.0 <= ckpt["accuracy"] <= 1.0 and ckpt["confusion"].sum() == 5
     model, names, (mean, std) = scnn.load_loop_classifier(loop_set, ckpt_dir)
     assert names == ["house", "rock", "trap"]
     np.testing.assert_allclose(mean, dataset.load_stats(loop_set)[0])
