@@ -12,12 +12,12 @@ Every file and column: docs/modules.md, "dataset.py".
 from __future__ import annotations
 
 import hashlib
-import os
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from plumbing import paths
 from plumbing.files import atomic_write, read_csv, write_csv, write_npy, write_wav
 from mel import LOOP_SAMPLES, N_FRAMES, N_MELS, SR, band_stats_of_files, log_mel, to_gan
 
@@ -25,14 +25,25 @@ MANIFEST_FIELDS = ["id", "source", "bar", "bpm", "genre"]
 SKIP_FIELDS = ["file", "reason"]
 REPORT_FIELDS = ["file", "genre", "bars_kept", "bpm", "rule", "confidence", "skipped"]
 UNLABELLED = ""           # the genre of a loop that has none: the GAN needs no labels, only scnn_loop/IS do
-REPO = Path(__file__).resolve().parent   # the repository: data/ and checkpoints/ live here by default
+REPO = paths.REPO        # the repository; what lives where by default: plumbing/paths.py ($PJLOOP_HOME)
+FINGERPRINT_HEX = 10     # hex digits of a manifest's sha1 that name a data set's own checkpoints
+LOOP_BYTES = 4 * (LOOP_SAMPLES + N_MELS * N_FRAMES)   # one loop on disk, about: float32 WAV + float32 mel
 
 
 def default_data_dir(loops: str) -> Path:
-    """Where the embedded demo set of kind `loops` lives: <repo>/data/demo_<loops>, or
-    $PJLOOP_DATA_ROOT/demo_<loops>. (demo/loops.py renders it there on first use.)"""
-    root = os.environ.get("PJLOOP_DATA_ROOT")
-    return (Path(root).expanduser() if root else REPO / "data") / f"demo_{loops}"
+    """Where the embedded demo set of kind `loops` lives: <data root>/demo_<loops>, the data root being
+    $PJLOOP_DATA_ROOT, else $PJLOOP_HOME/data, else <repo>/data. (demo/loops.py renders it there on first use.)"""
+    return paths.data_root() / f"demo_{loops}"
+
+
+def manifest_hash(data_dir: str | Path) -> str:
+    """A data set's fingerprint: the start of its manifest's sha1. Two sets in folders of the same name, or one
+    set rebuilt with other loops, get different ones, so a checkpoint named by it (a loop-genre classifier, a
+    vocoder) is never taken for another set's."""
+    p = Path(data_dir) / "manifest.csv"
+    if not p.is_file():
+        raise FileNotFoundError(f"{data_dir} is not a preprocessed loop data set (no manifest.csv)")
+    return hashlib.sha1(p.read_bytes()).hexdigest()[:FINGERPRINT_HEX]
 
 
 # ---------------------------------------------------------------------------------------------

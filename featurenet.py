@@ -78,7 +78,7 @@ class FeatureContext:
     """What a builder may need to know: which loops, which data set, where checkpoints live."""
     loops: str = "drum"                       # 'drum' or 'synth'
     data_dir: str | Path | None = None        # the preprocessed loop data set (its stats and labels)
-    ckpt_dir: str | Path = "checkpoints"      # where feature-network checkpoints are kept
+    ckpt_dir: str | Path | None = None        # where feature-network checkpoints are kept (None: plumbing/paths.py)
     device: str = "cpu"
     vggish_path: str | Path | None = None     # official VGGish weights (else env PJLOOP_VGGISH, else the hub cache)
     mel_mean: np.ndarray | None = None        # (64,) per-band stats of the data set: the grid adapter

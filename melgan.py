@@ -3,7 +3,7 @@ interface every vocoder shares, log10 mel -> 16 kHz audio (docs/vocoder.md).
 
     MelGANGenerator / MelGANDiscriminator   (B, F=64, T) -> (B, 1, T * 160) / audio -> 3 scales of maps
     load_vocoder    a train_melgan.py checkpoint (MelGAN or the fast vocoder, vocos.py), "griffin-lim", or None:
-                    the data set's <repo>/checkpoints/vocoder_<loops>_<data set>.pt, else Griffin-Lim (announced);
+                    the data set's vocoder (`default_checkpoint`), else Griffin-Lim (announced);
                     one-line CheckpointError for another mel front end, sample rate or kind of loops
     Vocoder(mel)    log10 mel (64, T) or (B, 64, T), numpy or torch -> T * 160 samples per loop, same kind
 Input: the RAW log10 mel of mel.log_mel, not the GAN's standardised one (mel.from_gan converts). Frame t covers
@@ -21,9 +21,10 @@ import torch
 from torch import nn
 from torch.nn.utils.parametrizations import weight_norm
 
-from dataset import REPO, default_data_dir
+from dataset import default_data_dir, manifest_hash
 from griffinlim import GL_ITERS, audio_out, griffin_lim, mel_batch
 from mel import F_MAX, F_MIN, HOP, LOG_FLOOR, N_FFT, N_MELS, SR
+from plumbing import paths
 from plumbing.checkpoint import CheckpointError, load_checkpoint
 from plumbing.devices import default_device
 from vocos import VocosConfig, VocosGenerator
@@ -45,7 +46,6 @@ D_IN_PER_GROUP = 4               # groups = in_channels / 4, as MelGAN's code (c
 CONTEXT_FRAMES = 16              # circular vocoding: wrap this many frames of the loop around each end;
 #                                  twice the generator's receptive field (+-8 frames, tested)
 VOCODE_BATCH = 16                # mels per generator call when vocoding
-CHECKPOINT_DIR = REPO / "checkpoints"   # trained vocoders: in the repository, whatever the current directory
 MELGAN_KEYS = ("kind", "G", "config")   # what every vocoder checkpoint holds (MelGAN's or the fast one's)
 
 
@@ -296,9 +296,20 @@ GENERATORS = {"melgan": (MelGANGenerator, MelGANConfig), "fast": (VocosGenerator
 
 def default_checkpoint(loops: str, data_dir: str | Path | None = None) -> Path:
     """Where `python train_melgan.py --loops X [--data D]` writes and `load_vocoder(None, loops=X, data_dir=D)`
-    looks: <repo>/checkpoints/vocoder_<loops>_<data set folder>.pt, whatever the current directory."""
+    looks, whatever the current directory: <$PJLOOP_HOME>/checkpoints/vocoder_<loops>_<data set folder>_<the
+    manifest's fingerprint>.pt. The fingerprint (dataset.manifest_hash) keeps two sets in folders of the same
+    name from sharing a vocoder. FileNotFoundError when D (default: the `loops` demo set) has no manifest."""
     data_dir = Path(data_dir) if data_dir is not None else default_data_dir(loops)
-    return CHECKPOINT_DIR / f"vocoder_{loops}_{data_dir.resolve().name}.pt"
+    return paths.checkpoints() / f"vocoder_{loops}_{data_dir.resolve().name}_{manifest_hash(data_dir)}.pt"
+
+
+def trained_default(loops: str, data_dir: str | Path | None = None) -> Path | None:
+    """The data set's default vocoder (`default_checkpoint`) if one has been trained, else None."""
+    try:
+        path = default_checkpoint(loops, data_dir)
+    except FileNotFoundError:             # no such data set (yet): so no vocoder trained on it either
+        return None
+    return path if path.is_file() else None
 
 
 def load_generator(path: str | Path, loops: str | None = None, map_location="cpu") -> tuple[nn.Module, str]:
@@ -327,13 +338,14 @@ def load_vocoder(path: str | Path | None = None, loops: str | None = None,
     end, sample rate or kind of loops is an error (one-line CheckpointError), never a silent fallback."""
     if str(path) == GriffinLimVocoder.name:                  # asked for by name (sample.py --vocoder griffin-lim)
         return GriffinLimVocoder()
-    if path is None and loops is not None and default_checkpoint(loops, data_dir).is_file():
-        path = default_checkpoint(loops, data_dir)
+    if path is None and loops is not None:
+        path = trained_default(loops, data_dir)
     if path is not None:
         g, arch = load_generator(path, loops)
         return MelGANVocoder(g, name=f"{arch}:{path}", device=device)
     how = f"python train_melgan.py --loops {loops or 'drum'}"
-    print(f"melgan: no trained vocoder{f' at {default_checkpoint(loops, data_dir)}' if loops else ''}; using the "
+    where = f" for {data_dir or default_data_dir(loops)}" if loops else ""
+    print(f"melgan: no trained vocoder{where}; using the "
           f"Griffin-Lim fallback, whose audio quality is limited (phasey, metallic). Train a vocoder with "
           f"`{how}` (minutes on a CPU with the fast vocoder).", file=sys.stderr)
     return GriffinLimVocoder()

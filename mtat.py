@@ -20,6 +20,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from plumbing import paths
 from plumbing.audio_io import load_mono, resample
 from plumbing.checkpoint import save_checkpoint
 from dataset import SKIP_FIELDS
@@ -35,6 +36,7 @@ SGD_LRS = (1e-3, 1e-4, 1e-5)   # Won et al.'s SGD phase: three rates, here an eq
 SGD_MOMENTUM = 0.9             # Nesterov, as Won et al.
 SGD_WEIGHT_DECAY = 1e-4        # as Won et al.'s solver (their code; the paper does not say)
 DECODE_LOG_EVERY = 1000        # clips between two progress lines in a log file (~26 k clips in all)
+MTAT_CACHE_NAME = "mtat_mels"     # the decoded-mel cache, a folder of the data root (plumbing/paths.py)
 
 
 @dataclass
@@ -151,13 +153,13 @@ def evaluate_clips(model: ShortChunkCNN, rows: list[dict], mean, std, cfg: MTATC
 
 
 def train_mtat(root: str | Path, cfg: MTATConfig = MTATConfig(), cache: str | Path | None = None,
-               out: str | Path | None = None, ckpt_dir: str | Path = "checkpoints", verbose: bool = True) -> dict:
+               out: str | Path | None = None, ckpt_dir: str | Path | None = None, verbose: bool = True) -> dict:
     """Train the top-50 MagnaTagATune tagger; save and return the checkpoint (with test ROC-/PR-AUC)."""
     t0 = time.time()
     torch.manual_seed(cfg.seed)
     np.random.seed(cfg.seed)
     root = Path(root)
-    cache = Path(cache) if cache else Path("data") / "mtat_mels"
+    cache = Path(cache) if cache else paths.data_root() / MTAT_CACHE_NAME
     tags, rows = read_mtat_annotations(root)
     rows, skipped = cache_mtat_mels(root, rows, cache, verbose)
     if skipped:
@@ -237,7 +239,7 @@ def train_mtat(root: str | Path, cfg: MTATConfig = MTATConfig(), cache: str | Pa
         "best_epoch": best[2], "skipped": [s["file"] for s in skipped],
         "n_clips": {k: len(v) for k, v in split.items()},
     }
-    out = Path(out) if out else Path(ckpt_dir) / MTAT_CKPT_NAME
+    out = Path(out) if out else paths.checkpoints(ckpt_dir) / MTAT_CKPT_NAME
     save_checkpoint(ckpt, out)
     if verbose:
         print(f"saved {out}")

@@ -25,6 +25,7 @@ import torch
 import melgan
 import train_melgan
 from dataset import default_data_dir, split_ids
+from plumbing import paths
 from plumbing.audio_io import fix_length, peak_normalise
 from plumbing.files import atomic_write, write_npy, write_wav
 from mel import BPM, SR, from_gan, log_mel
@@ -45,13 +46,15 @@ CKPT_KEYS = ("g_ema", "g_config", "mel_mean", "mel_std", "features", "loops", "s
 # Generator loading and mel generation
 # ---------------------------------------------------------------------------------------------
 def resolve_checkpoint(run_or_ckpt: str | Path) -> Path:
-    """A run directory means its latest checkpoint; a file is taken as it is."""
-    p = Path(run_or_ckpt)
-    if p.is_dir():
-        p = p / "latest.pt"
-    if not p.is_file():
-        raise FileNotFoundError(f"no checkpoint at {p} (give a run directory holding latest.pt, or a .pt file)")
-    return p
+    """A run directory means its latest checkpoint; a file is taken as it is. A name that is not there is also
+    looked for among the default run folders ($PJLOOP_HOME/runs: `sample.py drum_aisfx` from anywhere)."""
+    given = Path(run_or_ckpt)
+    for p in (given, paths.runs() / given):            # an absolute path joins to itself
+        p = p / "latest.pt" if p.is_dir() else p
+        if p.is_file():
+            return p
+    raise FileNotFoundError(f"no checkpoint at {given} (give a run directory holding latest.pt, or a .pt file; "
+                            f"a bare run name is also looked for in {paths.runs()})")
 
 
 def load_generator(run_or_ckpt: str | Path, device: str | torch.device = "cpu"):
@@ -301,7 +304,7 @@ def main(argv=None):
     ap.add_argument("--repeat", type=int, default=PAGE_REPEAT, help="also write each loop tiled this many times")
     ap.add_argument("--bpm", type=float, default=None, help="export at another tempo (time-stretched), beats/min")
     ap.add_argument("--vocoder", default=None, help="vocoder checkpoint (train_melgan.py) or griffin-lim (default: "
-                    "the data set's trained vocoder under <repo>/checkpoints, else Griffin-Lim)")
+                    "the data set's trained vocoder under $PJLOOP_HOME/checkpoints, else Griffin-Lim)")
     ap.add_argument("--real", type=int, default=0, help="also vocode this many held-out real loops of the "
                     "training data set, beside the generated ones (default 0)")
     ap.add_argument("--genre", nargs="+", default=None, metavar="NAME",

@@ -11,7 +11,6 @@ FeatureNetUnavailable naming the command that makes one. Details: docs/modules.m
 """
 from __future__ import annotations
 
-import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,8 +20,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from plumbing import paths
 from plumbing.checkpoint import CheckpointError, load_checkpoint
-from dataset import default_data_dir, is_complete, load_stats
+from dataset import default_data_dir, is_complete, load_stats, manifest_hash   # manifest_hash: also scnn.manifest_hash
 from featurenet import FeatureContext, FeatureNet, FeatureNetUnavailable
 from mel import CHUNK_FRAMES, N_MELS
 from projector import N_STAGES   # the projector reads the outputs of the first four blocks
@@ -181,23 +181,15 @@ class SCNNFeatures(FeatureNet):
 # ---------------------------------------------------------------------------------------------
 # Where checkpoints live, and loading them
 # ---------------------------------------------------------------------------------------------
-def manifest_hash(data_dir: str | Path) -> str:
-    """Short hash of a data set's manifest: a different (or re-built) data set -> a different checkpoint."""
-    p = Path(data_dir) / "manifest.csv"
-    if not p.is_file():
-        raise FileNotFoundError(f"{data_dir} is not a preprocessed loop data set (no manifest.csv)")
-    return hashlib.sha1(p.read_bytes()).hexdigest()[:10]
-
-
-def loop_checkpoint_path(data_dir: str | Path, ckpt_dir: str | Path = "checkpoints") -> Path:
-    """checkpoints/scnn_loop_<data set dir name>_<manifest hash>.pt"""
+def loop_checkpoint_path(data_dir: str | Path, ckpt_dir: str | Path | None = None) -> Path:
+    """<ckpt_dir>/scnn_loop_<data set dir name>_<manifest hash>.pt; ckpt_dir None: <$PJLOOP_HOME>/checkpoints."""
     name = Path(data_dir).resolve().name
-    return Path(ckpt_dir) / f"scnn_loop_{name}_{manifest_hash(data_dir)}.pt"
+    return paths.checkpoints(ckpt_dir) / f"scnn_loop_{name}_{manifest_hash(data_dir)}.pt"
 
 
-def mtat_checkpoint_path(ckpt_dir: str | Path = "checkpoints") -> Path:
-    """$PJLOOP_SCNN_MTAT if set, else checkpoints/scnn_mtat.pt."""
-    return Path(os.environ.get(MTAT_ENV) or Path(ckpt_dir) / MTAT_CKPT_NAME)
+def mtat_checkpoint_path(ckpt_dir: str | Path | None = None) -> Path:
+    """$PJLOOP_SCNN_MTAT if set, else <ckpt_dir>/scnn_mtat.pt (ckpt_dir None: <$PJLOOP_HOME>/checkpoints)."""
+    return Path(os.environ.get(MTAT_ENV) or paths.checkpoints(ckpt_dir) / MTAT_CKPT_NAME)
 
 
 def model_from_checkpoint(ckpt: dict, path, device: str = "cpu") -> ShortChunkCNN:
@@ -210,7 +202,7 @@ def model_from_checkpoint(ckpt: dict, path, device: str = "cpu") -> ShortChunkCN
     return model.to(device).eval()
 
 
-def load_loop_classifier(source: str | Path, ckpt_dir: str | Path = "checkpoints", device: str = "cpu"):
+def load_loop_classifier(source: str | Path, ckpt_dir: str | Path | None = None, device: str = "cpu"):
     """A data set directory (its checkpoint under ckpt_dir) or a checkpoint file ->
     (ShortChunkCNN in eval mode, label names, (mean (64,), std (64,)) its inputs were standardised with).
     Feed `model.predict_proba` mels z-scored with those stats (`restandardise` converts)."""
@@ -262,7 +254,7 @@ def build_feature_net(kind: str, ctx: FeatureContext) -> SCNNFeatures:
             raise FeatureNetUnavailable(
                 f"no SCNN_MTAT checkpoint at {path}. MagnaTagATune cannot be downloaded here: get it "
                 f"(annotations_final.csv + the mp3 folders 0-f), then run `python train_scnn.py --mtat ROOT` "
-                f"(it writes {Path(ctx.ckpt_dir) / MTAT_CKPT_NAME}), or point ${MTAT_ENV} at a checkpoint")
+                f"(it writes {paths.checkpoints(ctx.ckpt_dir) / MTAT_CKPT_NAME}), or point ${MTAT_ENV} at a checkpoint")
     data_dir = _gan_data_dir(ctx)
     gan_stats = load_stats(data_dir)                         # what the GAN standardises with
     if kind == "loop":

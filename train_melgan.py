@@ -3,8 +3,9 @@ Kumar et al. 2019) or the fast vocoder (vocos.py; docs/vocoder.md), which a CPU 
 
     python train_melgan.py --loops drum [--data DIR] [--minutes M] [--steps N] [--out PATH] [--arch fast|melgan]
 
-The first line says which and why (fast on a CPU, MelGAN on a GPU). Writes PATH (default <repo>/checkpoints/
-vocoder_<loops>_<data set>.pt; melgan.load_vocoder loads it), PATH's .jsonl log (minutes, step, losses) and
+The first line says which and why (the fast one on every device unless --arch melgan). Writes PATH (default
+melgan.default_checkpoint: $PJLOOP_HOME/checkpoints/vocoder_<loops>_<data set>_<manifest fingerprint>.pt;
+melgan.load_vocoder loads it), PATH's .jsonl log (minutes, step, losses) and
 _snapshots/ (the generator every few minutes: experiments/bench_vocoder.py --log draws quality vs minutes).
 Layout: windows of the loops' audio (B, N) -> log10 mels (B, F=64, N/160) -> G -> (B, 1, N). The vocoder trains
 on the 'train' part of the data set (dataset.split_rows: 80 % of the source files) and records those sources
@@ -57,6 +58,8 @@ FINAL_LR = 0.1                   # fast, with --minutes: cosine decay of the lr 
 #                                  decays over its whole run; a resumed run decays again over its own minutes)
 QUICK_MINUTES = 8.0              # the quick start's one-off vocoder training (train.py; issue: <= 10 min)
 ARCHS = ("fast", "melgan")
+DEFAULT_ARCH = "fast"            # on every device: measured to converge in minutes (docs/vocoder.md); MelGAN
+#                                  takes hours to days even on a GPU, so it is asked for by name (--arch melgan)
 
 
 def feature_matching(real: list[list[torch.Tensor]], fake: list[list[torch.Tensor]]) -> torch.Tensor:
@@ -252,17 +255,12 @@ def resume_trainer(path: str | Path, cfg: TrainConfig, device: torch.device) -> 
 # ---------------------------------------------------------------------------------------------
 # The training loop
 # ---------------------------------------------------------------------------------------------
-def default_arch(device: str | torch.device | None) -> str:
-    dev = torch.device(device or default_device())
-    return "melgan" if dev.type == "cuda" else "fast"
-
-
 def announce(arch: str, device: str | torch.device | None, chosen: bool) -> str:
     """The first line of a run: which vocoder, on what, and why."""
     dev = torch.device(device or default_device())
     why = ("as asked (--arch)" if chosen else
-           "the CPU default: the paper's MelGAN needs 2.4-6 s per step on 2 cores; --arch melgan selects it"
-           if arch == "fast" else "the GPU default, the paper's vocoder; --arch fast selects the fast one")
+           "the default on every device: it converges in minutes, the paper's MelGAN in hours to days; "
+           "--arch melgan selects MelGAN")
     what = "the fast vocoder (Vocos-style, vocos.py)" if arch == "fast" else "the paper's MelGAN vocoder (melgan.py)"
     return f"train_melgan: {what} on {dev.type}, {why}"
 
@@ -371,13 +369,14 @@ def resolve_data(loops: str, data: str | None) -> Path:
 def ensure_vocoder(loops: str, data_dir: str | Path | None = None, minutes: float = QUICK_MINUTES,
                    device: str | None = None, arch: str | None = None) -> Path:
     """The trained vocoder of a data set (None: the `loops` demo set), trained here first -- the fast one unless
-    `arch`, announced on stdout, about `minutes` long -- only if <repo>/checkpoints holds none for it yet. -> its path.
+    `arch`, announced on stdout, about `minutes` long -- only if melgan.default_checkpoint does not exist yet.
+    -> its path.
     (train.py's quick start calls this, so that its WAVs are not Griffin-Lim's.)"""
     data_dir = resolve_data(loops, str(data_dir) if data_dir else None)
     path = melgan.default_checkpoint(loops, data_dir)
     if path.is_file():
         return path
-    arch = arch or "fast"                # the one measured to converge in minutes (docs/vocoder.md), GPU too
+    arch = arch or DEFAULT_ARCH
     print(f"training the {arch} vocoder on {data_dir} (first use, about {minutes:g} minutes; cached as {path}) ...",
           flush=True)
     cfg = TrainConfig(loops=loops, data=str(data_dir), arch=arch)
@@ -388,13 +387,13 @@ def ensure_vocoder(loops: str, data_dir: str | Path | None = None, minutes: floa
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description="Train a vocoder (the fast one on a CPU, the paper's MelGAN on a GPU) "
-                                "on a loop data set.")
+    p = argparse.ArgumentParser(description="Train a vocoder (the fast one, or the paper's MelGAN with --arch "
+                                "melgan) on a loop data set.")
     p.add_argument("--loops", required=True, choices=["drum", "synth"], help="kind of loops: names the demo set "
                    "and the default checkpoint")
     p.add_argument("--data", help="data set directory (dataset.py layout); default: the embedded demo set")
-    p.add_argument("--arch", choices=ARCHS, help="fast (vocos.py; default on a CPU) or melgan (the paper's; "
-                   "default on a GPU)")
+    p.add_argument("--arch", choices=ARCHS, default=None, help="fast (vocos.py; the default on every device) "
+                   "or melgan (the paper's; hours to days on a GPU)")
     p.add_argument("--steps", type=int, help=f"train until this total step count (default: {DEFAULT_STEPS} more, "
                    "or unlimited with --minutes)")
     p.add_argument("--minutes", type=float, help="stop after this many minutes of wall time (this run)")
@@ -405,7 +404,8 @@ def main(argv=None):
                    "as the MelGAN paper)")
     p.add_argument("--gan-after", type=float, help="fast only: minutes of reconstruction-only training before "
                    "the spectrogram discriminator joins (default: never)")
-    p.add_argument("--out", type=Path, help="checkpoint (default <repo>/checkpoints/vocoder_<loops>_<data set>.pt)")
+    p.add_argument("--out", type=Path, help="checkpoint (default $PJLOOP_HOME/checkpoints/vocoder_<loops>_<data "
+                   "set>_<manifest fingerprint>.pt; the repository's checkpoints/ when $PJLOOP_HOME is unset)")
     p.add_argument("--resume", action="store_true", help="continue from --out")
     p.add_argument("--save-every", type=int, default=SAVE_EVERY, help=f"steps between checkpoints (default {SAVE_EVERY})")
     p.add_argument("--snapshot-every", type=float, default=SNAPSHOT_MINUTES, help="minutes between generator "
@@ -424,7 +424,7 @@ def main(argv=None):
         v = getattr(a, name)
         if v is not None and v < (0 if name == "steps" else 1):
             p.error(f"--{name.replace('_', '-')} must be positive, got {v}")
-    arch = a.arch or default_arch(a.device)
+    arch = a.arch or DEFAULT_ARCH
     print(announce(arch, a.device, a.arch is not None), flush=True)
     if a.threads:
         torch.set_num_threads(a.threads)

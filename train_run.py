@@ -27,7 +27,7 @@ import conditional
 from augment import parse_policy
 from generator import BEFORE_KEY, Generator, GeneratorConfig, make_ema
 from mel import from_gan
-from plumbing import distributed
+from plumbing import distributed, paths
 from plumbing.checkpoint import CheckpointError, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from plumbing.distributed import World
 from projector import PROJECTOR_SEED
@@ -49,8 +49,9 @@ IDENTITY_KEYS = ("loops", "features", "g_channels", "d_channels", "csm_kernel", 
 
 
 def run_dir(cfg, names: list[str]) -> Path:
-    """--out, or runs/<loops>_<features> (runs/<loops>_stylegan2 for the baseline)."""
-    return Path(cfg.out or f"runs/{cfg.loops}_{'_'.join(names) or 'stylegan2'}")
+    """--out as typed, or <$PJLOOP_HOME>/runs/<loops>_<features> (<loops>_stylegan2 for the baseline),
+    whatever the current directory (plumbing/paths.py)."""
+    return Path(cfg.out) if cfg.out else paths.runs() / f"{cfg.loops}_{'_'.join(names) or 'stylegan2'}"
 
 
 def build_discriminator(cfg, names: list[str], nets: dict, c_dim: int = 0) -> torch.nn.Module:

@@ -1,5 +1,5 @@
 """The fast vocoder: log10 mel -> 16 kHz audio at the mel's frame rate, trainable on a CPU in minutes. Not the
-paper's vocoder (melgan.py's MelGAN, the GPU default); what the literature after MelGAN uses to converge fast:
+paper's vocoder (melgan.py's MelGAN, `--arch melgan`); what the literature after MelGAN uses to converge fast:
   - generator (Vocos, Siuzdak 2023): ConvNeXt blocks (Liu et al. 2022) at the frame rate predict each STFT
     frame's log magnitude and phase, then an inverse STFT. MelGAN upsamples x160 with transposed convs instead.
   - losses (Parallel WaveGAN, Multi-band MelGAN, HiFi-GAN): multi-resolution STFT (spectral convergence +

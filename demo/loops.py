@@ -342,7 +342,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description="Render the embedded genre-labelled demo loops as a pjloop data set.")
     ap.add_argument("--loops", choices=sorted(GENRES), required=True, help="drum or synth loops")
     ap.add_argument("-n", type=int, default=DEFAULT_N, help=f"number of loops (default {DEFAULT_N})")
-    ap.add_argument("--out", type=Path, default=None, help="output directory (default data/demo_<loops>)")
+    ap.add_argument("--out", type=Path, default=None, help="output directory (default <data root>/demo_<loops>: "
+                    "$PJLOOP_DATA_ROOT, else $PJLOOP_HOME/data, else the repository's data/)")
     ap.add_argument("--seed", type=int, default=0, help="first seed: loop i is rendered from seed + i (default 0)")
     ap.add_argument("--workers", type=int, default=DEFAULT_WORKERS, help=f"render processes (default {DEFAULT_WORKERS})")
     ap.add_argument("--quiet", action="store_true", help="no progress output")

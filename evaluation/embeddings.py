@@ -118,7 +118,7 @@ class EvalNets:
 
 
 def load_eval_nets(data_dir: str | Path, device: str = "cpu", vggish_path: str | None = None,
-                   ckpt_dir: str | Path = "checkpoints", fc_dim: int = VGG16_FC_DIM,
+                   ckpt_dir: str | Path | None = None, fc_dim: int = VGG16_FC_DIM,
                    vgg16_seed: int = 0, verbose: bool = True) -> EvalNets:
     """Load every evaluation network that is available; print why the others are not."""
     mean, std = load_stats(data_dir)
@@ -148,7 +148,7 @@ def load_eval_nets(data_dir: str | Path, device: str = "cpu", vggish_path: str |
     return nets
 
 
-def load_classifier(data_dir: str | Path, ckpt_dir: str | Path = "checkpoints", device: str = "cpu"):
+def load_classifier(data_dir: str | Path, ckpt_dir: str | Path | None = None, device: str = "cpu"):
     """-> (SCNN_Loop in eval mode, its input stats (mean, std), its held-out test accuracy or NaN)."""
     path = train_scnn.ensure_loop_classifier(None, data_dir, ckpt_dir, device)   # trains first only if absent
     model, _, stats = scnn.load_loop_classifier(path, device=device)

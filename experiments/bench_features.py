@@ -97,7 +97,8 @@ def main(argv=None) -> None:
     ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     ap.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
     ap.add_argument("--data", default=None, help="a preprocessed loop data set (only to find scnn_loop's checkpoint)")
-    ap.add_argument("--ckpt-dir", default="checkpoints", help="where feature-network checkpoints are kept")
+    ap.add_argument("--ckpt-dir", default=None, help="where feature-network checkpoints are kept (default "
+                    "$PJLOOP_HOME/checkpoints, the repository's checkpoints/ when unset)")
     ap.add_argument("--names", default=",".join(featurenet.REGISTRY), help="comma list of registry names")
     args = ap.parse_args(argv)
     if args.threads:

@@ -154,9 +154,13 @@ def test_one_and_two_workers_give_identical_sets(tmp_path, small_synth_set):
     assert np.array_equal(load_stats(out)[0], load_stats(ref)[0])
 
 
-def test_default_data_dir_follows_pjloop_data_root(monkeypatch, tmp_path):
+def test_default_data_dir_follows_pjloop_data_root_then_pjloop_home_then_the_repository(monkeypatch, tmp_path):
     monkeypatch.delenv("PJLOOP_DATA_ROOT", raising=False)
+    monkeypatch.delenv("PJLOOP_HOME", raising=False)
+    monkeypatch.chdir(tmp_path)                                   # never the current directory
     assert default_data_dir("drum") == Path(dataset.__file__).resolve().parent / "data" / "demo_drum"
+    monkeypatch.setenv("PJLOOP_HOME", str(tmp_path / "home"))
+    assert default_data_dir("drum") == tmp_path / "home" / "data" / "demo_drum"
     monkeypatch.setenv("PJLOOP_DATA_ROOT", str(tmp_path))
     assert default_data_dir("synth") == tmp_path / "demo_synth"
 

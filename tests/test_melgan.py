@@ -1,11 +1,13 @@
 """Spec of melgan.py: the MelGAN networks (docs/design.md §6) and the vocoder interface -- loading either
-architecture from <repo>/checkpoints whatever the current directory, refusing a checkpoint for another front
+architecture from $PJLOOP_HOME/checkpoints whatever the current directory, refusing a checkpoint for another front
 end, sample rate or kind in one line, the announced Griffin-Lim fallback. Training is tests/test_train_melgan.py
 (the fast vocoder: tests/test_vocos.py); Griffin-Lim itself tests/test_griffinlim.py.
 
 Networks are built with tiny widths (same structure) so the whole file runs in seconds on a CPU.
 """
 from __future__ import annotations
+
+import shutil
 
 import numpy as np
 import pytest
@@ -14,6 +16,9 @@ import torch
 import melgan as M
 import train_melgan as T
 import dataset
+from dataset import finalize_dataset
+from plumbing import paths
+from plumbing.files import read_csv
 from plumbing.checkpoint import CheckpointError, save_checkpoint
 from mel import HOP, LOOP_SAMPLES, N_FRAMES, N_MELS, log_mel
 from vocoder_fixtures import (TINY, chirp, no_repo_vocoders, one_thread, tiny_set,   # noqa: F401  (fixtures)
@@ -139,10 +144,32 @@ def test_load_vocoder_finds_the_data_sets_checkpoint_from_any_directory(tiny_set
     torch.testing.assert_close(M.MelGANVocoder(v.generator, "x", "cpu", circular=False)(mel)[0], want)
 
 
-def test_default_checkpoint_lives_in_the_repository_not_the_current_directory(monkeypatch):
-    monkeypatch.undo()                                                            # the real folder, not the test's
-    assert M.CHECKPOINT_DIR == dataset.REPO / "checkpoints"
-    assert M.default_checkpoint("drum") == dataset.REPO / "checkpoints" / "vocoder_drum_demo_drum.pt"
+def test_default_checkpoint_lives_under_pjloop_home_and_names_the_data_sets_fingerprint(tiny_set, tmp_path,
+                                                                                         monkeypatch):
+    name = f"vocoder_drum_{tiny_set.name}_{dataset.manifest_hash(tiny_set)}.pt"
+    monkeypatch.delenv(paths.HOME_ENV)
+    assert M.default_checkpoint("drum", tiny_set) == dataset.REPO / "checkpoints" / name
+    monkeypatch.setenv(paths.HOME_ENV, str(tmp_path / "elsewhere"))
+    monkeypatch.chdir(tmp_path)
+    assert M.default_checkpoint("drum", tiny_set) == tmp_path / "elsewhere" / "checkpoints" / name
+
+
+def test_two_data_sets_in_folders_of_the_same_name_do_not_share_a_vocoder(tiny_set, tmp_path):
+    a, b = tmp_path / "a" / "my_loops", tmp_path / "b" / "my_loops"
+    shutil.copytree(tiny_set, a)
+    shutil.copytree(tiny_set, b)
+    rows = read_csv(b / "manifest.csv")
+    finalize_dataset(b, rows[:2], [])                                             # b: other loops, same name
+    assert M.default_checkpoint("drum", a) != M.default_checkpoint("drum", b)
+    T.MelGANTrainer(tiny_train_config(a), torch.device("cpu")).save(M.default_checkpoint("drum", a))
+    assert M.load_vocoder(None, loops="drum", data_dir=a).name.startswith("melgan:")
+    assert M.load_vocoder(None, loops="drum", data_dir=b).name == "griffin-lim"   # a's vocoder is not b's
+
+
+def test_a_data_set_that_is_not_there_has_no_vocoder_and_gets_griffin_lim(tmp_path, capsys):
+    assert M.trained_default("drum", tmp_path / "absent") is None
+    assert M.load_vocoder(None, loops="drum", data_dir=tmp_path / "absent").name == "griffin-lim"
+    assert "no trained vocoder for" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("change, message", [

@@ -146,6 +146,18 @@ def test_ensure_vocoder_trains_once_per_data_set_and_announces_it(tiny_set, monk
     assert M.load_vocoder(None, loops="drum", data_dir=tiny_set).name == f"fast:{path}"
 
 
+def test_train_melgan_trains_the_fast_vocoder_on_a_gpu_too_unless_melgan_is_asked_for(tiny_set, tmp_path, monkeypatch,
+                                                                                        capsys):
+    asked = []
+    monkeypatch.setattr(T, "train_melgan", lambda cfg, *a, **k: asked.append(cfg.arch))     # no CUDA needed
+    argv = ["--loops", "drum", "--data", str(tiny_set), "--out", str(tmp_path / "v.pt"), "--device", "cuda"]
+    T.main(argv)
+    T.main(argv + ["--arch", "melgan"])
+    assert asked == ["fast", "melgan"]
+    first = capsys.readouterr().out.splitlines()[0]
+    assert "fast vocoder" in first and "on cuda" in first and "--arch melgan" in first
+
+
 def test_first_line_announces_the_fast_vocoder_on_a_cpu(tiny_set, tmp_path, capsys):
     T.main(["--loops", "drum", "--data", str(tiny_set), "--out", str(tmp_path / "v.pt"), "--steps", "1",
             "--dim", "16", "--blocks", "1", "--batch", "2", "--segment", "1280", "--device", "cpu",

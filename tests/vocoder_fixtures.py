@@ -1,6 +1,6 @@
 """Shared pieces of the vocoder tests (test_melgan.py, test_train_melgan.py, test_griffinlim.py, test_vocos.py):
 tiny but structurally identical MelGAN and fast-vocoder networks, a chirp that excites every mel band, a 3-loop
-data set, and an empty checkpoint folder so that no test sees the repository's trained vocoders.
+data set, and an empty $PJLOOP_HOME so that no test sees (or writes) the repository's trained vocoders.
 
 Test modules import the fixtures by name (`from vocoder_fixtures import one_thread, tiny_set`).
 """
@@ -15,6 +15,7 @@ import train_melgan as T
 import vocos as V
 from dataset import finalize_dataset, save_loop
 from mel import HOP, LOOP_SAMPLES, SR
+from plumbing import paths
 
 TINY = M.MelGANConfig(g_channels=16, d_channels=4, d_max_channels=16)
 TINY_FAST = V.VocosConfig(dim=16, blocks=2)
@@ -22,8 +23,10 @@ TINY_FAST = V.VocosConfig(dim=16, blocks=2)
 
 @pytest.fixture(autouse=True)
 def no_repo_vocoders(tmp_path, monkeypatch):
-    """Default vocoder checkpoints go to (and are looked for in) an empty folder, not <repo>/checkpoints."""
-    monkeypatch.setattr(M, "CHECKPOINT_DIR", tmp_path / "checkpoints")
+    """Default vocoder checkpoints go to (and are looked for in) an empty $PJLOOP_HOME, not <repo>/checkpoints;
+    the data root stays where it was, so the demo sets are still found."""
+    monkeypatch.setenv(paths.DATA_ENV, str(paths.data_root()))
+    monkeypatch.setenv(paths.HOME_ENV, str(tmp_path / "home"))
 
 
 @pytest.fixture(autouse=True)
