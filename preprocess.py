@@ -27,8 +27,8 @@ import torch
 
 from plumbing.audio_io import SkipFile, fix_length, load_mono, peak_normalise, resample
 from realloops.beats import BAR_TOLERANCE, DBN_MAX_BPM, downbeat_processors
-from dataset import REPORT_FIELDS, SKIP_FIELDS, UNLABELLED, finalize_dataset, save_loop
-from plumbing.files import write_csv
+from dataset import LOOP_BYTES, REPORT_FIELDS, SKIP_FIELDS, UNLABELLED, finalize_dataset, save_loop
+from plumbing.files import disk_full_line, is_disk_full, megabytes, on_disk_full, write_csv
 from plumbing.progress import Progress
 from realloops.tempo import TEMPO_RANGE, find_bars
 from mel import BPM, LOOP_SECONDS, SR
@@ -213,12 +213,15 @@ def _init_worker(max_bpm: float | None) -> None:
 def _run_job(job: tuple) -> dict:
     """Worker entry: process one file and stamp the record with what makes it reusable.
 
-    An unexpected error (a Rubber Band failure, a full disk) skips the file instead of ending the
-    run, but is marked `retry`: unlike a bad input it may not happen again, so it is not reused."""
+    An unexpected error (a Rubber Band failure) skips the file instead of ending the run, but is marked
+    `retry`: unlike a bad input it may not happen again, so it is not reused. A full disk ends the run: every
+    file after it would fail alike (the files finished before it are in progress.jsonl)."""
     path, source, data_dir, bpm, max_bpm, tempo_range, mode, stamp = job
     try:
         record = process_file(path, source, data_dir, bpm, max_bpm, tempo_range)
     except Exception as e:   # not KeyboardInterrupt/SystemExit: a kill still stops the run
+        if is_disk_full(e):
+            raise
         msg = f"{type(e).__name__}: {e}".replace("\n", " ")
         record = {"source": source, "rows": [], "skip": f"error: {msg}", "retry": True}
     record.update(stamp=stamp, mode=mode)
@@ -276,8 +279,15 @@ def preprocess_folder(audio_dir: str | Path, data_dir: str | Path, labels: str |
             todo.append((str(audio_dir / source), source, str(data_dir), bpm, max_bpm, (lo, hi), mode, stamp))
     reused = len(records)
 
-    with Progress(total=len(todo), desc="preprocess", unit="file", enabled=show_progress,
-                  every=max(1, len(todo) // LOG_LINES)) as bar:
+    def disk_full() -> str:
+        kept = sum(len(r.get("rows", [])) for r in records.values())
+        return (f"no space left on the disk of {data_dir}: the {len(records)} files finished so far ({kept} "
+                f"loops) are recorded in {PROGRESS_FILE} and kept; each one-bar loop takes about "
+                f"{megabytes(LOOP_BYTES)} (its WAV and mel). Free space, then run the same command again: "
+                "finished files are reused")
+
+    with on_disk_full(disk_full), Progress(total=len(todo), desc="preprocess", unit="file", enabled=show_progress,
+                                           every=max(1, len(todo) // LOG_LINES)) as bar:
         def _finished(record):
             append_progress(data_dir, record)   # durable before we count it
             records[record["source"]] = record
@@ -302,11 +312,12 @@ def preprocess_folder(audio_dir: str | Path, data_dir: str | Path, labels: str |
                   "genre": genre} for r in rec["rows"]]
         report.append(_report_row(rec, genre))
     skipped.sort(key=lambda s: s["file"])
-    write_csv(data_dir / "report.csv", REPORT_FIELDS, report)
-    if rows:
-        finalize_dataset(data_dir, rows, skipped)
-    else:
-        write_csv(data_dir / "skipped.csv", SKIP_FIELDS, skipped)
+    with on_disk_full(disk_full):
+        write_csv(data_dir / "report.csv", REPORT_FIELDS, report)
+        if rows:
+            finalize_dataset(data_dir, rows, skipped)
+        else:
+            write_csv(data_dir / "skipped.csv", SKIP_FIELDS, skipped)
     kept = [r for r in report if int(r["bars_kept"]) > 0]
     rules = dict(Counter(r["rule"] for r in kept))
     return {"rows": rows, "skipped": skipped, "report": report, "kept_bars": len(rows), "kept_files": len(kept),
@@ -361,7 +372,13 @@ def main(argv: list[str] | None = None) -> int:
     try:
         summary = preprocess_folder(args.audio_dir, args.out, args.labels, args.bpm, args.workers, args.force,
                                    args.max_bpm, tempo_range=tuple(args.tempo_range))
-    except (ValueError, RuntimeError, OSError) as e:
+    except OSError as e:
+        if not is_disk_full(e):
+            print(f"preprocess.py: error: {e}", file=sys.stderr)
+            return 2
+        print(f"preprocess.py: {disk_full_line(e, 'run the same command again')}", file=sys.stderr)
+        return 1
+    except (ValueError, RuntimeError) as e:
         print(f"preprocess.py: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

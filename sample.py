@@ -40,6 +40,7 @@ QUICK_LOOPS = 8          # generated loops at the end of the quick start
 QUICK_REAL = 4           # real loops beside them, through the same vocoder
 NOISE_STREAM = 1         # SeedSequence key of the noise stream (the latents are stream 0: `seed` itself)
 CKPT_KEYS = ("g_ema", "g_config", "mel_mean", "mel_std", "features", "loops", "step")
+USER_ERROR = 2           # exit status for a run or checkpoint that is not there (as argparse's usage errors)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -365,5 +366,8 @@ def main(argv=None):
 if __name__ == "__main__":
     try:
         main()
+    except FileNotFoundError as e:               # no such run folder or checkpoint: one line, a usage error
+        print(f"sample.py: {e}", file=sys.stderr)
+        sys.exit(USER_ERROR)
     except (CheckpointError, ValueError) as e:   # a bad checkpoint, an unknown genre: one line, no traceback
         sys.exit(f"sample.py: {e}")

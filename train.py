@@ -22,15 +22,19 @@ import torch
 import conditional
 import featurenet
 import losses
+import melgan
 from augment import augment, parse_policy
+from dataset import default_data_dir
 from featurenet import FeatureNetUnavailable
 from generator import ema_beta, update_ema
 from plumbing import distributed
 from plumbing.checkpoint import CheckpointError, StopRequest
 from plumbing.cli import YES_NO, flags, spell, yes_no
 from plumbing.devices import autocast_for, default_device
+from plumbing.files import disk_full_line, is_disk_full
 from plumbing.progress import Progress
 from sample import finish_quick_start
+from train_melgan import QUICK_MINUTES
 from train_run import MEMORY_FORMAT, Clock, Run, check_finite
 
 
@@ -244,16 +248,41 @@ def parse_args(argv=None) -> tuple[TrainConfig, bool, str]:
     return cfg, args.resume, device
 
 
-if __name__ == "__main__":
-    cfg, resume, device = parse_args()
+def vocoder_notice(cfg: TrainConfig) -> str | None:
+    """Before a first run trains anything: the line saying that its --samples need the data set's vocoder,
+    which it trains after the GAN (once per data set); None when there is one, or no samples are asked for."""
+    if not cfg.samples or cfg.vocoder is not None:
+        return None
+    data = cfg.data or default_data_dir(cfg.loops)
+    if melgan.trained_default(cfg.loops, data) is not None:
+        return None
+    return (f"Note: this data set has no trained vocoder yet, so after training this first run also trains one "
+            f"for its --samples WAVs (about {QUICK_MINUTES:g} minutes on a CPU, once per data set); "
+            "--samples 0 skips it.")
+
+
+def main(argv=None) -> None:
+    cfg, resume, device = parse_args(argv)
     try:
+        notice = vocoder_notice(cfg) if distributed.env_rank() == 0 else None
+        if notice:
+            print(notice, flush=True)
         out = train(cfg, device=device, resume=resume)
         if cfg.samples and distributed.env_rank() == 0:      # the run ends with sound (sample.py does the rest)
             finish_quick_start(out, cfg.data, cfg.loops, cfg.vocoder, device=device, n=cfg.samples)
     except (FeatureNetUnavailable, CheckpointError, FloatingPointError, ValueError, FileNotFoundError,
             distributed.PeerFailed) as e:
         distributed.leave(f"train.py: {e}")      # one line on every rank, no traceback
+    except OSError as e:
+        if not is_disk_full(e):
+            distributed.close()
+            raise
+        distributed.leave(f"train.py: {disk_full_line(e, 'run again with --resume')}")   # exit status 1
     except BaseException:
         distributed.close()                       # anything else: its traceback, as Python prints it
         raise
     distributed.leave()
+
+
+if __name__ == "__main__":
+    main()

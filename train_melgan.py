@@ -33,10 +33,10 @@ from dataset import sources_of, split_ids
 from losses import d_hinge, g_hinge
 from mel import HOP, LOOP_SAMPLES, SR, log_mel
 from melgan import D_N_DOWN, G_CHANNELS, MELGAN_D_MAX_CHANNELS, MelGANConfig, scale_logits
-from plumbing.checkpoint import CheckpointError, StopRequest, load_checkpoint, save_checkpoint
+from plumbing.checkpoint import CheckpointError, StopRequest, load_checkpoint, save_checkpoint, tensor_bytes
 from plumbing.cli import YES_NO, yes_no
 from plumbing.devices import default_device
-from plumbing.files import read_csv
+from plumbing.files import checkpoint_safe_line, disk_full_line, is_disk_full, on_disk_full, read_csv
 from plumbing.progress import Progress
 
 # ---------------------------------------------------------------------------------------------
@@ -321,41 +321,47 @@ def train_melgan(cfg: TrainConfig, out: Path, steps: int | None, minutes: float 
         with open(log_path, "a") as f:
             f.write(json.dumps(entry) + "\n")
 
-    if trainer.step == 0 and snapshot_every:
-        snap_dir.mkdir(parents=True, exist_ok=True)
-        save_checkpoint(trainer.generator_state(), snap_dir / "min0000.0.pt")
-        record({"minutes": 0.0, "step": 0, "snapshot": f"{snap_dir.name}/min0000.0.pt"})
-    bar = Progress(total=None if target == math.inf else int(target), initial=trainer.step, desc=out.stem,
-                   unit="step", every=LOG_EVERY, enabled=progress)
-    try:
-        while trainer.step < target and time.monotonic() < deadline and not stop.requested:
-            batch = random_segments(loops, cfg.batch, cfg.segment, gen)                # (B, segment)
-            try:
-                losses = trainer.train_step(batch)
-            except FloatingPointError as e:
-                raise SystemExit(f"train_melgan.py: stopped: {e}. Nothing was saved after it; the last good "
-                                 f"checkpoint is {out if out.is_file() else '(none saved yet)'}. Try a lower "
-                                 "--lr or resume from it.") from e
-            trainer.minutes = m_start + (time.monotonic() - t_start) / 60
-            if trainer.arch == "fast" and minutes:
-                trainer.set_lr_scale(cosine_scale((time.monotonic() - t_start) / (60 * minutes)))
-            bar.update(1)
-            bar.set_postfix({k: f"{v:.3f}" for k, v in losses.items()})
-            if trainer.step % LOG_EVERY == 0:
-                record({"minutes": round(trainer.minutes, 3), "step": trainer.step, **losses})
-            if trainer.minutes >= next_snap:
-                name = f"min{next_snap:06.1f}.pt"
-                save_checkpoint(trainer.generator_state(), snap_dir / name)
-                record({"minutes": round(trainer.minutes, 3), "step": trainer.step, "snapshot": f"{snap_dir.name}/{name}"})
-                next_snap += snapshot_every
-            if trainer.step % save_every == 0:
-                trainer.save(out)
-                last_saved = trainer.step
-    finally:
-        bar.close()
-        stop.restore()
-    if trainer.step != last_saved or not out.is_file():
-        trainer.save(out)
+    def disk_full() -> str:      # what a full disk leaves: the last saved checkpoint, intact; the room one needs
+        size = out.stat().st_size if out.is_file() else tensor_bytes(trainer.state())
+        return checkpoint_safe_line(out, last_saved, size, when=f" at step {trainer.step}")
+
+    with on_disk_full(disk_full):
+        if trainer.step == 0 and snapshot_every:
+            snap_dir.mkdir(parents=True, exist_ok=True)
+            save_checkpoint(trainer.generator_state(), snap_dir / "min0000.0.pt")
+            record({"minutes": 0.0, "step": 0, "snapshot": f"{snap_dir.name}/min0000.0.pt"})
+        bar = Progress(total=None if target == math.inf else int(target), initial=trainer.step, desc=out.stem,
+                       unit="step", every=LOG_EVERY, enabled=progress)
+        try:
+            while trainer.step < target and time.monotonic() < deadline and not stop.requested:
+                batch = random_segments(loops, cfg.batch, cfg.segment, gen)                # (B, segment)
+                try:
+                    losses = trainer.train_step(batch)
+                except FloatingPointError as e:
+                    raise SystemExit(f"train_melgan.py: stopped: {e}. Nothing was saved after it; the last good "
+                                     f"checkpoint is {out if out.is_file() else '(none saved yet)'}. Try a lower "
+                                     "--lr or resume from it.") from e
+                trainer.minutes = m_start + (time.monotonic() - t_start) / 60
+                if trainer.arch == "fast" and minutes:
+                    trainer.set_lr_scale(cosine_scale((time.monotonic() - t_start) / (60 * minutes)))
+                bar.update(1)
+                bar.set_postfix({k: f"{v:.3f}" for k, v in losses.items()})
+                if trainer.step % LOG_EVERY == 0:
+                    record({"minutes": round(trainer.minutes, 3), "step": trainer.step, **losses})
+                if trainer.minutes >= next_snap:
+                    name = f"min{next_snap:06.1f}.pt"
+                    save_checkpoint(trainer.generator_state(), snap_dir / name)
+                    record({"minutes": round(trainer.minutes, 3), "step": trainer.step,
+                            "snapshot": f"{snap_dir.name}/{name}"})
+                    next_snap += snapshot_every
+                if trainer.step % save_every == 0:
+                    trainer.save(out)
+                    last_saved = trainer.step
+        finally:
+            bar.close()
+            stop.restore()
+        if trainer.step != last_saved or not out.is_file():
+            trainer.save(out)
     print(f"train_melgan: {'interrupted; ' if stop.requested else ''}saved step {trainer.step} "
           f"({trainer.minutes:.1f} min) to {out}{' (continue with --resume)' if stop.requested else ''}")
     return trainer
@@ -442,6 +448,10 @@ def main(argv=None):
                      a.snapshot_every or None)
     except (CheckpointError, FileNotFoundError, ValueError) as e:
         raise SystemExit(f"train_melgan.py: {e}") from e
+    except OSError as e:
+        if not is_disk_full(e):
+            raise
+        raise SystemExit(f"train_melgan.py: {disk_full_line(e, 'run again with --resume')}") from None
 
 
 if __name__ == "__main__":

@@ -28,7 +28,9 @@ from augment import parse_policy
 from generator import BEFORE_KEY, Generator, GeneratorConfig, make_ema
 from mel import from_gan
 from plumbing import distributed, paths
-from plumbing.checkpoint import CheckpointError, load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from plumbing.checkpoint import (CheckpointError, load_checkpoint, rng_state, save_checkpoint, set_rng_state,
+                                 tensor_bytes)
+from plumbing.files import checkpoint_safe_line, on_disk_full
 from plumbing.distributed import World
 from projector import PROJECTOR_SEED
 from plumbing.page import save_mel_grid
@@ -129,6 +131,7 @@ class Run:
         self.opt_D = torch.optim.Adam(self.d_params, lr=cfg.lr * D_LAZY, betas=(0.0, ADAM_BETA2 ** D_LAZY))
         self.gen = torch.Generator()         # this rank's latents and batch indices: saved, so resume is exact
         self.step, self.seconds = 0, 0.0
+        self.saved_step: int | None = None   # the step latest.pt holds (None: not written yet): safe on a full disk
         self.reseed()
         self.fingerprint = frozen_fingerprint(self.D)
         # What the checkpoint records of its training data: one digest per source file (dataset.source_digest),
@@ -186,6 +189,7 @@ class Run:
                             (self.opt_D, "opt_d")):
             module.load_state_dict(ck[key])
         self.step, self.seconds = ck["step"], ck["train_seconds"]
+        self.saved_step = self.step
         if ck.get("world_size", 1) == self.world.size:       # exact: every rank gets its own stream back
             set_rng_state(self.gen, ck.get("rng_per_rank", [ck["rng"]])[self.world.rank])
         else:                                                # another world size: fresh streams (module docstring)
@@ -203,16 +207,25 @@ class Run:
         if not self.world.main:
             return
         s = self.state(rngs)
-        save_checkpoint(s, out / "latest.pt")
-        if snapshot:
-            save_checkpoint(s, out / f"ckpt_{self.step:07d}.pt")
+        with on_disk_full(lambda: self.disk_full_line(out, s)):
+            save_checkpoint(s, out / "latest.pt")
+            self.saved_step = self.step
+            if snapshot:
+                save_checkpoint(s, out / f"ckpt_{self.step:07d}.pt")
+
+    def disk_full_line(self, out: Path, state: dict | None = None) -> str:
+        """What a full disk leaves: latest.pt of the last saved step, intact; the room a checkpoint needs."""
+        latest = out / "latest.pt"
+        size = latest.stat().st_size if latest.is_file() else tensor_bytes(state or self.state())
+        return checkpoint_safe_line(latest, self.saved_step, size, when=f" at step {self.step}")
 
     @torch.no_grad()
     def save_grid(self, out: Path) -> None:
         z = torch.randn(N_GRID, self.g_cfg.z_dim, generator=torch.Generator().manual_seed(GRID_SEED)).to(self.device)
         c = conditional.grid_labels(N_GRID, len(self.genres)).to(self.device) if self.genres else None
         mels = from_gan(self.G_ema(z, c, noise_mode="const"), self.data.mean, self.data.std)   # (16, F=64, T=200)
-        save_mel_grid(mels, out / f"grid_{self.step:07d}.png", title=f"{out.name} step {self.step}")
+        with on_disk_full(lambda: self.disk_full_line(out)):
+            save_mel_grid(mels, out / f"grid_{self.step:07d}.png", title=f"{out.name} step {self.step}")
 
     def keep(self, timed_snapshot: bool) -> None:
         """After a step: the grid PNG, latest.pt and the kept snapshots, each at its interval."""

@@ -27,10 +27,10 @@ import numpy as np
 import torch
 from scipy.signal import resample_poly
 
-from dataset import default_data_dir, finalize_dataset, is_complete, save_loop
+from dataset import LOOP_BYTES, default_data_dir, finalize_dataset, is_complete, save_loop
 
 from plumbing.audio_io import PEAK_LEVEL
-from plumbing.files import atomic_write, read_csv
+from plumbing.files import atomic_write, disk_full_line, is_disk_full, megabytes, on_disk_full, read_csv
 from plumbing.progress import Progress
 from demo.drums import DRUM_GENRES, Note, drum_notes
 from demo.synths import SYNTH_STYLES, synth_notes
@@ -299,32 +299,39 @@ def build_demo_set(loops: str, n: int, out_dir, seed: int = 0, workers: int = DE
         (out_dir / name).unlink(missing_ok=True)
     atomic_write(out_dir / DEMO_JSON, lambda tmp: Path(tmp).write_text(json.dumps(info, indent=1)))
 
-    rows = _plan(loops, n, seed)
-    tasks = [(loops, str(out_dir), row) for row in rows]
-    log_every = max(1, n // LOG_LINES)
-    if workers == 1:
-        with Progress(total=n, desc=f"demo {loops} loops", unit="loop", enabled=progress, every=log_every) as bar:
-            for task in tasks:
-                _render_and_save(task)
-                bar.update()
-    else:
-        # fork where the platform has it: a spawned worker would spend seconds re-importing torch.
-        # Forking a process that has used torch is safe here for the reason it is safe in torch's own
-        # DataLoader workers: each worker pins torch to one thread, so no OpenMP pool is used after
-        # the fork. The pool is created before the progress bar, whose monitor thread must not be forked.
-        method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
-        chunk = max(1, min(MAX_CHUNK, n // (CHUNKS_PER_WORKER * workers)))
-        with mp.get_context(method).Pool(min(workers, n), initializer=_init_worker) as pool, \
-                Progress(total=n, desc=f"demo {loops} loops", unit="loop", enabled=progress, every=log_every) as bar:
-            for _ in pool.imap_unordered(_render_and_save, tasks, chunksize=chunk):
-                bar.update()
+    def disk_full() -> str:
+        return (f"no space left on the disk of {out_dir}: {n} {loops} demo loops need about "
+                f"{megabytes(n * LOOP_BYTES)}; the set was left incomplete (no manifest), so the next use renders "
+                "it again. Free space, then run again")
 
-    keep = {r["id"] for r in rows}
-    for sub, ext in (("wav", ".wav"), ("mel", ".npy")):                               # loops of an older set
-        for f in (out_dir / sub).glob(f"{ID_PREFIX}*{ext}"):
-            if f.stem not in keep:
-                f.unlink()
-    finalize_dataset(out_dir, rows, skipped=[])
+    with on_disk_full(disk_full):       # a full disk: one line (the temporary file of the write is removed)
+        rows = _plan(loops, n, seed)
+        tasks = [(loops, str(out_dir), row) for row in rows]
+        log_every = max(1, n // LOG_LINES)
+        if workers == 1:
+            with Progress(total=n, desc=f"demo {loops} loops", unit="loop", enabled=progress, every=log_every) as bar:
+                for task in tasks:
+                    _render_and_save(task)
+                    bar.update()
+        else:
+            # fork where the platform has it: a spawned worker would spend seconds re-importing torch.
+            # Forking a process that has used torch is safe here for the reason it is safe in torch's own
+            # DataLoader workers: each worker pins torch to one thread, so no OpenMP pool is used after
+            # the fork. The pool is created before the progress bar, whose monitor thread must not be forked.
+            method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
+            chunk = max(1, min(MAX_CHUNK, n // (CHUNKS_PER_WORKER * workers)))
+            with mp.get_context(method).Pool(min(workers, n), initializer=_init_worker) as pool, \
+                    Progress(total=n, desc=f"demo {loops} loops", unit="loop", enabled=progress,
+                             every=log_every) as bar:
+                for _ in pool.imap_unordered(_render_and_save, tasks, chunksize=chunk):
+                    bar.update()
+
+        keep = {r["id"] for r in rows}
+        for sub, ext in (("wav", ".wav"), ("mel", ".npy")):                               # loops of an older set
+            for f in (out_dir / sub).glob(f"{ID_PREFIX}*{ext}"):
+                if f.stem not in keep:
+                    f.unlink()
+        finalize_dataset(out_dir, rows, skipped=[])
     return out_dir
 
 
@@ -356,6 +363,11 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, FileExistsError, FileNotFoundError, RuntimeError) as e:
         print(f"demo/loops.py: error: {e}", file=sys.stderr)
         return 2
+    except OSError as e:
+        if not is_disk_full(e):
+            raise
+        print(f"demo/loops.py: {disk_full_line(e, 'run again')}", file=sys.stderr)
+        return 1
     rows = read_csv(out / "manifest.csv")
     counts = {g: sum(r["genre"] == g for r in rows) for g in GENRES[args.loops]}
     print(f"{out}: kept {len(rows)} {args.loops} loops in {time.time() - t0:.1f} s{' (cached)' if cached else ''}; genres: "

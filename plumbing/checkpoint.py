@@ -39,6 +39,17 @@ def save_checkpoint(obj: dict, path: str | Path) -> None:
     atomic_write(path, _write)
 
 
+def tensor_bytes(obj) -> int:
+    """Bytes of every tensor in a (nested) checkpoint: about its size on disk, before it is first written."""
+    if isinstance(obj, torch.Tensor):
+        return obj.numel() * obj.element_size()
+    if isinstance(obj, dict):
+        return sum(tensor_bytes(v) for v in obj.values())
+    if isinstance(obj, (list, tuple)):
+        return sum(tensor_bytes(v) for v in obj)
+    return 0
+
+
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu",
                     required: tuple[str, ...] = ()) -> dict:
     """Safely load a checkpoint written by `save_checkpoint`; check it has the `required` keys."""

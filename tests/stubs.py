@@ -1,12 +1,15 @@
-"""Shared test helpers: stand-in feature networks for the projector and discriminator tests, and `run_cli`.
+"""Shared test helpers: stand-in feature networks for the projector and discriminator tests, `run_cli`, and
+`full_disk` (every write fails as on a full disk).
 
 Tiny conv stacks with the real networks' stage SIZES (VGGish max-pool floors, SCNN stride-2 convs, aisfx's
 unpooled fourth block), so those tests are fast and need no weights. A BatchNorm up front lets the tests
 check that a frozen net stays in eval mode.
 """
+import errno
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -76,3 +79,30 @@ def tone_mel(freq_hz: float) -> torch.Tensor:
     """A 2-s pure tone as an unstandardised GAN-layout mel (1, 1, T=200, F=64)."""
     t = np.arange(LOOP_SAMPLES) / SR
     return to_gan(log_mel(np.sin(2 * np.pi * freq_hz * t).astype(np.float32)), np.zeros(64), np.ones(64))
+
+
+def full_disk(monkeypatch, after: int = 0) -> list:
+    """The disk fills up: every atomic write (plumbing.files.atomic_write, checkpoints included) after the
+    first `after` starts its temporary file, writes a few bytes and fails with OSError ENOSPC, as a full disk
+    does. -> the list of paths asked for, so a test can see how far it got."""
+    from plumbing import checkpoint, files
+    real, asked = files.atomic_write, []
+
+    def atomic_write(path, write_fn):
+        asked.append(path)
+        if len(asked) <= after:
+            return real(path, write_fn)
+
+        def half_then_full(tmp):
+            with open(tmp, "wb") as f:
+                f.write(b"half a file")
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real(path, half_then_full)
+    monkeypatch.setattr(files, "atomic_write", atomic_write)
+    monkeypatch.setattr(checkpoint, "atomic_write", atomic_write)
+    return asked
+
+
+def temporary_files(folder) -> list:
+    """What atomic_write leaves behind if it fails to clean up: .<name>.*.tmp files anywhere under `folder`."""
+    return sorted(str(p) for p in Path(folder).rglob(".*.tmp"))

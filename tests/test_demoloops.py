@@ -9,9 +9,11 @@ import soundfile as sf
 
 from demo import loops as D
 import dataset
-from dataset import MANIFEST_FIELDS, default_data_dir, LoopMelDataset, finalize_dataset, is_complete, load_stats, save_loop
+from dataset import (LOOP_BYTES, MANIFEST_FIELDS, default_data_dir, LoopMelDataset, finalize_dataset,
+                     is_complete, load_stats, save_loop)
 from plumbing.audio_io import PEAK_LEVEL
 from plumbing.files import read_csv
+from stubs import full_disk, temporary_files
 from mel import LOOP_SAMPLES, N_FRAMES, N_MELS, SR
 
 ALL = [(loops, g) for loops, genres in D.GENRES.items() for g in genres]
@@ -176,3 +178,13 @@ def test_cli_writes_a_data_set_and_a_second_call_reports_it_cached(tmp_path, cap
     assert "(cached)" in capsys.readouterr().out
     assert D.main(["--loops", "synth", "-n", "0", "--out", str(out), "--quiet"]) == 2    # user error: no traceback
     assert "demo/loops.py: error:" in capsys.readouterr().err
+
+
+def test_a_full_disk_while_rendering_is_one_line_exit_status_1_and_no_temporary_file(tmp_path, monkeypatch, capsys):
+    out = tmp_path / "synth"
+    full_disk(monkeypatch, after=2)                       # the first loop's WAV and mel fit, nothing after them
+    assert D.main(["--loops", "synth", "-n", "3", "--out", str(out), "--workers", "1", "--quiet"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"demo/loops.py: no space left on the disk of {out}:") and "\n" not in err
+    assert f"3 synth demo loops need about {3 * LOOP_BYTES / 1e6:.1f} MB" in err and "Free space" in err
+    assert not is_complete(out) and not temporary_files(out)

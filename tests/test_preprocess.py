@@ -24,8 +24,9 @@ import preprocess as pp
 from realloops import journal
 from plumbing.audio_io import PEAK_LEVEL, SkipFile, resample
 from realloops.beats import bars_at_tempo, bars_from_downbeats
-from dataset import UNLABELLED, LoopMelDataset, is_complete
+from dataset import LOOP_BYTES, UNLABELLED, LoopMelDataset, is_complete
 from plumbing.files import read_csv
+from stubs import full_disk, temporary_files
 from mel import LOOP_SAMPLES, LOOP_SECONDS, SR, log_mel
 
 HAS_RUBBERBAND = shutil.which("rubberband") is not None
@@ -368,16 +369,35 @@ def test_an_unexpected_error_skips_the_file_and_is_retried_on_the_next_run(tmp_p
         write(loops / "rock" / name, click_loop(bpm=120, bars=1))
     real = pp.process_file
 
-    def disk_full_on_b(path, source, *a, **k):
+    def fails_on_b(path, source, *a, **k):
         if source == "rock/b.wav":
-            raise OSError(28, "No space left on device")
+            raise RuntimeError("rubberband: exited with status 1")
         return real(path, source, *a, **k)
-    monkeypatch.setattr(pp, "process_file", disk_full_on_b)
+    monkeypatch.setattr(pp, "process_file", fails_on_b)
     s = run(loops, out, bpm=120)
-    assert reasons(s)["rock/b.wav"].startswith("error: OSError") and s["kept_bars"] == 1
+    assert reasons(s)["rock/b.wav"].startswith("error: RuntimeError") and s["kept_bars"] == 1
     monkeypatch.setattr(pp, "process_file", real)
     s = run(loops, out, bpm=120)
     assert s["processed"] == 1 and s["kept_bars"] == 2 and s["n_skipped"] == 0
+
+
+def test_a_full_disk_ends_the_run_in_one_line_keeps_finished_files_and_the_rerun_resumes(tmp_path, monkeypatch,
+                                                                                       capsys):
+    loops, out = tmp_path / "loops", tmp_path / "data"
+    for name in ["a.wav", "b.wav", "c.wav"]:
+        write(loops / "rock" / name, click_loop(bpm=120, bars=1))
+    argv = [str(loops), "--out", str(out), "--bpm", "120"]
+    full_disk(monkeypatch, after=2)                      # a.wav's loop (its WAV and mel) fits, then the disk is full
+    assert pp.main(argv) == 1                            # not skipped file by file: the run stops
+    *progress, err = capsys.readouterr().err.strip().splitlines()          # the progress log, then one line
+    assert all(p.startswith("preprocess: file") for p in progress)
+    assert err.startswith(f"preprocess.py: no space left on the disk of {out}:")
+    assert "the 1 files finished so far (1 loops) are recorded in progress.jsonl" in err
+    assert f"about {LOOP_BYTES / 1e6:.1f} MB" in err and "run the same command again" in err
+    assert sorted(journal.load_progress(out)) == ["rock/a.wav"] and not temporary_files(out)
+    monkeypatch.undo()
+    s = run(loops, out, bpm=120)
+    assert s["reused"] == 1 and s["processed"] == 2 and len(read_csv(out / "manifest.csv")) == 3
 
 
 def test_a_changed_source_file_or_tempo_is_processed_again(tmp_path):

@@ -19,6 +19,10 @@ import vggish
 import signal
 import subprocess
 import sys
+import errno
+
+import melgan
+from stubs import full_disk, temporary_files
 
 
 def test_one_step_baseline_stylegan2(tmp_path, tiny_drum_set):
@@ -53,7 +57,7 @@ def test_one_step_vggish_with_fixture_weights_in_official_layout(tmp_path, tiny_
 
 
 def test_one_step_scnn_loop_and_fusion(tmp_path, tiny_drum_set, monkeypatch):
-    monkeypatch.chdir(tmp_path)          # scnn_loop's checkpoint is trained into ./checkpoints on first use
+    monkeypatch.setenv("PJLOOP_HOME", str(tmp_path))   # scnn_loop's checkpoint is trained on first use, here
     out = train.train(cfg_for(tmp_path, tiny_drum_set, "aisfx,scnn_loop", steps=1), device="cpu")
     ck = load_checkpoint(out / "latest.pt")
     assert ck["features"] == ["aisfx", "scnn_loop"]
@@ -306,3 +310,73 @@ def test_channels_last_changes_the_speed_not_the_math(monkeypatch):
         a = torch.cat([g.flatten() for n, g in grads_nchw.items() if n.startswith(model)])
         b = torch.cat([g.flatten() for n, g in grads_nhwc.items() if n.startswith(model)])
         assert float((a - b).norm() / a.norm()) < 1e-2, model
+
+
+# ---------------------------------------------------------------------------------------------
+# Where a run writes, what it says before it starts, and a full disk
+# ---------------------------------------------------------------------------------------------
+TINY_FLAGS = ["--batch", "4", "--g-channels", "16", "--d-channels", "16", "--sample-every", "1000",
+              "--snapshot-every", "1000", "--device", "cpu", "--paper"]   # --paper: no CPU preset, as cfg_for
+
+
+def test_a_run_started_from_another_folder_writes_nothing_there(tmp_path, tiny_drum_set):
+    here, home = tmp_path / "here", tmp_path / "home"
+    here.mkdir()
+    env = {**os.environ, "PJLOOP_HOME": str(home)}
+    res = subprocess.run([sys.executable, str(Path(train.__file__)), "--data", str(tiny_drum_set),
+                          "--features", "none", "--steps", "2", "--samples", "0", *TINY_FLAGS],
+                         cwd=here, env=env, capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert list(here.iterdir()) == []
+    assert load_checkpoint(home / "runs" / "drum_stylegan2" / "latest.pt")["step"] == 2
+
+
+def test_a_first_run_with_samples_says_before_training_that_it_also_trains_the_vocoder(tmp_path, tiny_drum_set,
+                                                                                       monkeypatch, capsys):
+    said_before = []
+    monkeypatch.setattr(train, "train", lambda *a, **k: said_before.append(capsys.readouterr().out) or tmp_path)
+    monkeypatch.setattr(train, "finish_quick_start", lambda *a, **k: None)
+    with pytest.raises(SystemExit) as e:
+        train.main(["--data", str(tiny_drum_set), "--features", "none", "--out", str(tmp_path / "r"), *TINY_FLAGS])
+    assert e.value.code == 0
+    assert "also trains one" in said_before[0] and "--samples 0 skips it" in said_before[0] \
+        and "8 minutes on a CPU" in said_before[0]
+    cfg = cfg_for(tmp_path, tiny_drum_set, "none", samples=8)
+    assert train.vocoder_notice(train.TrainConfig(**{**vars(cfg), "samples": 0})) is None
+    assert train.vocoder_notice(train.TrainConfig(**{**vars(cfg), "vocoder": "griffin-lim"})) is None
+    vocoder = melgan.default_checkpoint("drum", tiny_drum_set)            # once the data set has its vocoder ...
+    vocoder.parent.mkdir(parents=True, exist_ok=True)
+    vocoder.write_bytes(b"a trained vocoder")
+    try:
+        assert train.vocoder_notice(cfg) is None                          # ... nothing more to announce
+    finally:
+        vocoder.unlink()
+
+
+def test_a_full_disk_names_the_safe_checkpoint_in_one_line_and_leaves_no_temporary_file(tmp_path, tiny_drum_set,
+                                                                                       monkeypatch, capsys):
+    out = train.train(cfg_for(tmp_path, tiny_drum_set, "none", steps=2), device="cpu")
+    before = _weights(out / "latest.pt")
+    full_disk(monkeypatch)
+    argv = ["--data", str(tiny_drum_set), "--features", "none", "--out", str(out), "--steps", "4",
+            "--ckpt-every", "2", "--samples", "0", "--resume", *TINY_FLAGS]
+    with pytest.raises(SystemExit) as e:
+        train.main(argv)
+    assert e.value.code == 1
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "Traceback" not in err
+    size = (out / "latest.pt").stat().st_size / 1e6
+    assert err.startswith("train.py: no space left on the disk at step 4:")
+    assert f"{out / 'latest.pt'} holds step 2" in err and f"about {size:.1f} MB" in err
+    assert "free space, then run again with --resume" in err.lower()
+    after = _weights(out / "latest.pt")
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    assert not temporary_files(out)
+
+
+def test_a_full_disk_before_the_first_checkpoint_estimates_its_size(tmp_path, tiny_drum_set, monkeypatch):
+    full_disk(monkeypatch)
+    with pytest.raises(OSError, match="no checkpoint of this run was written yet; writing a checkpoint needs "
+                                      r"about \d+\.\d MB free") as e:
+        train.train(cfg_for(tmp_path, tiny_drum_set, "none", steps=2), device="cpu")
+    assert e.value.errno == errno.ENOSPC and not temporary_files(tmp_path / "run")

@@ -15,6 +15,7 @@ import melgan as M
 import train_melgan as T
 from plumbing.checkpoint import CheckpointError, load_checkpoint
 from mel import HOP, LOOP_SAMPLES
+from stubs import full_disk, temporary_files
 from vocoder_fixtures import TINY, no_repo_vocoders, one_thread, tiny_set, tiny_train_config   # noqa: F401  (fixtures)
 
 
@@ -107,3 +108,19 @@ def test_corrupt_checkpoint_gives_a_clear_error_naming_the_file(tiny_set, tmp_pa
 def test_missing_data_set_gives_a_clear_error(tmp_path):
     with pytest.raises(SystemExit, match="no manifest.csv"):
         T.main(["--loops", "drum", "--data", str(tmp_path / "nowhere"), "--out", str(tmp_path / "x.pt")])
+
+
+def test_a_full_disk_names_the_last_saved_step_in_one_line_and_leaves_no_temporary_file(tiny_set, tmp_path,
+                                                                                      monkeypatch):
+    out = tmp_path / "v.pt"
+    argv = ["--loops", "drum", "--data", str(tiny_set), "--out", str(out), "--steps", "3", "--save-every", "1",
+            "--dim", "16", "--blocks", "1", "--batch", "2", "--segment", "1280", "--device", "cpu",
+            "--progress", "no", "--snapshot-every", "0"]
+    full_disk(monkeypatch, after=1)                     # step 1's checkpoint is written, step 2's is not
+    with pytest.raises(SystemExit) as e:
+        T.main(argv)
+    line = str(e.value.code)                            # SystemExit(str): printed on stderr, exit status 1
+    assert line.startswith("train_melgan.py: no space left on the disk at step 2:") and "\n" not in line
+    assert f"{out} holds step 1" in line and f"about {out.stat().st_size / 1e6:.1f} MB" in line
+    assert "Free space, then run again with --resume" in line
+    assert load_checkpoint(out)["step"] == 1 and not temporary_files(tmp_path)
