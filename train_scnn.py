@@ -138,7 +138,7 @@ def train_one_epoch(model: ShortChunkCNN, opt: torch.optim.Optimizer, X: torch.T
 
 
 def train_loop_classifier(data_dir: str | Path, cfg: LoopTrainConfig = LoopTrainConfig(),
-                          out: str | Path | None = None, ckpt_dir: str | Path = "checkpoints",
+                          out: str | Path | None = None, ckpt_dir: str | Path | None = None,
                           verbose: bool = True) -> dict:
     """Train SCNN_Loop on a data set's genre labels; save and return the checkpoint dict."""
     t0 = time.time()
@@ -233,7 +233,7 @@ def estimate_minutes(n_loops: int, cfg: LoopTrainConfig = LoopTrainConfig()) -> 
     return per_step * steps / 60
 
 
-def ensure_loop_classifier(loops: str, data_dir: str | Path | None, ckpt_dir: str | Path = "checkpoints",
+def ensure_loop_classifier(loops: str, data_dir: str | Path | None, ckpt_dir: str | Path | None = None,
                            device: str = "cpu") -> Path:
     """The scnn_loop checkpoint of a data set (None: the `loops` demo set, rendered if needed); trained
     here first, with an announcement on stdout, only when it does not exist yet. -> its path."""
@@ -259,9 +259,11 @@ def main(argv=None) -> int:
                     help="train SCNN_Loop on the embedded demo set of these loops (or on --data)")
     ap.add_argument("--data", help="train SCNN_Loop on this preprocessed loop data set")
     ap.add_argument("--mtat", metavar="ROOT", help="train SCNN_MTAT from a MagnaTagATune tree")
-    ap.add_argument("--ckpt-dir", default="checkpoints", help="folder of feature-network checkpoints (default checkpoints)")
+    ap.add_argument("--ckpt-dir", default=None, help="folder of feature-network checkpoints (default "
+                    "$PJLOOP_HOME/checkpoints, the repository's checkpoints/ when unset)")
     ap.add_argument("--out", help="checkpoint path (default: derived from the data set)")
-    ap.add_argument("--cache", help="MTAT mel cache directory (default data/mtat_mels)")
+    ap.add_argument("--cache", help=f"MTAT mel cache directory (default <data root>/{mtat.MTAT_CACHE_NAME}: "
+                    "$PJLOOP_DATA_ROOT, else $PJLOOP_HOME/data)")
     ap.add_argument("--epochs", type=int, help=f"epochs (default {LoopTrainConfig.epochs} loop, "
                                                      f"{mtat.MTATConfig.epochs} MTAT as Won et al.)")
     ap.add_argument("--batch", type=int, help=f"batch in clips (default {LoopTrainConfig.batch} loop, "
