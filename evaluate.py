@@ -2,13 +2,17 @@
 (paper Section 5, Table 1 and Figure 4; docs/design.md §7). The headline is FAD_musicnn.
 
     python evaluate.py runs/x/latest.pt --data data/drum [-n N] [--csv results.csv] [--seed 0]
-    python evaluate.py --real-anchor --data data/drum [-n N]       # Table 1 row A: real half vs real half
+    python evaluate.py --real-anchor --data data/drum [-n N]       # Table 1 row A: the real floor at N
     python evaluate.py --curve runs/x --data data/drum [-n N]      # Figure 4 -> runs/x/curve.png
     python evaluate.py runs/x/latest.pt --mel-only                 # IS, FAD/KID_vgg16rand, D&C only
 
 A set of loops is audio (N, S=32 000) at 16 kHz and log10 mels (N, F=64, T=200); generated sets use seeded
 per-loop noise and are vocoded seamlessly. Compare rows only at equal N (default 10 000 on a GPU, 1 000 on a
-CPU). From Python: prepare_real(data_dir, n) once, then evaluate_checkpoint(ckpt, real, n) per checkpoint.
+CPU, at most the held-out loops). The reference is N loops of the data set's held-out source files
+(dataset.split_rows); a checkpoint that trained on any of them is refused. `copies`: the share of generated
+loops nearer to a training loop than 99 % of the reference loops are; `real_floor`: N training loops scored
+against the reference, every metric. From Python: prepare_real(data_dir, n) once, then
+evaluate_checkpoint(ckpt, real, n) per checkpoint.
 Each metric, what it reads, and why: docs/modules.md, "evaluate.py".
 """
 from __future__ import annotations
@@ -18,7 +22,7 @@ import hashlib
 import math
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import matplotlib
@@ -34,13 +38,15 @@ from plumbing.audio_io import peak_normalise
 from standins import musicnn_features
 from plumbing.checkpoint import CheckpointError, load_checkpoint
 from plumbing.devices import default_device
-from dataset import default_data_dir, is_complete
+from dataset import (MIN_SPLIT_SOURCES, default_data_dir, describe_overlap, is_complete, overlap, sources_of,
+                     split_ids)
 from plumbing.files import atomic_write, read_csv
 from evaluation import judge as genre_judge
+from generator import BEFORE_KEY
 from evaluation.rows import append_csv, checkpoint_row, format_row, real_row, table_header
 from evaluation.embeddings import VGG16_FC_DIM, EvalNets, embed_set, load_eval_nets, take
-from evaluation.metrics import (DC_K, IS_SPLITS, KID_SUBSET_SIZE, KID_SUBSETS, density_coverage, fad_from_embeddings,
-                     inception_score, kid)
+from evaluation.metrics import (DC_K, IS_SPLITS, KID_SUBSET_SIZE, KID_SUBSETS, copies_share, density_coverage,
+                     fad_from_embeddings, inception_score, kid, nearest_distances)
 
 # ---------------------------------------------------------------------------------------------
 # The paper's numbers, named once.
@@ -48,11 +54,16 @@ from evaluation.metrics import (DC_K, IS_SPLITS, KID_SUBSET_SIZE, KID_SUBSETS, d
 N_EVAL_GPU = 10_000       # the paper: "Each model generates 10,000 random loops to compute the scores"
 N_EVAL_CPU = 1_000        # a CPU cannot vocode and embed 10 000 loops in reasonable time
 CSV_DEFAULT = "results.csv"
+USER_ERROR = 2                # exit status of a command given a path that is not there (as argparse's errors)
 METRIC_NOISE = "random"   # generated sets for metrics: per-loop noise (StyleGAN2's metrics, the authors' inference)
 # Conditional checkpoints: the judge also hears a second set drawn at psi 0.7 towards each genre's own mean w
 # (what `sample.py --genre X --truncation 0.7` plays): BigGAN's fidelity-for-variety trade, made per genre.
 # Reported beside, never instead of, the psi = 1 accuracy (the paper's metrics are untruncated).
 JUDGE_TRUNCATION = 0.7
+# The reference is the held-out part of the data set (dataset.split_rows, by source file): files that G (trained
+# with --split train), the vocoder and the judge never saw. Its real floor and the copies column read the rest.
+REFERENCE_PART = "heldout"
+TRAIN_PART = "train"
 
 
 # =============================================================================================
@@ -112,15 +123,37 @@ def evaluate_sets(real_audio, fake_audio, real_mels, fake_mels, nets: EvalNets, 
 # =============================================================================================
 # Data: real loops from a data set, generated loops from a checkpoint.
 # =============================================================================================
-def load_real_set(data_dir: str | Path, n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """Up to n real loops, a seeded random choice (the first n of one fixed permutation, so a larger
-    request contains a smaller one) -> audio (n, 32 000), log10 mels (n, 64, 200), ids."""
+class RefusedReference(ValueError):
+    """A reference evaluate.py will not score against, in one line that says what to do instead: too few
+    held-out loops, or a checkpoint that trained on the reference's source files."""
+
+
+def part_ids(data_dir: str | Path, n: int, seed: int = 0, part: str = REFERENCE_PART) -> list[str]:
+    """n ids of one part of a data set (dataset.split_rows), a seeded choice: the first n of one fixed
+    permutation of the part, so a larger request contains a smaller one. RefusedReference when the part is
+    empty (too few source files to hold any out) or smaller than n -- never a silently smaller set."""
     data_dir = Path(data_dir)
     if not is_complete(data_dir):
         raise FileNotFoundError(f"--data {data_dir} is not a preprocessed loop data set (no manifest.csv/"
                                 f"stats.npz): run preprocess.py or demo/loops.py first")
-    ids = [r["id"] for r in read_csv(data_dir / "manifest.csv")]
-    ids = [ids[i] for i in np.random.default_rng(seed).permutation(len(ids))[:n]]
+    ids = split_ids(data_dir, part)
+    if not ids:
+        raise RefusedReference(f"{data_dir} has {len(sources_of(data_dir))} source files, fewer than "
+                               f"{MIN_SPLIT_SOURCES}: too few to hold any out, so there is no held-out reference to "
+                               "evaluate against; give --data a set of more source files")
+    if n > len(ids):
+        raise RefusedReference(f"the {part} part of {data_dir} has {len(ids)} loops (from "
+                               f"{len(sources_of(data_dir, ids))} source files), fewer than -n {n}: pass -n "
+                               f"{len(ids)} or less")
+    return [ids[i] for i in np.random.default_rng(seed).permutation(len(ids))[:n]]
+
+
+def load_real_set(data_dir: str | Path, n: int, seed: int = 0,
+                  part: str = REFERENCE_PART) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """n real loops of one part of a data set (default the held-out reference; `part_ids`: a seeded choice,
+    refused when the part is smaller) -> audio (n, 32 000), log10 mels (n, 64, 200), ids."""
+    data_dir = Path(data_dir)
+    ids = part_ids(data_dir, n, seed, part)
     audio = np.stack([sf.read(data_dir / "wav" / f"{i}.wav", dtype="float32")[0] for i in ids])   # (n, S)
     mels = np.stack([np.load(data_dir / "mel" / f"{i}.npy") for i in ids])                       # (n, 64, 200)
     return audio, mels, ids
@@ -150,13 +183,20 @@ CACHE_VERSION = 1   # bump when embed_set's output changes, so cached real sets 
 
 @dataclass
 class RealSet:
-    """The real reference set, embedded once: per-loop features (see `embed_set`) and the networks
-    that made them (reused for every generated set, so both sides see the same embeddings)."""
+    """The real reference set -- n loops of the data set's held-out part, `ids` -- embedded once: per-loop
+    features (see `embed_set`) and the networks that made them (reused for every generated set, so both sides
+    see the same embeddings). For the copies column: musicnn_mel of every loop of the 'train' part, train_emb
+    (N_train, 200), and each reference loop's distance to its nearest one, heldout_to_train (n,); None without
+    musicnn. `signature`: what the networks were (`_nets_signature`), for the caches of further real sets."""
     data_dir: Path
     n: int
     seed: int
     feats: dict[str, np.ndarray]
     nets: EvalNets
+    ids: list[str] = field(default_factory=list)
+    train_emb: np.ndarray | None = None
+    heldout_to_train: np.ndarray | None = None
+    signature: str = ""
 
 
 def _nets_signature(nets: EvalNets, fc_dim: int, vgg16_seed: int) -> str:
@@ -165,40 +205,142 @@ def _nets_signature(nets: EvalNets, fc_dim: int, vgg16_seed: int) -> str:
             f"vggish={nets.vggish is not None} aisfx={nets.sfx is not None} musicnn={nets.musicnn is not None}")
 
 
-def real_cache_path(cache_dir: str | Path, data_dir: str | Path, n: int, seed: int) -> Path:
-    """<cache_dir>/real_<data dir name>_<hash of its path and manifest>_n<n>_s<seed>.npz"""
+def _data_key(data_dir: Path) -> str:
+    """10 hex digits of the data set's path and manifest: a cache never outlives a change of either."""
+    return hashlib.sha1(f"{data_dir}|{scnn.manifest_hash(data_dir)}".encode()).hexdigest()[:10]
+
+
+def real_cache_path(cache_dir: str | Path, data_dir: str | Path, n: int, seed: int,
+                    part: str = REFERENCE_PART) -> Path:
+    """<cache_dir>/real_<data dir name>_<hash of its path and manifest>_<part>_n<n>_s<seed>.npz"""
     data_dir = Path(data_dir).resolve()
-    key = hashlib.sha1(f"{data_dir}|{scnn.manifest_hash(data_dir)}".encode()).hexdigest()[:10]
-    return Path(cache_dir) / f"real_{data_dir.name}_{key}_n{n}_s{seed}.npz"
+    return Path(cache_dir) / f"real_{data_dir.name}_{_data_key(data_dir)}_{part}_n{n}_s{seed}.npz"
+
+
+def train_cache_path(cache_dir: str | Path, data_dir: str | Path) -> Path:
+    """<cache_dir>/train_<data dir name>_<hash>_musicnn_mel.npz: the copies column's training loops."""
+    data_dir = Path(data_dir).resolve()
+    return Path(cache_dir) / f"train_{data_dir.name}_{_data_key(data_dir)}_musicnn_mel.npz"
+
+
+def _cached(path: Path | None, signature: str, make) -> dict[str, np.ndarray]:
+    """The arrays cached at `path` if it was made with `signature`; else make() them and cache them there
+    (path None: no cache)."""
+    if path is not None and path.is_file():
+        with np.load(path) as z:
+            if str(z["signature"]) == signature:
+                return {k: z[k] for k in z.files if k != "signature"}
+    feats = make()
+    if path is not None:
+        def write(tmp):
+            with open(tmp, "wb") as f:
+                np.savez(f, signature=np.array(signature), **feats)
+        atomic_write(path, write)
+    return feats
+
+
+def embed_part(data_dir: str | Path, n: int, seed: int, nets: EvalNets, signature: str,
+               cache_dir: str | Path | None, part: str = REFERENCE_PART, verbose: bool = True) -> dict[str, np.ndarray]:
+    """n loops of one part of a data set (`load_real_set`) -> `embed_set`'s features, cached as .npz under
+    `cache_dir` (None: no cache), keyed by data dir + manifest + part + n + seed, checked against `signature`."""
+    part_ids(data_dir, n, seed, part)                   # refuses a part too small before anything is embedded
+    path = real_cache_path(cache_dir, data_dir, n, seed, part) if cache_dir is not None else None
+    if verbose and path is not None and path.is_file():
+        print(f"[evaluate] {part} loops: {n} from the cache {path} (if its networks match)", file=sys.stderr)
+    return _cached(path, signature, lambda: embed_set(*load_real_set(data_dir, n, seed, part)[:2], nets,
+                                                      verbose=verbose))
+
+
+def per_loop(emb: np.ndarray) -> np.ndarray:
+    """(N, D) or (N, W, D) embeddings -> (N, D): one vector per loop, the mean over its windows."""
+    return emb.reshape(len(emb), -1, emb.shape[-1]).mean(axis=1)                        # (N, D)
+
+
+def train_embeddings(data_dir: str | Path, nets: EvalNets, cache_dir: str | Path | None,
+                     verbose: bool = True) -> np.ndarray | None:
+    """musicnn_mel (N_train, 200) of every loop of the data set's 'train' part, from its stored mels, one vector
+    per loop; cached under `cache_dir`. None without musicnn (the copies column is then NaN)."""
+    if nets.musicnn is None:
+        return None
+    data_dir = Path(data_dir)
+
+    def make():
+        ids = split_ids(data_dir, TRAIN_PART)
+        if verbose:
+            print(f"[evaluate] embedding the {len(ids)} training loops for the copies column (once; cached)",
+                  file=sys.stderr)
+        mels = np.stack([np.load(data_dir / "mel" / f"{i}.npy") for i in ids])               # (N_train, 64, 200)
+        return {"musicnn_mel": per_loop(musicnn_features.embed_mels(nets.musicnn, mels).numpy())}
+    path = train_cache_path(cache_dir, data_dir) if cache_dir is not None else None
+    return _cached(path, f"v{CACHE_VERSION} musicnn_mel", make)["musicnn_mel"]
 
 
 def prepare_real(data_dir: str | Path, n: int, seed: int = 0, device: str = "cpu",
                  cache_dir: str | Path | None = "checkpoints/eval_cache", ckpt_dir: str | Path = "checkpoints",
                  vggish_path: str | None = None, fc_dim: int = VGG16_FC_DIM, vgg16_seed: int = 0,
                  verbose: bool = True) -> RealSet:
-    """Load the evaluation networks (training the IS classifier first if it is absent) and embed n real
-    loops of `data_dir` (a seeded choice, `load_real_set`). The embeddings are cached as .npz under
-    `cache_dir` (None: no cache), keyed by data dir + manifest + n + seed and checked against the networks."""
+    """Load the evaluation networks (training the IS classifier first if it is absent) and embed the reference:
+    n loops of the held-out part of `data_dir` (a seeded choice, `load_real_set`; RefusedReference when it has
+    fewer, or none). Also the copies column's training loops (`train_embeddings`). Both are cached under
+    `cache_dir` (None: no cache), keyed by data dir + manifest (+ n + seed) and checked against the networks."""
+    part_ids(data_dir, n, seed)                         # refuse before loading networks or embedding anything
     nets = load_eval_nets(data_dir, device, vggish_path, ckpt_dir, fc_dim, vgg16_seed, verbose)
     sig = _nets_signature(nets, fc_dim, vgg16_seed)
-    path = real_cache_path(cache_dir, data_dir, n, seed) if cache_dir is not None else None
-    if path is not None and path.is_file():
-        with np.load(path) as z:
-            if str(z["signature"]) == sig:
-                feats = {k: z[k] for k in z.files if k != "signature"}
-                if verbose:
-                    print(f"[evaluate] real set: {len(feats['vgg16'])} loops from the cache {path}", file=sys.stderr)
-                return RealSet(Path(data_dir), len(feats["vgg16"]), seed, feats, nets)
-    audio, mels, _ = load_real_set(data_dir, n, seed)
-    if len(audio) < n and verbose:
-        print(f"[evaluate] the data set has only {len(audio)} loops (asked for {n})", file=sys.stderr)
-    feats = embed_set(audio, mels, nets, verbose=verbose)
-    if path is not None:
-        def write(tmp):
-            with open(tmp, "wb") as f:
-                np.savez(f, signature=np.array(sig), **feats)
-        atomic_write(path, write)
-    return RealSet(Path(data_dir), len(audio), seed, feats, nets)
+    feats = embed_part(data_dir, n, seed, nets, sig, cache_dir, REFERENCE_PART, verbose)
+    train = train_embeddings(data_dir, nets, cache_dir, verbose)
+    near = None if train is None else nearest_distances(per_loop(feats["musicnn_mel"]), train)      # (n,)
+    return RealSet(Path(data_dir), n, seed, feats, nets, part_ids(data_dir, n, seed), train, near, sig)
+
+
+def real_floor(real: RealSet, seed: int = 0, cache_dir: str | Path | None = "checkpoints/eval_cache",
+               verbose: bool = True) -> dict[str, float]:
+    """The real-vs-real value of every metric at the reference's N: N loops of the 'train' part (a seeded
+    choice) scored against the N held-out reference loops exactly as a generated set is -- the floor a
+    generator of this data set can reach at this N (FAD > 0, D&C < 1: two finite samples of one distribution).
+    copies is NaN: a training loop's nearest training loop is itself."""
+    floor = embed_part(real.data_dir, real.n, seed, real.nets, real.signature,
+                       cache_dir if real.signature else None, TRAIN_PART, verbose)
+    m = compute_metrics(real.feats, floor, seed=seed, device=real.nets.device, clf_accuracy=real.nets.clf_accuracy)
+    return {**m, "copies": float("nan")}
+
+
+def copies_column(fake: dict[str, np.ndarray], real: RealSet) -> float:
+    """`copies`: the share of generated loops nearer (musicnn_mel) to a training loop than 99 % of the held-out
+    reference loops are to theirs (evaluation.metrics.copies_share); NaN without musicnn."""
+    if real.train_emb is None or real.heldout_to_train is None or "musicnn_mel" not in fake:
+        return float("nan")
+    return copies_share(nearest_distances(per_loop(fake["musicnn_mel"]), real.train_emb), real.heldout_to_train)
+
+
+def _same_data_set(recorded: str, data_dir: Path) -> bool:
+    """A checkpoint's recorded data set is `data_dir`: the same folder or, when the recorded path is not on
+    this machine (a moved checkpoint), a folder of the same name -- as `_data_dir_of` takes it."""
+    rec = Path(recorded)
+    return rec.resolve() == data_dir.resolve() if rec.exists() else rec.name == data_dir.resolve().name
+
+
+def check_unseen(ckpt: dict, ckpt_path, data_dir: str | Path, ids: list[str]) -> None:
+    """Refuse (RefusedReference, one line) a generator checkpoint that trained on a source file of the reference
+    loops `ids`: its `trained_sources` overlap theirs (e.g. a run with --split all on this set). A checkpoint from
+    before the key trained on every loop of its data set (split 'all'): refused against that same set; one that
+    records no data set either cannot be checked (a line on stderr says so)."""
+    data_dir, cfg = Path(data_dir), ckpt.get("config") or {}
+    if ckpt.get("trained_sources") is not None:
+        shared = overlap(ckpt["trained_sources"], data_dir, ids)
+        if shared:
+            raise RefusedReference(
+                f"{ckpt_path} trained on {describe_overlap(shared)} of the {len(ids)} reference loops of {data_dir} "
+                f"(it ran with --split {cfg.get('split', BEFORE_KEY['split'])}): its scores would reward memory; "
+                "evaluate a run trained with --split train on this set, or pass --data another set")
+        return
+    if not cfg.get("data"):
+        print(f"[evaluate] {ckpt_path} records neither its source files nor its data set: cannot check that it "
+              "never trained on the reference", file=sys.stderr)
+    elif _same_data_set(cfg["data"], data_dir):
+        raise RefusedReference(
+            f"{ckpt_path} predates recorded source files, so it trained on every loop of {cfg['data']} (split "
+            f"'{BEFORE_KEY['split']}'), the reference's {len(sources_of(data_dir, ids))} source files included: for "
+            "a clean evaluation train with --split train, or pass --data another set")
 
 
 def evaluate_checkpoint(ckpt_path: str | Path, real: RealSet, n: int | None = None, seed: int = 0,
@@ -217,11 +359,13 @@ def evaluate_checkpoint(ckpt_path: str | Path, real: RealSet, n: int | None = No
     t0 = time.time()
     device = device or real.nets.device
     G, ckpt = sample.load_generator(ckpt_path, device)
+    check_unseen(ckpt, sample.resolve_checkpoint(ckpt_path), real.data_dir, real.ids)   # before any work
     if vocoder is None and with_audio:
         vocoder = melgan.load_vocoder(None, loops=ckpt.get("loops", "drum"), device=device, data_dir=real.data_dir)
     audio, mels = generate_set(G, ckpt, vocoder, n or real.n, seed, truncation)
     fake = embed_set(audio, mels, real.nets, verbose=verbose)
     metrics = compute_metrics(real.feats, fake, seed=seed, device=device, clf_accuracy=real.nets.clf_accuracy)
+    metrics["copies"] = copies_column(fake, real)
     row = checkpoint_row(ckpt, sample.resolve_checkpoint(ckpt_path), metrics, getattr(vocoder, "name", "none"))
     if ckpt.get("genres"):       # conditional: the judge's columns (the set asked for sample.balanced_labels)
         near = None
@@ -287,11 +431,17 @@ def plot_curve(rows: list[dict], path: str | Path) -> None:
 # =============================================================================================
 # CLI
 # =============================================================================================
-def _default_n(device: str, n: int | None) -> int:
+def _default_n(device: str, n: int | None, data_dir: Path) -> int:
+    """-n, else N_EVAL_GPU / N_EVAL_CPU, or every held-out loop when the data set holds out fewer (said on
+    stderr; a -n that is given is never shrunk: `part_ids` refuses it)."""
     if n is not None:
         return n
     n = N_EVAL_GPU if device.startswith("cuda") else N_EVAL_CPU
-    print(f"[evaluate] -n not given: using N = {n} on {device} (the paper: 10 000; FAD and D&C are biased "
+    held = len(split_ids(data_dir, REFERENCE_PART)) if is_complete(data_dir) else 0
+    why = f"on {device}"
+    if 0 < held < n:
+        n, why = held, f"every held-out loop of {data_dir} (fewer than the {n} used {why})"
+    print(f"[evaluate] -n not given: using N = {n}, {why} (the paper: 10 000; FAD and D&C are biased "
           f"in N, compare rows only at equal N)", file=sys.stderr)
     return n
 
@@ -325,7 +475,8 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=0, help="seed of the real-set choice, latents and noise (default 0)")
     ap.add_argument("--truncation", type=float, default=1.0, help="psi of the generated sets; < 1 trades "
                     "diversity for quality (default 1.0: none, as the paper's metrics)")
-    ap.add_argument("--real-anchor", action="store_true", help="also (or only) the real-vs-real row")
+    ap.add_argument("--real-anchor", action="store_true", help="also (or only) the real floor: N loops of the "
+                    "training part against the N held-out reference loops, every metric")
     ap.add_argument("--curve", metavar="RUN_DIR", help="evaluate every RUN_DIR/ckpt_*.pt, plot RUN_DIR/curve.png")
     ap.add_argument("--vocoder", default=None, help="vocoder checkpoint (train_melgan.py) or griffin-lim, for the "
                     "audio columns (default: the data set's trained vocoder if there is one, else Griffin-Lim)")
@@ -348,7 +499,6 @@ def main(argv=None) -> int:
                              f"snapshot_every steps)")
     else:
         paths = [args.ckpt] if args.ckpt else []
-    n = _default_n(args.device, args.n)
     first = None
     if paths:
         try:
@@ -356,18 +506,23 @@ def main(argv=None) -> int:
         except Exception as e:   # missing file, foreign or truncated checkpoint
             raise SystemExit(f"evaluate.py: cannot use {paths[0]} as a generator checkpoint: {e}")
     data_dir = _data_dir_of(args, first)
+    n = _default_n(args.device, args.n, data_dir)
     csv_path = Path(args.csv) if args.csv else (Path(args.curve) / "curve.csv" if args.curve else Path(CSV_DEFAULT))
+    cache_dir = Path(args.ckpt_dir) / "eval_cache"
 
-    pool = prepare_real(data_dir, 2 * n if args.real_anchor else n, args.seed, args.device,
-                        cache_dir=Path(args.ckpt_dir) / "eval_cache", ckpt_dir=args.ckpt_dir,
-                        vggish_path=args.vggish, fc_dim=args.vgg16_fc)
-    real = RealSet(pool.data_dir, min(n, pool.n), args.seed, take(pool.feats, slice(0, n)), pool.nets)
-    print(table_header())
-    if args.real_anchor:
-        row = real_row(real_anchor_metrics(pool.feats, args.seed, device=args.device,
-                                           clf_accuracy=pool.nets.clf_accuracy), data_dir)
-        print(format_row(row))
-        append_csv(csv_path, row)
+    try:   # the refusals first, each one line: too few held-out loops, a model that trained on them
+        if first is not None:
+            check_unseen(first, sample.resolve_checkpoint(paths[0]), data_dir, part_ids(data_dir, n, args.seed))
+        real = prepare_real(data_dir, n, args.seed, args.device, cache_dir=cache_dir, ckpt_dir=args.ckpt_dir,
+                            vggish_path=args.vggish, fc_dim=args.vgg16_fc)
+        print(table_header())
+        if args.real_anchor:     # Table 1 row A: the real floor at this N
+            row = real_row(real_floor(real, args.seed, cache_dir), data_dir)
+            print(format_row(row))
+            append_csv(csv_path, row)
+    except RefusedReference as e:
+        print(f"evaluate.py: {e}", file=sys.stderr)
+        return USER_ERROR
 
     vocoder = None
     if paths and not args.mel_only:
@@ -377,9 +532,13 @@ def main(argv=None) -> int:
               f"{vocoder.name}", file=sys.stderr)
     rows = []
     for path in paths:
-        row = evaluate_checkpoint(path, real, n, args.seed, args.device, vocoder, args.truncation,
-                                  with_audio=not args.mel_only, cache_dir=Path(args.ckpt_dir) / "eval_cache",
-                                  genre_csv=csv_path.with_name(csv_path.stem + "_genres.csv"))
+        try:
+            row = evaluate_checkpoint(path, real, n, args.seed, args.device, vocoder, args.truncation,
+                                      with_audio=not args.mel_only, cache_dir=cache_dir,
+                                      genre_csv=csv_path.with_name(csv_path.stem + "_genres.csv"))
+        except RefusedReference as e:
+            print(f"evaluate.py: {e}", file=sys.stderr)
+            return USER_ERROR
         print(format_row(row), flush=True)
         append_csv(csv_path, row)
         rows.append(row)

@@ -6,14 +6,18 @@ other real loops, the 'val' part (no source file in both; real-vs-real floor bes
 (evaluation.metrics; the real loops' beside it); CPU seconds per loop and loops/s.
 A vocoder checkpoint that trained on a scored source file is refused (its `trained_sources`); one written before
 vocoders recorded them cannot be checked: a line says so and the benchmark goes on.
---log draws quality against training minutes from a train_melgan.py log's snapshots. Results: docs/vocoder.md.
+--log draws quality against training minutes from a train_melgan.py log's snapshots. Every run adds its lines to
+bench_results/vocoder_<loops>.csv and prints that run's table from it; --docs PAGE also writes it between the page's
+'vocoder-<loops>' generated-block markers. Results: docs/vocoder.md.
 
-    python -m experiments.bench_vocoder --loops drum -n 128 --vocoder checkpoints/vocoder_drum_demo_drum.pt
+    python -m experiments.bench_vocoder --loops drum -n 128 --vocoder checkpoints/vocoder_drum_demo_drum_<fingerprint>.pt
 """
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
+import math
 import time
 from pathlib import Path
 
@@ -25,14 +29,19 @@ import train_melgan
 import vocos
 from dataset import MIN_SPLIT_SOURCES, describe_overlap, overlap, split_ids
 from evaluation import metrics
+from evaluation.report import value, write_generated
 from mel import log_mel
+from plumbing import paths
 from plumbing.checkpoint import load_checkpoint
 from plumbing.cli import YES_NO, yes_no
+from plumbing.files import read_csv, write_csv
 from standins import musicnn_features
 
 N_LOOPS = 128                    # the issue's N: 128 vocoded loops against 128 other real ones
 CURVE_N = 64                     # loops per snapshot on the quality-vs-minutes curve (cheaper than the table)
 COLUMNS = ("mel_l1", "stft_mag", "sc", "fad_musicnn", "loopability", "s_per_loop", "loops_per_s")
+RESULTS_DIR = str(paths.home() / "bench_results")   # vocoder_<loops>.csv there: every line of every run (ignored
+#                                                     by git); in $PJLOOP_HOME, whatever the current directory
 
 
 def held_out_ids(data_dir: str | Path, n: int) -> tuple[list[str], list[str]]:
@@ -77,25 +86,61 @@ def vocode_timed(vocoder, mels: torch.Tensor) -> tuple[torch.Tensor, float]:
     return audio.float(), (time.perf_counter() - t) / len(mels)
 
 
+def distances(emb, ref_emb) -> dict[str, float]:
+    """KAD_musicnn with its 95 % bootstrap interval, and FAD_musicnn, of one set's embeddings (N, 200) against the
+    reference set's (evaluation.metrics)."""
+    kad = metrics.kad_with_uncertainty(ref_emb, emb, permutations=0)     # no p-value: the table shows the interval
+    return {"kad_musicnn": kad.kad, "kad_musicnn_lo": kad.lo, "kad_musicnn_hi": kad.hi,
+            "fad_musicnn": metrics.fad_from_embeddings(emb, ref_emb)}
+
+
 def score_vocoder(vocoder, real: torch.Tensor, ref_emb: torch.Tensor, embedder) -> dict[str, float]:
     """Every column of the table for one vocoder on real loops (N, S), given the reference set's embeddings."""
     audio, spl = vocode_timed(vocoder, log_mel(real))                                  # (N, S)
     row = round_trip_scores(audio, real)
-    row["fad_musicnn"] = metrics.fad_from_embeddings(musicnn_features.embed_audio(embedder, audio.numpy()), ref_emb)
+    row.update(distances(musicnn_features.embed_audio(embedder, audio.numpy()), ref_emb))
     row["loopability"] = float(np.mean(metrics.loopability(audio)))
     row.update(s_per_loop=spl, loops_per_s=1.0 / spl)
     return row
 
 
-def format_table(rows: list[tuple[str, dict]], n: int) -> str:
-    """Markdown table of (name, row) pairs, the issue's columns."""
+def csv_lines(rows: list[tuple[str, dict]], loops: str, data_dir: Path, n: int, n_ref: int) -> list[dict]:
+    """(name, scores) pairs of one run -> lines of the results CSV: the scores, and where and how they were taken."""
+    from reproduce import machine          # the machine in the same words as reproduce.py's results.csv
+    stamp = datetime.datetime.now().isoformat(timespec="seconds")
+    where = dict(run=stamp, date=stamp[:10], machine=machine(), threads=torch.get_num_threads(), loops=loops,
+                 data=str(data_dir), n=n, n_ref=n_ref)
+    return [{**where, "vocoder": name, **{k: "" if v is None else v for k, v in r.items()}} for name, r in rows]
+
+
+def append_lines(path: Path, lines: list[dict]) -> None:
+    """Add lines to the results CSV (atomically rewritten; earlier runs kept, new columns added)."""
+    old = read_csv(path)
+    fields = list(dict.fromkeys([k for ln in old[:1] + lines for k in ln]))
+    write_csv(path, fields, old + lines)
+
+
+def format_table(lines: list[dict]) -> str:
+    """Markdown of the LAST run in results-CSV lines: a header from its own lines (date, machine, threads, N), then
+    one line per vocoder; the real audio itself first, the real-vs-real floor of every distance at the same N."""
+    if not lines:
+        return "No benchmark run yet."
+    run = [ln for ln in lines if ln["run"] == lines[-1]["run"]]
+    first = run[0]
+    n, n_ref = first["n"], first["n_ref"]
+    said = (f"Measured {first['date']} on {first['machine']}, {first['threads']} torch threads, data "
+            f"`{first['data']}`: {n} held-out loops vocoded, KAD and FAD against {n_ref} other held-out loops. "
+            f"KAD_musicnn with its {metrics.KAD_LEVEL * 100:g} % bootstrap interval; the first line (the real audio "
+            "itself) is the real-vs-real floor at the same N.")
     head = ("| vocoder | mel L1 (log10) | multi-res STFT log-mag L1 | spectral convergence | "
-            f"FAD_musicnn vs {n} other real loops | loopability | CPU s per loop | loops/s |\n|" + "---|" * 8)
-    fmt = lambda v, p: "-" if v is None else f"{v:.{p}f}"                                        # noqa: E731
-    lines = [f"| {name} | {fmt(r['mel_l1'], 3)} | {fmt(r['stft_mag'], 2)} | {fmt(r['sc'], 2)} | "
-             f"{fmt(r['fad_musicnn'], 1)} | {fmt(r['loopability'], 2)} | {fmt(r['s_per_loop'], 3)} | "
-             f"{fmt(r['loops_per_s'], 1)} |" for name, r in rows]
-    return "\n".join([head, *lines])
+            f"KAD_musicnn [95 % interval] | FAD_musicnn (N = {n}) | loopability | CPU s per loop | loops/s |\n|"
+            + "---|" * 9)
+    fmt = lambda ln, k, p: "-" if math.isnan(value(ln, k)) else f"{value(ln, k):.{p}f}"          # noqa: E731
+    body = [f"| {ln['vocoder']} | {fmt(ln, 'mel_l1', 3)} | {fmt(ln, 'stft_mag', 2)} | {fmt(ln, 'sc', 2)} | "
+            f"{fmt(ln, 'kad_musicnn', 3)} [{fmt(ln, 'kad_musicnn_lo', 3)}, {fmt(ln, 'kad_musicnn_hi', 3)}] | "
+            f"{fmt(ln, 'fad_musicnn', 1)} | {fmt(ln, 'loopability', 2)} | {fmt(ln, 's_per_loop', 3)} | "
+            f"{fmt(ln, 'loops_per_s', 1)} |" for ln in run]
+    return "\n".join([said, "", head, *body])
 
 
 def read_log(path: str | Path) -> tuple[list[dict], list[tuple[float, Path]]]:
@@ -130,7 +175,9 @@ def draw_curve(curves: dict[str, list[tuple[float, dict]]], baseline: dict, png:
 
 
 def bench_set(loops: str, data_dir: Path, n: int, vocoder_paths: list[str], griffin_lim: bool, logs: list[str],
-              curve_n: int, png: str | None, device: str) -> str:
+              curve_n: int, png: str | None, device: str, results_dir: str | Path = RESULTS_DIR) -> str:
+    """Score every vocoder on the held-out sets, add the lines to RESULTS_DIR/vocoder_<loops>.csv, and return the
+    markdown of that run (read back from the CSV)."""
     scored, reference = held_out_ids(data_dir, n)
     for path in vocoder_paths + [str(snap) for log in logs for _, snap in read_log(log)[1]]:
         check_unheard(path, data_dir, scored)
@@ -139,7 +186,7 @@ def bench_set(loops: str, data_dir: Path, n: int, vocoder_paths: list[str], grif
     embedder = musicnn_features.load_embedding()
     ref_emb = musicnn_features.embed_audio(embedder, ref.numpy())                      # (n, 200)
     floor = {"mel_l1": 0.0, "stft_mag": 0.0, "sc": 0.0, "s_per_loop": None, "loops_per_s": None,
-             "fad_musicnn": metrics.fad_from_embeddings(musicnn_features.embed_audio(embedder, real.numpy()), ref_emb),
+             **distances(musicnn_features.embed_audio(embedder, real.numpy()), ref_emb),
              "loopability": float(np.mean(metrics.loopability(real)))}
     rows = [("the real audio itself (floor)", floor)]
     if griffin_lim:
@@ -148,7 +195,9 @@ def bench_set(loops: str, data_dir: Path, n: int, vocoder_paths: list[str], grif
     for path in vocoder_paths:
         v = melgan.load_vocoder(path, loops=loops, device=device)
         rows.append((v.name, score_vocoder(v, real, ref_emb, embedder)))
-    table = format_table(rows, len(real))
+    results = Path(results_dir) / f"vocoder_{loops}.csv"
+    append_lines(results, csv_lines(rows, loops, data_dir, len(real), len(ref)))
+    table = format_table(read_csv(results))
     if logs:
         baseline = {"real floor": floor, **({"griffin-lim": rows[1][1]} if griffin_lim else {})}
         curves = {}
@@ -177,8 +226,13 @@ def main(argv=None) -> int:
     ap.add_argument("--log", action="append", default=[], help="a train_melgan.py .jsonl log: score its snapshots "
                     "and draw quality against training minutes")
     ap.add_argument("--curve-n", type=int, default=CURVE_N, help=f"loops per snapshot on the curve (default {CURVE_N})")
-    ap.add_argument("--png", default="docs/vocoder_curve.png", help="where the curve goes (default docs/vocoder_curve.png)")
+    ap.add_argument("--png", default=str(paths.REPO / "docs" / "vocoder_curve.png"),
+                    help="where the curve goes (default the repository's docs/vocoder_curve.png)")
     ap.add_argument("--threads", type=int, help="torch CPU threads (the timing column depends on it)")
+    ap.add_argument("--results", default=RESULTS_DIR, help="folder of the results CSVs: every run adds its lines to "
+                    "vocoder_<loops>.csv there (default $PJLOOP_HOME/bench_results, the repository's when unset)")
+    ap.add_argument("--docs", default=None, help="also write each loop set's table into this docs page (e.g. "
+                    "docs/vocoder.md), between its 'vocoder-<loops>' generated-block markers (appended if absent)")
     ap.add_argument("--device", default="cpu", help="device of the trained vocoders (default cpu: the timing column "
                     "is CPU seconds)")
     a = ap.parse_args(argv)
@@ -186,6 +240,8 @@ def main(argv=None) -> int:
         torch.set_num_threads(a.threads)
     if a.data and len(a.loops) != 1:
         ap.error("--data needs exactly one --loops (the kind of its loops)")
+    if a.docs and not Path(a.docs).is_file():
+        raise SystemExit(f"bench_vocoder: --docs {a.docs}: no such file; give an existing page, e.g. docs/vocoder.md")
     for loops in a.loops:
         data_dir = Path(a.data) if a.data else train_melgan.resolve_data(loops, None)
         mine = []
@@ -197,10 +253,15 @@ def main(argv=None) -> int:
                 print(f"bench_vocoder: skipping on {loops}: {e}")
         print(f"\n## {loops}: {data_dir}, {torch.get_num_threads()} torch threads\n", flush=True)
         try:
-            print(bench_set(loops, data_dir, a.n, mine, a.griffin_lim, a.log if loops == a.loops[0] else [],
-                            a.curve_n, a.png, a.device), flush=True)
+            table = bench_set(loops, data_dir, a.n, mine, a.griffin_lim, a.log if loops == a.loops[0] else [],
+                              a.curve_n, a.png, a.device, a.results)
         except ValueError as e:          # too few held-out loops, or a vocoder that heard them: one line
             raise SystemExit(f"bench_vocoder: {e}") from None
+        print(table, flush=True)
+        if a.docs:
+            command = " ".join(["python -m experiments.bench_vocoder --loops", loops, *sum(
+                (["--vocoder", v] for v in mine), []), "-n", str(a.n), "--docs", a.docs])
+            write_generated(a.docs, f"vocoder-{loops}", table, command=command)
     return 0
 
 

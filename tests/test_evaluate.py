@@ -15,9 +15,9 @@ import torch
 from evaluation import embeddings as EE
 from evaluation import rows as R
 import evaluate as E
-from dataset import finalize_dataset, save_loop
+from dataset import load_stats, sources_of, split_ids
 from mel import LOOP_SAMPLES, log_mel
-from stubs import noise_loop_set
+from source_bars import make_bar_set
 from standins import sfxnet
 from dataclasses import asdict
 from generator import Generator, GeneratorConfig
@@ -170,16 +170,12 @@ def test_plot_curve_writes_a_png(tmp_path):
     assert (tmp_path / "curve.png").read_bytes()[:4] == b"\x89PNG"
 
 
-def test_load_real_set_is_a_seeded_choice_and_a_larger_request_contains_a_smaller_one(tmp_path):
-    rng = np.random.default_rng(5)
-    rows = []
-    for i in range(6):
-        save_loop(tmp_path, f"l{i}", (0.1 * rng.standard_normal(LOOP_SAMPLES)).astype(np.float32))
-        rows.append({"id": f"l{i}", "source": "t", "bar": 0, "bpm": 120, "genre": "g"})
-    finalize_dataset(tmp_path, rows, [])
-    audio, mels, ids = E.load_real_set(tmp_path, 3, seed=0)
+def test_load_real_set_is_a_seeded_choice_of_held_out_loops_and_a_larger_request_contains_a_smaller_one(tmp_path):
+    data = make_bar_set(tmp_path / "data", bars=1)                       # 30 files, 6 of them held out
+    audio, mels, ids = E.load_real_set(data, 3, seed=0)
     assert audio.shape == (3, LOOP_SAMPLES) and mels.shape == (3, 64, 200)
-    assert E.load_real_set(tmp_path, 5, seed=0)[2][:3] == ids
+    assert set(ids) <= set(split_ids(data, "heldout")) and E.load_real_set(data, 5, seed=0)[2][:3] == ids
+    assert E.load_real_set(data, 3, seed=1)[2] != ids
 
 
 def test_cli_explains_a_missing_data_set(tmp_path, capsys):
@@ -215,14 +211,15 @@ def test_a_checkpoint_that_moved_finds_the_demo_set_here_or_asks_for_data(tmp_pa
 def test_cli_evaluates_a_run_and_draws_the_training_curve(tmp_path):
     """End to end: a tiny data set, two tiny random generator checkpoints, the Griffin-Lim fallback."""
     pytest.importorskip("melgan")
-    data, run = tmp_path / "data", tmp_path / "run"
-    mean, std = noise_loop_set(data, 16)
+    data, run = make_bar_set(tmp_path / "data", genres=("g",)), tmp_path / "run"
+    mean, std = load_stats(data)
     cfg = GeneratorConfig(max_channels=8)
     for step in (100, 200):
         save_checkpoint({"g_ema": Generator(cfg).state_dict(), "g_config": asdict(cfg), "step": step,
                          "mel_mean": torch.from_numpy(mean), "mel_std": torch.from_numpy(std),
                          "features": ["aisfx"], "loops": "drum", "train_seconds": 36.0 * step,
-                         "config": {"data": str(data)}}, run / f"ckpt_{step:07d}.pt")
+                         "config": {"data": str(data), "split": "train"},
+                         "trained_sources": sources_of(data, split_ids(data, "train"))}, run / f"ckpt_{step:07d}.pt")
     assert E.main(["--curve", str(run), "-n", "8", "--real-anchor", "--vgg16-fc", "64",
                    "--ckpt-dir", str(tmp_path / "none"), "--device", "cpu"]) == 0
     with open(run / "curve.csv", newline="") as f:
@@ -236,11 +233,11 @@ def test_cli_evaluates_a_run_and_draws_the_training_curve(tmp_path):
 # ---------------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
-    """A one-genre data set of 12 loops (no IS: a classifier needs two genres) and a tiny generator
-    checkpoint whose noise is switched on."""
+    """A one-genre data set of 30 files x 3 bars, 18 loops held out (no IS: a classifier needs two genres), and a
+    tiny generator checkpoint whose noise is switched on, trained on the 'train' part."""
     root = tmp_path_factory.mktemp("api")
-    data = root / "data"
-    mean, std = noise_loop_set(data, 12)
+    data = make_bar_set(root / "data", genres=("g",))
+    mean, std = load_stats(data)
     cfg = GeneratorConfig(max_channels=8)
     torch.manual_seed(0)
     G = Generator(cfg)
@@ -250,7 +247,8 @@ def tiny_run(tmp_path_factory):
                 p.fill_(1.0)                          # untrained generators start with the noise off
     save_checkpoint({"g_ema": G.state_dict(), "g_config": asdict(cfg), "step": 30, "mel_mean": torch.from_numpy(mean),
                      "mel_std": torch.from_numpy(std), "features": ["aisfx"], "loops": "drum",
-                     "train_seconds": 120.0}, root / "run" / "ckpt_0000030.pt")
+                     "train_seconds": 120.0, "trained_sources": sources_of(data, split_ids(data, "train"))},
+                    root / "run" / "ckpt_0000030.pt")
     return data, root / "run" / "ckpt_0000030.pt", root
 
 
@@ -268,7 +266,7 @@ def test_prepare_real_caches_the_embedded_real_set_and_evaluate_checkpoint_retur
     data, ckpt_path, root = tiny_run
     kw = dict(cache_dir=root / "cache", ckpt_dir=root / "ckpts", fc_dim=64)
     real = E.prepare_real(data, 8, seed=0, device="cpu", **kw)
-    assert real.n == 8 and real.feats["vgg16"].shape == (8, 64) and len(list((root / "cache").glob("*.npz"))) == 1
+    assert real.n == 8 and real.feats["vgg16"].shape == (8, 64) and len(list((root / "cache").glob("real_*.npz"))) == 1
     again = E.prepare_real(data, 8, seed=0, device="cpu", **kw)
     assert "from the cache" in capsys.readouterr().err
     assert all(np.array_equal(real.feats[k], again.feats[k]) for k in real.feats)

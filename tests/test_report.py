@@ -190,6 +190,45 @@ def test_write_generated_appends_a_missing_block_and_refuses_a_missing_page(tmp_
         report.write_generated(tmp_path / "missing.md", "bench", "x")
 
 
+# ---------------------------------------------------------------------------------------------------------------
+# The vocoder benchmark's table: its own CSV, the last run, KAD with its interval, the floor first
+# ---------------------------------------------------------------------------------------------------------------
+def vocoder_line(run, name, kad, **extra):
+    return dict(run=run, date=run[:10], machine="test CPU", threads="1", loops="drum", data="data/demo_drum",
+                n="128", n_ref="128", vocoder=name, mel_l1="0.1", stft_mag="1", sc="0.2", kad_musicnn=str(kad),
+                kad_musicnn_lo=str(kad - 0.01), kad_musicnn_hi=str(kad + 0.02), fad_musicnn="3", loopability="1",
+                s_per_loop="", loops_per_s="", **extra)
+
+
+def test_the_vocoder_table_is_the_last_run_of_its_csv_with_kad_intervals_and_the_real_floor(tmp_path):
+    from experiments import bench_vocoder as BV
+    path = tmp_path / "vocoder_drum.csv"
+    BV.append_lines(path, [vocoder_line("2026-12-01T10:00:00", "real (floor)", 0.5),
+                           vocoder_line("2026-12-01T10:00:00", "old vocoder", 9.0)])
+    BV.append_lines(path, [vocoder_line("2026-12-06T10:00:00", "the real audio itself (floor)", 0.05),
+                           vocoder_line("2026-12-06T10:00:00", "fast", 1.25, note="a new column")])
+    lines = read_csv(path)
+    assert len(lines) == 4 and lines[0]["note"] == ""                                 # earlier runs kept
+    table = BV.format_table(lines)
+    assert "old vocoder" not in table and "Measured 2026-12-06 on test CPU, 1 torch threads" in table
+    body = [ln for ln in table.splitlines() if ln.startswith("| ")]
+    assert body[1].startswith("| the real audio itself (floor) |") and "| 0.050 [0.040, 0.070] |" in body[1]
+    assert "| 1.250 [1.240, 1.270] |" in body[2] and "FAD_musicnn (N = 128)" in body[0]
+
+
+def test_bench_vocoder_writes_its_table_into_the_docs_page_and_refuses_a_missing_one(tmp_path, monkeypatch):
+    from experiments import bench_vocoder as BV
+    monkeypatch.setattr(BV, "bench_set", lambda loops, *a, **k: f"table of {loops}")
+    page = tmp_path / "vocoder.md"
+    page.write_text("# Vocoders\n")
+    BV.main(["--loops", "drum", "--data", str(tmp_path), "--griffin-lim", "no", "--docs", str(page)])
+    assert "<!-- generated: vocoder-drum (python -m experiments.bench_vocoder --loops drum -n 128 --docs " \
+        in page.read_text() and "\ntable of drum\n<!-- end generated: vocoder-drum -->" in page.read_text()
+    with pytest.raises(SystemExit, match="no such file") as e:
+        BV.main(["--loops", "drum", "--data", str(tmp_path), "--docs", str(tmp_path / "missing.md")])
+    assert "\n" not in str(e.value)
+
+
 def test_write_generated_refuses_a_block_without_its_end_marker_but_not_a_longer_name(tmp_path):
     page = tmp_path / "results.md"
     page.write_text("<!-- generated: table1-drum -->\nx\n<!-- end generated: table1-drum -->\n")
