@@ -94,6 +94,13 @@ def test_tempo_export_stays_seamless():
     assert seam_flux < np.percentile(flux, 95), (seam_flux, np.percentile(flux, 95))
 
 
+def test_tempo_at_120_bpm_is_the_bar_that_rubber_band_gives_at_ratio_one():
+    """The shortcut at the native tempo changes no sample: Rubber Band's middle copy at ratio 1 is the bar."""
+    bar = demo.loops.render_loop("drum", "funk", seed=3)
+    stretched = sample.pyrb.time_stretch(sample.tile(bar.astype(np.float32), 3), SR, 1.0)[LOOP_SAMPLES:]
+    np.testing.assert_array_equal(sample.change_tempo(bar, 120), stretched[:LOOP_SAMPLES])
+
+
 def test_bpm_export_has_the_length_of_a_bar_at_that_tempo(tiny_ckpt, tmp_path):
     out = tmp_path / "s"
     sample.main([str(tiny_ckpt), "-n", "1", "--out", str(out), "--bpm", "90"])
