@@ -347,8 +347,8 @@ def evaluate_checkpoint(ckpt_path: str | Path, real: RealSet, n: int | None = No
                         device: str | None = None, vocoder=None, truncation: float = 1.0,
                         with_audio: bool = True, verbose: bool = True, genre_csv: str | Path | None = None,
                         cache_dir: str | Path | None = "checkpoints/eval_cache") -> dict:
-    """One generator checkpoint (or run directory) -> one table row: every metric against `real`.
-    n generated loops (default: as many as the real set; compare rows only at equal n), seeded noise and
+    """One generator checkpoint (or run directory) -> one table row: every metric against `real`, and `copies`;
+    RefusedReference when it trained on a source file of the reference (`check_unseen`). n generated loops (default: as many as the real set; compare rows only at equal n), seeded noise and
     latents; vocoder: a melgan Vocoder, default the data set's trained vocoder (train_melgan.ensure_vocoder's
     checkpoint) else Griffin-Lim; the row's `vocoder` field names it.
     with_audio=False skips vocoding and the audio metrics (FAD/KID_musicnn, FAD_aisfx, FAD, KID(_aisfx),

@@ -36,7 +36,7 @@ from plumbing.checkpoint import load_checkpoint
 from plumbing.devices import default_device
 from plumbing.files import atomic_write, read_csv, write_csv
 from demo.loops import ensure_demo_set
-from evaluation.rows import append_csv
+from evaluation.rows import append_csv, real_row
 from evaluation import report
 from featurenet import FeatureNetUnavailable
 from train import CPU_PRESET, TrainConfig, train
@@ -278,6 +278,23 @@ def evaluate_row(name: str, row: dict, run_dir: Path, seed: int, real, args, res
               ", ".join(f"{k} {out.get(k)}" for k, _ in TABLE_METRICS), flush=True)
 
 
+def ensure_real_floor(real, args, results: Path, cache_dir: str | Path | None = None) -> None:
+    """The real_floor line of results.csv at this N, once per results set: evaluate.real_floor, N loops of the
+    data set's training part scored against the N-loop held-out reference exactly as a row's snapshot is (the
+    real-vs-real value of every distance, the floor any row can reach at this N). cache_dir None: evaluate's."""
+    if any(r["row"] == report.FLOOR_ROW and r.get("n") == str(args.n) for r in read_csv(results)):
+        return
+    floor = evaluate.real_floor(real, EVAL_SEED, **({} if cache_dir is None else {"cache_dir": cache_dir}),
+                                verbose=False)
+    out = real_row(floor, args.data)
+    out.update(row=report.FLOOR_ROW, label="N training loops against the N held-out reference loops",
+               seed=EVAL_SEED, n=args.n, ckpt="", threads=torch.get_num_threads(), machine=machine(),
+               date=datetime.date.today().isoformat())
+    append_csv(results, out)
+    print(f"[reproduce] {report.FLOOR_ROW} at N = {args.n}: " +
+          ", ".join(f"{k} {out.get(k)}" for k, _ in TABLE_METRICS), flush=True)
+
+
 def parse_seeds(text: str) -> list[int]:
     """'0,1,2' -> [0, 1, 2]; ValueError (one line) for anything else."""
     try:
@@ -366,8 +383,13 @@ def main(argv=None) -> int:
         pass
     pace = paces(list(dict.fromkeys(n for n, _ in runs)), table, args, out) if args.clock == "idle" else {}
     # The real reference's embeddings are cached on disk: made here once, not by every job at the same time.
-    real = None if args.train_only else \
-        evaluate.prepare_real(args.data, args.n, seed=EVAL_SEED, device=args.device, verbose=False)
+    try:
+        real = None if args.train_only else \
+            evaluate.prepare_real(args.data, args.n, seed=EVAL_SEED, device=args.device, verbose=False)
+    except evaluate.RefusedReference as e:        # -n above the held-out loops, or none held out: before training
+        raise SystemExit(f"reproduce.py: {e}") from None
+    if real is not None:
+        ensure_real_floor(real, args, results)              # here, before any job: one line per results set
     if args.jobs > 1:
         return run_jobs(runs, args, out, results)
     for n, s in runs:     # run by run: train, evaluate its snapshots, refresh the table and the curve

@@ -4,6 +4,7 @@ bars (tests/source_bars.py), no file may have bars on both sides of any split; m
 trained on, and a model is refused, in one line, against loops from those files."""
 from __future__ import annotations
 
+import argparse
 import math
 from dataclasses import asdict
 
@@ -13,10 +14,12 @@ import torch
 
 import dataset
 import evaluate as E
+import reproduce
 import train_melgan as T
 import train_scnn
 from evaluation import embeddings as EE
 from evaluation import judge as J
+from evaluation import report
 from experiments import bench_vocoder as BV
 from generator import Generator, GeneratorConfig
 from mel import HOP
@@ -228,3 +231,13 @@ def test_the_real_anchor_row_is_the_real_floor_n_training_loops_against_the_n_he
     assert float(row["FAD_vgg16rand"]) > 0 and math.isnan(float(row["copies"]))
     parts = {p.name.split("_")[-3] for p in (tmp_path / "eval_cache").glob("real_*.npz")}
     assert parts == {"heldout", "train"}
+
+
+def test_reproduce_writes_the_real_floor_line_once_per_results_set(one_genre_bar_set, stand_in_nets, tmp_path):
+    real = E.prepare_real(one_genre_bar_set, 9, cache_dir=tmp_path / "cache", ckpt_dir=tmp_path, verbose=False)
+    args, results = argparse.Namespace(n=9, data=str(one_genre_bar_set)), tmp_path / "results.csv"
+    for _ in range(2):
+        reproduce.ensure_real_floor(real, args, results, cache_dir=tmp_path / "cache")
+    lines = read_csv(results)
+    assert [ln["row"] for ln in lines] == [report.FLOOR_ROW] and lines[0]["n"] == lines[0]["n_fake"] == "9"
+    assert "FAD_vgg16rand" in report.floors_at(report.read_results(lines), 9)
