@@ -1,5 +1,6 @@
-"""Objective evaluation: IS, FAD, Density & Coverage, plus KID and a loopability score
-(paper Section 5, Table 1 and Figure 4; docs/design.md §7). The headline is FAD_musicnn.
+"""Objective evaluation: IS, FAD, Density & Coverage, plus KID, KAD, FAD-inf and a loopability score
+(paper Section 5, Table 1 and Figure 4; docs/design.md §7). The headline is KAD_musicnn (unbiased in N) with its
+95 % bootstrap interval and permutation p-value; FAD stays a column, at its N.
 
     python evaluate.py runs/x/latest.pt --data data/drum [-n N] [--csv results.csv] [--seed 0]
     python evaluate.py --real-anchor --data data/drum [-n N]       # Table 1 row A: the real floor at N
@@ -45,8 +46,9 @@ from evaluation import judge as genre_judge
 from generator import BEFORE_KEY
 from evaluation.rows import append_csv, checkpoint_row, format_row, real_row, table_header
 from evaluation.embeddings import VGG16_FC_DIM, EvalNets, embed_set, load_eval_nets, take
-from evaluation.metrics import (DC_K, IS_SPLITS, KID_SUBSET_SIZE, KID_SUBSETS, copies_share, density_coverage,
-                     fad_from_embeddings, inception_score, kid, nearest_distances)
+from evaluation.metrics import (DC_K, IS_SPLITS, KAD_LEVEL, KID_SUBSET_SIZE, KID_SUBSETS, binomial_interval,
+                     copies_share, density_coverage, fad_from_embeddings, fad_infinity, inception_score,
+                     kad_with_uncertainty, kid, nearest_distances)
 
 # ---------------------------------------------------------------------------------------------
 # The paper's numbers, named once.
@@ -69,13 +71,37 @@ TRAIN_PART = "train"
 # =============================================================================================
 # Metrics of two embedded sets (outputs of evaluation.embeddings.embed_set)
 # =============================================================================================
+# Per embedding beside FAD: KAD_<x> with its bootstrap interval KAD_<x>_lo/_hi and permutation p-value KAD_<x>_p
+# (evaluation.metrics.kad_with_uncertainty), and FADinf_<x> for the musicnn embeddings.
+EMBEDDINGS = (("musicnn", "_musicnn"), ("musicnn_mel", "_musicnn_mel"), ("vgg16", "_vgg16rand"), ("vggish", ""),
+              ("aisfx", "_aisfx"))         # embed_set's key -> the suffix of its columns
+FADINF_EMBEDDINGS = ("musicnn", "musicnn_mel")   # FAD-inf costs ~10 FADs: the headline embedding's two paths only
+EVAL_KAD_PERMUTATIONS = 500   # p resolves to 1/501, enough to tell p < 0.01. At N = 300 every KAD column adds
+EVAL_KAD_RESAMPLES = 500      # ~0.4 s to an evaluation that spends ~100 s embedding (experiments/bench_eval.py)
+
+
+def kad_columns(a: np.ndarray, b: np.ndarray, suffix: str, permutations: int = EVAL_KAD_PERMUTATIONS,
+                resamples: int = EVAL_KAD_RESAMPLES, seed: int = 0, device=None) -> dict[str, float]:
+    """KAD<suffix>, KAD<suffix>_lo, KAD<suffix>_hi (bootstrap, KAD_LEVEL) and KAD<suffix>_p (permutation) of
+    generated embeddings b against reference embeddings a, (N, [W,] D) each: the loop is the unit resampled."""
+    r = kad_with_uncertainty(a, b, permutations, resamples, KAD_LEVEL, seed, device)
+    return {f"KAD{suffix}": r.kad, f"KAD{suffix}_lo": r.lo, f"KAD{suffix}_hi": r.hi, f"KAD{suffix}_p": r.p}
+
+
 def compute_metrics(real: dict[str, np.ndarray], fake: dict[str, np.ndarray], k: int = DC_K,
                     kid_subsets: int = KID_SUBSETS, kid_subset_size: int = KID_SUBSET_SIZE,
-                    seed: int = 0, device=None, clf_accuracy: float = float("nan")) -> dict[str, float]:
+                    seed: int = 0, device=None, clf_accuracy: float = float("nan"),
+                    kad_permutations: int = EVAL_KAD_PERMUTATIONS,
+                    kad_resamples: int = EVAL_KAD_RESAMPLES) -> dict[str, float]:
     """Table-1 metrics of `fake` against `real` (outputs of `embed_set`); NaN where a network is missing.
-    `clf_accuracy` (the IS classifier's held-out accuracy) is reported beside IS as IS_clf_acc."""
+    `clf_accuracy` (the IS classifier's held-out accuracy) is reported beside IS as IS_clf_acc. Per embedding:
+    FAD, KID and KAD with its interval and p-value (`kad_columns`; 0 permutations / resamples: NaN p / interval),
+    FADinf for FADINF_EMBEDDINGS."""
     nan = float("nan")
-    m = dict(IS=nan, IS_std=nan, IS_clf_acc=nan, FAD_musicnn=nan, KID_musicnn=nan, KID_musicnn_std=nan,
+    m = {name: nan for _, suffix in EMBEDDINGS
+         for name in (f"KAD{suffix}", f"KAD{suffix}_lo", f"KAD{suffix}_hi", f"KAD{suffix}_p")}
+    m.update({f"FADinf{suffix}": nan for key, suffix in EMBEDDINGS if key in FADINF_EMBEDDINGS})
+    m.update(IS=nan, IS_std=nan, IS_clf_acc=nan, FAD_musicnn=nan, KID_musicnn=nan, KID_musicnn_std=nan,
              FAD_musicnn_mel=nan, KID_musicnn_mel=nan, KID_musicnn_mel_std=nan, FAD_vgg16rand=nan,
              KID_vgg16rand=nan, KID_vgg16rand_std=nan, FAD=nan,
              FAD_aisfx=nan, KID=nan, KID_std=nan, KID_aisfx=nan, KID_aisfx_std=nan, density=nan, coverage=nan,
@@ -83,20 +109,23 @@ def compute_metrics(real: dict[str, np.ndarray], fake: dict[str, np.ndarray], k:
     if "probs" in fake:
         m["IS"], m["IS_std"] = inception_score(fake["probs"], splits=min(IS_SPLITS, len(fake["probs"])))
         m["IS_clf_acc"] = clf_accuracy
-    for key, suffix in (("musicnn", "_musicnn"), ("musicnn_mel", "_musicnn_mel"), ("vgg16", "_vgg16rand"),
-                        ("vggish", ""), ("aisfx", "_aisfx")):
+    for key, suffix in EMBEDDINGS:
         if key in real and key in fake:
-            a = real[key].reshape(-1, real[key].shape[-1])                          # (N * W, D)
-            b = fake[key].reshape(-1, fake[key].shape[-1])                          # (M * W, D)
+            loops_a, loops_b = real[key], fake[key]                                 # (N, [W,] D), (M, [W,] D)
             if key == "vgg16":
                 # The 64-d fc2 output, the very embedding D&C uses (not the wider fc1). The random net's
                 # output gain is arbitrary (~1e-2): divide both sets by the real set's RMS spread, so FAD
                 # reads in units of the real variance and KID's cubic kernel sees O(1) inner products
-                # (D&C below is scale-free and uses the raw embedding).
-                scale = float(np.sqrt(a.var(axis=0).mean())) or 1.0
-                a, b = a / scale, b / scale
+                # (D&C below is scale-free and uses the raw embedding; so is KAD, its width the median distance).
+                scale = float(np.sqrt(loops_a.reshape(-1, loops_a.shape[-1]).var(axis=0).mean())) or 1.0
+                loops_a, loops_b = loops_a / scale, loops_b / scale
+            a = loops_a.reshape(-1, loops_a.shape[-1])                              # (N * W, D)
+            b = loops_b.reshape(-1, loops_b.shape[-1])                              # (M * W, D)
             m["FAD" + suffix] = fad_from_embeddings(a, b)
             m["KID" + suffix], m["KID" + suffix + "_std"] = kid(a, b, kid_subsets, kid_subset_size, seed, device)
+            m.update(kad_columns(loops_a, loops_b, suffix, kad_permutations, kad_resamples, seed, device))
+            if key in FADINF_EMBEDDINGS and len(loops_b) > 2:     # two distinct subset sizes of >= 2 loops
+                m["FADinf" + suffix] = fad_infinity(loops_a, loops_b, seed=seed)
     m["density"], m["coverage"] = density_coverage(real["vgg16"], fake["vgg16"], k, device=device)
     if "loop" in fake:
         m["loop_fake"] = float(np.median(fake["loop"]))
@@ -379,22 +408,28 @@ def evaluate_checkpoint(ckpt_path: str | Path, real: RealSet, n: int | None = No
 
 def conditional_columns(ckpt: dict, real: RealSet, fake: dict, n: int, row: dict, genre_csv=None,
                         cache_dir=None, verbose: bool = True, truncated: np.ndarray | None = None) -> dict:
-    """cond_acc, cond_acc_min, judge_acc, chance of a conditional checkpoint's generated set `fake`; NaN (and
-    a note) where musicnn is missing; per-genre rows appended to `genre_csv`. `truncated`: musicnn_mel (n, 200)
-    of the same asks drawn at JUDGE_TRUNCATION -> also cond_acc_trunc, cond_acc_min_trunc, by the same judge."""
+    """cond_acc, cond_acc_min, judge_acc, chance of a conditional checkpoint's generated set `fake`, each accuracy
+    with its 95 % Wilson interval (cond_acc_lo/_hi, cond_acc_min_lo/_hi: one loop, one trial); NaN (and a note)
+    where musicnn is missing; per-genre rows (KAD with its interval, FAD only at >= 100 loops a side, both Ns)
+    appended to `genre_csv`. `truncated`: musicnn_mel (n, 200) of the same asks drawn at JUDGE_TRUNCATION -> also
+    cond_acc_trunc, cond_acc_min_trunc and their intervals, by the same judge."""
     nan = float("nan")
     if "musicnn_mel" not in fake:
         print("[evaluate] conditional columns skipped: the genre judge needs MSD_musicnn", file=sys.stderr)
-        return dict(cond_acc=nan, cond_acc_min=nan, judge_acc=nan, chance=1 / len(ckpt["genres"]))
+        return dict(cond_acc=nan, cond_acc_min=nan, judge_acc=nan, chance=1 / len(ckpt["genres"]),
+                    **genre_judge.accuracy_intervals({"overall": nan}, [], []))
     ref = genre_judge.genre_reference(real.data_dir, real.nets, cache_dir, verbose)
     if ref.genres != list(ckpt["genres"]):
         raise ValueError(f"the checkpoint's genres {ckpt['genres']} are not those of {real.data_dir}: {ref.genres}")
     judge = genre_judge.judge_of(ref)                  # fit on the train part, scored on the held-out one
     asked = sample.balanced_labels(n, len(ref.genres)).numpy()                                  # (n,)
     summary, rows = genre_judge.per_genre_rows(ref, judge, fake, asked, device=real.nets.device)
+    acc = genre_judge.conditional_accuracy(judge.predict(fake["musicnn_mel"]), asked, ref.genres)
+    summary.update(genre_judge.accuracy_intervals(acc, asked, ref.genres))
     if truncated is not None:
         acc = genre_judge.conditional_accuracy(judge.predict(truncated), asked, ref.genres)
-        summary.update(cond_acc_trunc=acc["overall"], cond_acc_min_trunc=genre_judge.worst_genre(acc, ref.genres))
+        summary.update(cond_acc_trunc=acc["overall"], cond_acc_min_trunc=genre_judge.worst_genre(acc, ref.genres),
+                       **genre_judge.accuracy_intervals(acc, asked, ref.genres, "_trunc"))
     if verbose:
         print(genre_judge.format_conditional(summary, rows), flush=True)
     if genre_csv is not None:

@@ -24,7 +24,8 @@ import torch
 
 from dataset import UNLABELLED, load_stats, split_rows
 from evaluation.embeddings import EvalNets
-from evaluation.metrics import DC_K, density_coverage, fad_from_embeddings
+from evaluation.metrics import (DC_K, KAD_LEVEL, binomial_interval, density_coverage, fad_from_embeddings,
+                                kad_with_uncertainty)
 from mel import to_gan
 from plumbing.files import atomic_write, read_csv, write_csv
 from standins import musicnn_features
@@ -32,6 +33,9 @@ from standins import musicnn_features
 L2 = 1e-2             # ridge on the weights (standardised inputs): 200 features, ~150 loops per genre
 MAX_ITER = 500        # L-BFGS iterations (converges in a few dozen on the demo sets)
 EMBED_BATCH = 64      # loops per musicnn / VGG16 pass
+GENRE_FAD_MIN = 100   # FAD per genre only with this many loops on both sides: below, the 200-d covariance is
+                      # rank-deficient and FAD mostly measures N; KAD (unbiased) is reported at any N >= 2
+GENRE_KAD_RESAMPLES = 500   # the per-genre KAD's bootstrap interval (no permutation test per genre)
 
 
 @dataclass
@@ -96,6 +100,24 @@ def worst_genre(acc: dict[str, float], genres: list[str]) -> float:
     return min(per) if per else float("nan")
 
 
+def accuracy_intervals(acc: dict[str, float], asked: np.ndarray, genres: list[str], suffix: str = "") -> dict:
+    """95 % Wilson intervals (evaluation.metrics.binomial_interval) of `conditional_accuracy`'s shares:
+    cond_acc<suffix>_lo/_hi over all len(asked) loops, cond_acc_min<suffix>_lo/_hi over the worst genre's own
+    asks (the first such genre on a tie). A loop is one trial: judged right or wrong."""
+    asked, nan = np.asarray(asked), float("nan")
+    out = dict.fromkeys([f"cond_acc{suffix}_lo", f"cond_acc{suffix}_hi", f"cond_acc_min{suffix}_lo",
+                         f"cond_acc_min{suffix}_hi"], nan)
+    if len(asked) and not np.isnan(acc["overall"]):
+        out[f"cond_acc{suffix}_lo"], out[f"cond_acc{suffix}_hi"] = binomial_interval(
+            round(acc["overall"] * len(asked)), len(asked))
+    worst = worst_genre(acc, genres)
+    if not np.isnan(worst):
+        trials = int((asked == next(k for k, g in enumerate(genres) if acc[g] == worst)).sum())
+        out[f"cond_acc_min{suffix}_lo"], out[f"cond_acc_min{suffix}_hi"] = binomial_interval(
+            round(worst * trials), trials)
+    return out
+
+
 # ---------------------------------------------------------------------------------------------
 # The real loops of a data set, by genre, embedded once (cached)
 # ---------------------------------------------------------------------------------------------
@@ -157,19 +179,27 @@ def genre_reference(data_dir: str | Path, nets: EvalNets, cache_dir: str | Path 
 
 
 def per_genre_rows(ref: GenreReference, judge: Judge, fake: dict[str, np.ndarray], asked: np.ndarray,
-                   k: int = DC_K, device=None) -> tuple[dict[str, float], list[dict]]:
+                   k: int = DC_K, device=None,
+                   fad_min: int = GENRE_FAD_MIN) -> tuple[dict[str, float], list[dict]]:
     """Generated loops `fake` (embed_set's musicnn_mel, vgg16) asked for genres `asked` (M,) ->
-    (summary: cond_acc, cond_acc_min, judge_acc; one row per genre: accuracy, FAD_musicnn_mel, density, coverage
-    against that genre's held-out real loops, `ref.reference()`)."""
+    (summary: cond_acc, cond_acc_min, judge_acc; one row per genre: accuracy, KAD_musicnn_mel with its bootstrap
+    interval (_lo, _hi), FAD_musicnn_mel (only with >= fad_min loops on both sides, else NaN), density, coverage
+    against that genre's held-out real loops, `ref.reference()`, and both Ns)."""
     asked = np.asarray(asked)
     acc = conditional_accuracy(judge.predict(fake["musicnn_mel"]), asked, ref.genres)
     rows = []
     for g, name in enumerate(ref.genres):
         real, mine = (ref.labels == g) & ref.reference(), asked == g
         row = {"genre": name, "cond_acc": acc[name], "n_real": int(real.sum()), "n_fake": int(mine.sum()),
-               "FAD_musicnn_mel": float("nan"), "density": float("nan"), "coverage": float("nan")}
-        if real.sum() > k and mine.sum() > 1:
+               **dict.fromkeys(["KAD_musicnn_mel", "KAD_musicnn_mel_lo", "KAD_musicnn_mel_hi", "FAD_musicnn_mel",
+                                "density", "coverage"], float("nan"))}
+        if real.sum() > 1 and mine.sum() > 1:
+            r = kad_with_uncertainty(ref.musicnn_mel[real], fake["musicnn_mel"][mine], permutations=0,
+                                     resamples=GENRE_KAD_RESAMPLES, level=KAD_LEVEL, device=device)
+            row.update(KAD_musicnn_mel=r.kad, KAD_musicnn_mel_lo=r.lo, KAD_musicnn_mel_hi=r.hi)
+        if real.sum() >= fad_min and mine.sum() >= fad_min:
             row["FAD_musicnn_mel"] = fad_from_embeddings(ref.musicnn_mel[real], fake["musicnn_mel"][mine])
+        if real.sum() > k and mine.sum() > 1:
             row["density"], row["coverage"] = density_coverage(ref.vgg16[real], fake["vgg16"][mine], k, device=device)
         rows.append(row)
     summary = {"cond_acc": acc["overall"], "cond_acc_min": worst_genre(acc, ref.genres),
@@ -177,8 +207,8 @@ def per_genre_rows(ref: GenreReference, judge: Judge, fake: dict[str, np.ndarray
     return summary, rows
 
 
-GENRE_FIELDS = ["model", "step", "genre", "cond_acc", "FAD_musicnn_mel", "density", "coverage", "n_real", "n_fake",
-                "judge_acc", "ckpt"]
+GENRE_FIELDS = ["model", "step", "genre", "cond_acc", "KAD_musicnn_mel", "KAD_musicnn_mel_lo", "KAD_musicnn_mel_hi",
+                "FAD_musicnn_mel", "density", "coverage", "n_real", "n_fake", "judge_acc", "ckpt"]
 
 
 def append_genre_rows(path: str | Path, rows: list[dict]) -> None:
@@ -189,9 +219,16 @@ def append_genre_rows(path: str | Path, rows: list[dict]) -> None:
 
 
 def format_conditional(summary: dict, rows: list[dict]) -> str:
-    """The conditional columns as text: overall and per-genre accuracy beside the judge's own accuracy."""
-    head = (f"conditional accuracy {summary['cond_acc']:.3f} overall, worst genre {summary['cond_acc_min']:.3f} "
-            f"(chance {summary['chance']:.3f}; the judge's held-out accuracy on real loops {summary['judge_acc']:.3f})")
-    lines = [f"  {r['genre']:<14} acc {r['cond_acc']:.3f}  FAD_musicnn_mel {r['FAD_musicnn_mel']:8.3f}  "
+    """The conditional columns as text: overall and per-genre accuracy (with their 95 % Wilson intervals where the
+    summary has them) beside the judge's own accuracy."""
+    def interval(key):
+        lo, hi = summary.get(f"{key}_lo", float("nan")), summary.get(f"{key}_hi", float("nan"))
+        return "" if np.isnan(lo) else f" [{lo:.2f}, {hi:.2f}]"
+    head = (f"conditional accuracy {summary['cond_acc']:.3f}{interval('cond_acc')} overall, worst genre "
+            f"{summary['cond_acc_min']:.3f}{interval('cond_acc_min')} (chance {summary['chance']:.3f}; the judge's "
+            f"held-out accuracy on real loops {summary['judge_acc']:.3f})")
+    lines = [f"  {r['genre']:<14} acc {r['cond_acc']:.3f}  KAD_musicnn_mel {r['KAD_musicnn_mel']:.3g} "
+             f"[{r['KAD_musicnn_mel_lo']:.3g}, {r['KAD_musicnn_mel_hi']:.3g}]  "
+             f"FAD_musicnn_mel {r['FAD_musicnn_mel']:8.3f}  "
              f"D {r['density']:.2f} C {r['coverage']:.2f}  (N {r['n_fake']}/{r['n_real']})" for r in rows]
     return "\n".join([head, *lines])

@@ -15,6 +15,7 @@ from plumbing.cli import YES_NO, flags, spell, yes_no
 COMMANDS = ["train", "train_scnn", "preprocess", "reproduce", "sample", "evaluate", "train_melgan", "demo.loops",
             "experiments.bench_train", "experiments.bench_vocoder",
             "experiments.bench_features", "experiments.bench_preprocess", "experiments.bench_demoloops",
+            "experiments.bench_eval",
             "standins.make_musicnn_fixture"]
 
 

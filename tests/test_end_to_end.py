@@ -17,7 +17,8 @@ REPO = Path(__file__).resolve().parents[1]
 @pytest.mark.slow
 def test_render_train_resume_sample_evaluate(tmp_path):
     data, run_dir = tmp_path / "data", tmp_path / "run"
-    run_cli("-m", "demo.loops", "--loops", "drum", "-n", "20", "--out", data, "--quiet", cwd=tmp_path)
+    # 40 loops, 40 source files: 32 train G, 8 are held out for evaluate.py's reference (-n 8 below)
+    run_cli("-m", "demo.loops", "--loops", "drum", "-n", "40", "--out", data, "--quiet", cwd=tmp_path)
     tiny = ["--loops", "drum", "--features", "aisfx", "--data", data, "--out", run_dir, "--batch", "4",
             "--g-channels", "16", "--d-channels", "16", "--ckpt-every", "1", "--sample-every", "1"]
     out = run_cli(REPO / "train.py", *tiny, "--steps", "2", "--samples", "0", cwd=tmp_path)

@@ -108,6 +108,31 @@ def test_real_anchor_compares_two_disjoint_halves():
     assert m["FAD_aisfx"] > 0 and 0 < m["coverage"] < 1
 
 
+def test_compute_metrics_reports_kad_with_interval_and_p_beside_every_fad_and_fadinf_for_musicnn():
+    rng = np.random.default_rng(9)
+    real, fake = fake_features(80, 0), fake_features(80, 1, shift=0.8)
+    real["musicnn_mel"], fake["musicnn_mel"] = rng.normal(size=(80, 16)), rng.normal(0.8, 1, (80, 16))
+    m = E.compute_metrics(real, fake, kid_subsets=2, kid_subset_size=50, kad_permutations=200, kad_resamples=200)
+    for s in ("_vgg16rand", "_aisfx", "_musicnn_mel"):            # (N, D) and the windowed aisfx (N, 2, D)
+        assert m[f"KAD{s}_lo"] < m[f"KAD{s}"] < m[f"KAD{s}_hi"], s
+        assert m[f"KAD{s}_p"] == pytest.approx(1 / 201), s        # clearly different: no relabelling got there
+    assert np.isfinite(m["FADinf_musicnn_mel"]) and math.isnan(m["FADinf_musicnn"])    # no audio musicnn here
+    assert all(math.isnan(m[k]) for k in R.kad_fields("") + R.kad_fields("_musicnn"))   # no VGGish, no audio
+    same = E.compute_metrics(real, fake_features(80, 2), kid_subsets=2, kid_subset_size=50, kad_permutations=200,
+                             kad_resamples=200)
+    assert same["KAD_vgg16rand_lo"] < 0 < same["KAD_vgg16rand_hi"] and same["KAD_vgg16rand_p"] > 0.05
+    bare = E.compute_metrics(real, fake, kid_subsets=2, kid_subset_size=50, kad_permutations=0, kad_resamples=0)
+    assert bare["KAD_aisfx"] == m["KAD_aisfx"] and math.isnan(bare["KAD_aisfx_p"]) and math.isnan(bare["KAD_aisfx_lo"])
+
+
+def test_the_printed_line_and_the_csv_lead_with_kad_on_musicnn():
+    m = E.compute_metrics(fake_features(30, 3), fake_features(30, 4), kid_subsets=2, kid_subset_size=10)
+    m.update(KAD_musicnn=0.123, KAD_musicnn_lo=0.05, KAD_musicnn_hi=0.2, KAD_musicnn_p=0.002)
+    line = R.format_row(R.checkpoint_row({"step": 1}, "runs/x/a.pt", m))
+    assert "KAD_musicnn 0.123 [0.05, 0.2] p 0.002" in line and line.index("KAD_musicnn") < line.index("| IS")
+    assert R.ROW_FIELDS[R.ROW_FIELDS.index("IS_clf_acc") + 1:][:4] == R.kad_fields("_musicnn")
+
+
 def test_evaluate_sets_runs_end_to_end_on_audio_with_the_available_networks():
     rng = np.random.default_rng(2)
     audio = (0.1 * rng.standard_normal((12, LOOP_SAMPLES))).astype(np.float32)

@@ -11,6 +11,7 @@ import torch
 import evaluate as E
 from evaluation import embeddings as EE
 from evaluation import judge as J
+from evaluation import metrics as M
 from generator import Generator, GeneratorConfig
 from source_bars import make_bar_set
 from plumbing.checkpoint import save_checkpoint
@@ -62,13 +63,42 @@ def test_per_genre_rows_compare_each_genre_with_its_own_real_loops():
     ref = J.GenreReference(GENRES, y, x, x[:, :4], np.zeros(len(y), bool))   # nothing held out: all loops
     judge = J.fit_judge(x, y, GENRES, every_fourth(len(y)))
     fake = {"musicnn_mel": x, "vgg16": x[:, :4]}                   # the real loops themselves, asked for right
-    summary, rows = J.per_genre_rows(ref, judge, fake, y)
+    summary, rows = J.per_genre_rows(ref, judge, fake, y, fad_min=2)     # FAD at 30 loops a side, for this test
     assert summary["cond_acc"] >= 0.9 and summary["chance"] == pytest.approx(1 / 3)
     assert [r["genre"] for r in rows] == GENRES
     assert all(r["FAD_musicnn_mel"] < 1e-6 and r["coverage"] == 1.0 for r in rows)
     wrong = {"musicnn_mel": x[np.argsort(y)[::-1]], "vgg16": x[np.argsort(y)[::-1], :4]}   # every genre's loops swapped
-    s2, rows2 = J.per_genre_rows(ref, judge, wrong, y)
+    s2, rows2 = J.per_genre_rows(ref, judge, wrong, y, fad_min=2)
     assert s2["cond_acc"] < 0.5 and rows2[0]["FAD_musicnn_mel"] > 1.0
+
+
+def test_per_genre_rows_give_kad_with_its_interval_at_any_n_and_fad_only_from_100_loops_a_side():
+    x, y = toy_set(n_per=30, d=8)
+    ref = J.GenreReference(GENRES, y, x, x[:, :4], np.zeros(len(y), bool))
+    judge = J.fit_judge(x, y, GENRES, every_fourth(len(y)))
+    other = toy_set(n_per=30, d=8, seed=1)[0]                                  # new draws of the same genres
+    _, rows = J.per_genre_rows(ref, judge, {"musicnn_mel": other, "vgg16": other[:, :4]}, y)
+    assert all(r["KAD_musicnn_mel_lo"] < 0 < r["KAD_musicnn_mel_hi"] for r in rows)     # same distribution
+    assert all(math.isnan(r["FAD_musicnn_mel"]) and r["n_real"] == r["n_fake"] == 30 for r in rows)   # < 100
+    swapped = np.roll(other, 30, axis=0)                                       # every genre's loops another's
+    _, bad = J.per_genre_rows(ref, judge, {"musicnn_mel": swapped, "vgg16": swapped[:, :4]}, y)
+    assert all(r["KAD_musicnn_mel_lo"] > 0 for r in bad)
+    big_x, big_y = toy_set(n_per=100, d=8)
+    big = J.GenreReference(GENRES, big_y, big_x, big_x[:, :4], np.zeros(len(big_y), bool))
+    _, rows = J.per_genre_rows(big, judge, {"musicnn_mel": big_x, "vgg16": big_x[:, :4]}, big_y)
+    assert all(np.isfinite(r["FAD_musicnn_mel"]) for r in rows)               # 100 a side: FAD is reported
+
+
+def test_accuracy_intervals_are_wilson_over_all_asks_and_over_the_worst_genres_own_asks():
+    asked = np.repeat([0, 1, 2], 10)                                           # 10 asks per genre
+    judged = asked.copy()
+    judged[[10, 11, 20, 21, 22, 23, 24, 25]] = 0                               # rock 8/10 right, trap 4/10
+    acc = J.conditional_accuracy(judged, asked, GENRES)
+    iv = J.accuracy_intervals(acc, asked, GENRES)
+    assert (iv["cond_acc_lo"], iv["cond_acc_hi"]) == M.binomial_interval(22, 30)
+    assert (iv["cond_acc_min_lo"], iv["cond_acc_min_hi"]) == M.binomial_interval(4, 10)
+    assert set(J.accuracy_intervals(acc, asked, GENRES, "_trunc")) == {
+        "cond_acc_trunc_lo", "cond_acc_trunc_hi", "cond_acc_min_trunc_lo", "cond_acc_min_trunc_hi"}
 
 
 @pytest.fixture(scope="module")
@@ -102,11 +132,14 @@ def test_evaluate_reports_the_conditional_columns_and_per_genre_rows_for_a_condi
                                 genre_csv=root / "g.csv", cache_dir=root / "cache")
     assert row["judge_acc"] >= 0.6                     # pitch and gating tell the toy genres apart (held-out files)
     assert 0 <= row["cond_acc"] <= 1 and row["cond_acc_min"] <= row["cond_acc"]
+    assert row["cond_acc_lo"] <= row["cond_acc"] <= row["cond_acc_hi"]                  # 95 % Wilson intervals
+    assert row["cond_acc_min_lo"] <= row["cond_acc_min"] <= row["cond_acc_min_hi"]
     # ... and the judge's verdict on a second set drawn at psi 0.7 towards each genre's mean w, beside it
     assert 0 <= row["cond_acc_min_trunc"] <= row["cond_acc_trunc"] <= 1
     rows = read_csv(root / "g.csv")
     # each genre's generated loops against its held-out real loops (6 each), not the 24 it was fit on
     assert [r["genre"] for r in rows] == GENRES and all(r["n_fake"] == "4" and r["n_real"] == "6" for r in rows)
+    assert all(r["KAD_musicnn_mel"] != "" and r["FAD_musicnn_mel"] == "nan" for r in rows)   # FAD needs 100 a side
     assert len(list((root / "cache").glob("genres_*.npz"))) == 1        # the real reference, embedded once
 
 

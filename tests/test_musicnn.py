@@ -172,7 +172,7 @@ def test_embedding_has_both_ways_in_and_they_see_the_same_loop_alike():
     assert int(dist[2].argmin()) == 2 and int(dist[:, 2].argmin()) == 2      # the synth loop finds itself
 
 
-def test_evaluation_leads_with_fad_and_kid_on_msd_musicnn_from_audio_and_from_mels():
+def test_evaluation_leads_with_kad_on_msd_musicnn_from_audio_and_from_mels_beside_fad_and_kid():
     rng = np.random.default_rng(0)
     audio = np.stack([demo.loops.render_loop("drum", g, s) for g, s in (("house", 1), ("rock", 2), ("funk", 3))] +
                      [(0.1 * rng.standard_normal(M.LOOP_SAMPLES)).astype(np.float32) for _ in range(3)])
@@ -182,8 +182,10 @@ def test_evaluation_leads_with_fad_and_kid_on_msd_musicnn_from_audio_and_from_me
     assert feats["musicnn"].shape == feats["musicnn_mel"].shape == (6, MF.EMBED_DIM)
     m = E.compute_metrics(EE.take(feats, slice(0, 3)), EE.take(feats, slice(3, 6)), k=2, kid_subsets=2, kid_subset_size=3)
     assert m["FAD_musicnn"] > 0 and m["FAD_musicnn_mel"] > 0 and np.isfinite(m["KID_musicnn"])
-    assert R.ROW_FIELDS.index("FAD_musicnn") == R.ROW_FIELDS.index("IS_clf_acc") + 1      # the headline column
-    assert "FAD_musicnn" in R.format_row(R.checkpoint_row({"step": 1}, "runs/x/a.pt", m))
+    assert np.isfinite(m["KAD_musicnn"]) and np.isfinite(m["KAD_musicnn_mel"]) and 0 < m["KAD_musicnn_p"] <= 1
+    assert R.ROW_FIELDS.index("KAD_musicnn") == R.ROW_FIELDS.index("IS_clf_acc") + 1      # the headline column
+    line = R.format_row(R.checkpoint_row({"step": 1}, "runs/x/a.pt", m))
+    assert line.index("KAD_musicnn") < line.index("IS ") and "FAD_musicnn" in line     # printed first
 
 
 def test_mtt_vgg_drives_a_projected_discriminator_alone_and_beside_aisfx(mtt_vgg):
