@@ -6,6 +6,7 @@ repository), and a fixed folder under it for each kind of file.
     $PJLOOP_HOME/checkpoints/   feature networks (scnn_loop_*, scnn_mtat), vocoders, eval_cache/
     $PJLOOP_HOME/runs/          train.py's run folders (runs/<loops>_<features>)
     $PJLOOP_HOME/results/       reproduce.py's tables and evaluate.py's default results.csv
+    $PJLOOP_HOME/studio_out/    the loop studio's WAVs, recipes and mel pictures (python -m studio)
 
 The environment is read at every call, not at import, so a test (or a script) may point it elsewhere. A path
 the user types (--out, --data, --ckpt-dir) is taken as typed; only the defaults live here. Not in the paper.
@@ -53,3 +54,8 @@ def runs() -> Path:
 def results() -> Path:
     """<home>/results: reproduce.py's and evaluate.py's default result tables."""
     return home() / "results"
+
+
+def studio_out() -> Path:
+    """<home>/studio_out: what the loop studio (python -m studio) writes, one folder per request."""
+    return home() / "studio_out"
