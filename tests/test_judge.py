@@ -1,6 +1,7 @@
 """The genre judge (evaluation/judge.py) as a spec: it learns a separable toy set and says how well, it is at
-chance on labels that mean nothing, conditional accuracy counts what it should, and evaluate.py reports the
-conditional columns (and per-genre rows) for a conditional checkpoint only."""
+chance on shuffled labels, conditional accuracy counts what it should, and evaluate.py reports the conditional
+columns (and per-genre rows) for a conditional checkpoint only, each generated loop judged against the genre it
+was asked for."""
 import math
 from dataclasses import asdict
 
@@ -11,8 +12,11 @@ import torch
 import evaluate as E
 from evaluation import embeddings as EE
 from evaluation import judge as J
+import sample
+from dataset import UNLABELLED, load_stats
 from evaluation import metrics as M
 from generator import Generator, GeneratorConfig
+from mel import to_gan
 from source_bars import make_bar_set
 from plumbing.checkpoint import save_checkpoint
 from plumbing.files import read_csv
@@ -44,10 +48,20 @@ def test_the_judge_learns_a_separable_toy_set_and_measures_itself_on_held_out_lo
     assert (judge.predict(x2) == y2).mean() >= 0.9
 
 
-def test_on_labels_that_mean_nothing_the_judge_is_at_chance():
-    x, _ = toy_set(n_per=100)
-    y = np.random.default_rng(3).integers(0, 3, len(x))
-    assert abs(J.fit_judge(x, y, GENRES, every_fourth(len(y))).accuracy - 1 / 3) < 0.15
+def test_a_judge_fitted_on_shuffled_labels_is_at_chance_on_its_held_out_loops():
+    """The toy set's labels shuffled within the fitted part and within the held-out part: no held-out label is
+    then tied to anything the judge saw, and the held-out part keeps 25 loops of each genre, so whatever the
+    judge predicts its accuracy is 1/3 up to the draw: within 3 binomial standard errors, sqrt(p (1 - p) / n).
+    200 dimensions (as MSD_musicnn's embedding) for 225 fitted loops let it memorise every label it is given:
+    a judge scored on the loops it was fitted on, or fitted on the held-out loops too, scores 1.0 here."""
+    x, y = toy_set(n_per=100, d=200)
+    held = every_fourth(len(y))                                                # 75 loops, 25 of each genre
+    rng = np.random.default_rng(3)
+    for part in (held, ~held):
+        y[part] = rng.permutation(y[part])
+    chance, n = 1 / len(GENRES), int(held.sum())
+    tolerance = 3 * math.sqrt(chance * (1 - chance) / n)                       # 0.16 for 75 loops
+    assert abs(J.fit_judge(x, y, GENRES, held).accuracy - chance) < tolerance
 
 
 def test_conditional_accuracy_counts_loops_judged_to_be_the_genre_they_were_asked_for():
@@ -118,7 +132,29 @@ def conditional_ckpt(tmp_path_factory):
     return data, root / "run" / "latest.pt", root
 
 
-def test_evaluate_reports_the_conditional_columns_and_per_genre_rows_for_a_conditional_checkpoint(conditional_ckpt):
+class GenreTrueGenerator(Generator):
+    """A stand-in G whose genres are known: asked for genre c, it hands out the next held-out real loop of genre
+    order[c] (standardised; each call takes a genre's loops in turn). order = identity: every loop is of the
+    genre asked; a rotation: a G that mixes its genres up. `asks`: per call, (genre asked, reference index)."""
+
+    def __init__(self, cfg, ref_mels, pools, mean, std, order):
+        super().__init__(cfg)
+        self.ref, self.pools = to_gan(ref_mels, mean, std), pools             # (N, 1, T=200, F=64); K index arrays
+        self.order, self.asks = list(order), []
+
+    def forward(self, z, c=None, **kw):
+        taken, idx = [0] * len(self.order), []
+        for g in c.tolist():
+            k = self.order[g]
+            idx.append(int(self.pools[k][taken[k] % len(self.pools[k])]))
+            taken[k] += 1
+        self.asks.append(list(zip(c.tolist(), idx)))
+        return self.ref[idx]                                                   # (B, 1, T=200, F=64)
+
+
+def evaluate_genre_true(conditional_ckpt, monkeypatch, order, **kw):
+    """evaluate.py on a GenreTrueGenerator of `order` (12 loops, 4 asks per genre) -> (row, expected):
+    expected[g] = the share of the loops handed out for genre g's asks that the judge puts in genre g."""
     data, ckpt, root = conditional_ckpt
     nets = EE.EvalNets("cpu", *EE.load_stats(data), EE.RandomVGG16(fc_dim=32, width=8))
     try:
@@ -126,21 +162,55 @@ def test_evaluate_reports_the_conditional_columns_and_per_genre_rows_for_a_condi
         nets.musicnn = musicnn_features.load_embedding("cpu")
     except Exception as e:
         pytest.skip(f"the musicnn wheel is absent here: {e}")
+    ref = J.genre_reference(data, nets, root / "cache", verbose=False)       # embedded once, as evaluate.py does
+    verdict = J.judge_of(ref).predict(ref.musicnn_mel)                        # (N,) the judge on every real loop
+    rows = [r for r in read_csv(data / "manifest.csv") if r["genre"] != UNLABELLED]    # the reference's loops
+    assert [GENRES.index(r["genre"]) for r in rows] == ref.labels.tolist()
+    ref_mels = np.stack([np.load(data / "mel" / f"{r['id']}.npy") for r in rows])     # (N, 64, 200)
+    pools = [np.flatnonzero(ref.heldout & (ref.labels == g)) for g in range(len(GENRES))]   # 6 loops each
+    made, load = [], sample.load_generator
+
+    def genre_true(path, device="cpu"):
+        G, ck = load(path, device)
+        made.append(GenreTrueGenerator(G.cfg, ref_mels, pools, *load_stats(data), order))
+        return made[-1], ck
+    monkeypatch.setattr(sample, "load_generator", genre_true)
     _, mels, _ = E.load_real_set(data, 18)
     real = E.RealSet(data, 18, 0, EE.embed_set(None, mels, nets, verbose=False), nets)
-    row = E.evaluate_checkpoint(ckpt, real, n=12, with_audio=False, verbose=False,
-                                genre_csv=root / "g.csv", cache_dir=root / "cache")
+    row = E.evaluate_checkpoint(ckpt, real, n=12, with_audio=False, verbose=False, cache_dir=root / "cache", **kw)
+    asks = made[0].asks[0]                                                     # the first set: psi 1
+    return row, [np.mean([verdict[i] == g for c, i in asks if c == g]) for g in range(len(GENRES))]
+
+
+def test_evaluate_reports_the_conditional_columns_and_per_genre_rows_for_a_conditional_checkpoint(conditional_ckpt,
+                                                                                                  monkeypatch):
+    """A G that answers every ask with a real held-out loop of the genre asked: each genre's accuracy is the
+    judge's verdict on exactly those loops (all right here), in the row and in the per-genre rows."""
+    root = conditional_ckpt[2]
+    row, expected = evaluate_genre_true(conditional_ckpt, monkeypatch, [0, 1, 2], genre_csv=root / "g.csv")
     assert row["judge_acc"] >= 0.6                     # pitch and gating tell the toy genres apart (held-out files)
-    assert 0 <= row["cond_acc"] <= 1 and row["cond_acc_min"] <= row["cond_acc"]
+    assert min(expected) >= 0.75                       # ... and the judge knows the genres of the loops handed out
+    assert row["cond_acc"] == pytest.approx(np.mean(expected)) and row["cond_acc_min"] == pytest.approx(min(expected))
     assert row["cond_acc_lo"] <= row["cond_acc"] <= row["cond_acc_hi"]                  # 95 % Wilson intervals
     assert row["cond_acc_min_lo"] <= row["cond_acc_min"] <= row["cond_acc_min_hi"]
-    # ... and the judge's verdict on a second set drawn at psi 0.7 towards each genre's mean w, beside it
-    assert 0 <= row["cond_acc_min_trunc"] <= row["cond_acc_trunc"] <= 1
+    # ... and the judge's verdict on a second set drawn at psi 0.7 towards each genre's mean w, beside it: the same
+    # asks, and this G hands out the same loops for them
+    assert (row["cond_acc_trunc"], row["cond_acc_min_trunc"]) == (row["cond_acc"], row["cond_acc_min"])
     rows = read_csv(root / "g.csv")
+    assert [float(r["cond_acc"]) for r in rows] == pytest.approx(expected)
     # each genre's generated loops against its held-out real loops (6 each), not the 24 it was fit on
     assert [r["genre"] for r in rows] == GENRES and all(r["n_fake"] == "4" and r["n_real"] == "6" for r in rows)
     assert all(r["KAD_musicnn_mel"] != "" and r["FAD_musicnn_mel"] == "nan" for r in rows)   # FAD needs 100 a side
     assert len(list((root / "cache").glob("genres_*.npz"))) == 1        # the real reference, embedded once
+
+
+def test_a_generator_that_mixes_up_its_genres_is_judged_by_the_loops_it_gave_not_by_the_asks(conditional_ckpt,
+                                                                                              monkeypatch):
+    """The same G with its genres rotated (asked house it hands out rock, rock -> trap, trap -> house): each
+    genre scores the judge's verdict on the loops really handed out, near 0 where the aligned G scores near 1."""
+    row, expected = evaluate_genre_true(conditional_ckpt, monkeypatch, [1, 2, 0])
+    assert max(expected) <= 0.25
+    assert row["cond_acc"] == pytest.approx(np.mean(expected)) and row["cond_acc_min"] == pytest.approx(min(expected))
 
 
 def test_the_conditional_report_tables_every_conditional_row_per_seed_and_genre_and_writes_docs(conditional_ckpt,
