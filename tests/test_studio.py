@@ -347,7 +347,7 @@ def test_in_chromium_make_plays_a_loop_on_repeat_and_the_page_shows_it(cond_run,
         assert sr == SR and len(audio) == LOOP_SAMPLES and np.isfinite(audio).all() and np.abs(audio).max() > 0.1
         page.fill("#seed", "oops")
         page.click("#make")
-        page.wait_for_selector("#message:not([hidden])")
+        page.wait_for_selector("#message.error:not([hidden])")
         assert "seed must be a whole number" in page.locator("#message").inner_text()
         page.screenshot(path=str(tmp_path / "studio.png"))
         browser.close()

@@ -19,9 +19,11 @@ async function api(path, body) {
   return data;
 }
 
-function say(text) {
+// One line above the stage: a refusal ('error', the studio's own words) or a note ('note').
+function say(text, kind = 'error') {
   const m = $('message');
   m.textContent = text || '';
+  m.className = kind;
   m.hidden = !text;
 }
 
@@ -128,7 +130,7 @@ async function variations() {
   });
   $('row').replaceChildren(...cards);
   $('row').dataset.count = cards.length;
-  say(`${made.loops.length - 1} variations of seed ${made.seed} in ${made.took_s} s: click one to hear it`);
+  say(`${made.loops.length - 1} variations of seed ${made.seed} in ${made.took_s} s: click one to hear it`, 'note');
 }
 
 async function morph() {
@@ -160,8 +162,10 @@ async function start() {
     $(id).replaceChildren(...genres.map(g => new Option(g, g)));
   }
   $('genre-row').hidden = $('genre-b-row').hidden = !info.genres;
+  const [kind, file] = info.vocoder.split(':');            // 'fast:/path/to/vocoder.pt' or 'griffin-lim'
   $('model').textContent = `${info.loops} loops, step ${info.step}` +
-    (info.genres ? `, genres: ${genres.join(', ')}` : ', unconditional') + ` \u00b7 vocoder ${info.vocoder}`;
+    (info.genres ? `, genres: ${genres.join(', ')}` : ', unconditional') +
+    ` \u00b7 vocoder ${kind}${file ? ` (${file.split('/').pop()})` : ''}`;
   const L = info.limits;
   Object.assign($('bpm'), {min: L.bpm[0], max: L.bpm[1]});
   $('truncation').max = L.truncation_max;
