@@ -335,6 +335,8 @@ def main(argv=None) -> int:
                          "training, no evaluation)")
     ap.add_argument("--docs", default=None, help="also write the table into this docs page (e.g. docs/results.md), "
                     "between its generated-block markers for these loops (appended if absent)")
+    ap.add_argument("--readme", default=None, help="also write a short version of the table (KAD, coverage, "
+                    "density with their verdicts) into this page's glance-<loops> block, e.g. README.md")
     ap.add_argument("--figure", default=None, help="also write the curve (Figure 4) to this PNG path, e.g. "
                     "docs/results_drum.png")
     ap.add_argument("--train-only", action="store_true",
@@ -444,9 +446,13 @@ def write_report(out: Path, results: Path, args) -> None:
         command = f"python reproduce.py --loops {args.loops} --out {args.out} --report-only --docs {args.docs}" + \
             (f" --figure {args.figure}" if args.figure else "")
         report.write_generated(args.docs, f"table1-{args.loops}", text + figure, command=command)
+    if args.readme:
+        report.write_generated(args.readme, f"glance-{args.loops}", report.glance(res),
+                               command=f"python reproduce.py --loops {args.loops} --out {args.out} --report-only "
+                                       f"--readme {args.readme}")
     print(text)
     print(f"[reproduce] wrote {out / 'table.md'}, {out / 'curve.png'}"
-          + "".join(f", {p}" for p in (args.docs, args.figure) if p))
+          + "".join(f", {p}" for p in (args.docs, args.figure, args.readme) if p))
 
 
 if __name__ == "__main__":

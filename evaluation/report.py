@@ -363,6 +363,42 @@ def markdown(res: Results) -> str:
     return "\n\n".join(p.rstrip("\n") for p in parts) + "\n"
 
 
+GLANCE = [("KAD_musicnn_mel", "lower", "KAD (musicnn, mels)"), ("coverage", "higher", "coverage"),
+          ("density", "one", "density")]   # the README's few columns; the full table lives in docs/results.md
+
+
+def glance(res: Results) -> str:
+    """A short version for the README: one line per row (every N), KAD, coverage and density as mean ± interval
+    over seeds, each with its verdict against the row's baseline in brackets, under a one-sentence header that
+    comes from the CSV like `header`'s."""
+    if not res.runs:
+        return "No evaluated snapshots yet.\n"
+    runs = [ln for snaps in res.runs.values() for ln in snaps]
+    seeds = sorted({s for _, s, _ in res.runs})
+    ns = sorted({n for _, _, n in res.runs})
+    floor = "; ".join(fmt_interval([value(f, HEADLINE) for f in res.floors
+                                    if value(f, "n") == n and not math.isnan(value(f, HEADLINE))]) for n in ns)
+    head = (f"{_said(runs + res.floors, 'date', 'Measured')} on {', '.join(_distinct(runs, 'machine')) or '-'}: "
+            f"{_said(runs, 'budget_minutes', '').strip()} {res.time_key.replace('_', '-')} per run, seeds "
+            f"{', '.join(map(str, seeds))}, N = {', '.join(map(str, ns))} generated loops against "
+            f"{', '.join(_distinct(runs, 'n_real')) or '?'} held-out real loops (real against real: KAD {floor}). "
+            "Mean ± 95 % interval over seeds; in brackets Welch's verdict against the baseline.")
+    lines = ["| row | seeds | " + " | ".join(label for _, _, label in GLANCE) + " |", "|" + " --- |" * (2 + len(GLANCE))]
+    for row, n in res.table_keys():
+        vs = _vs(res, row, n)
+        tested = vs not in ("(baseline)", "no baseline run")
+        cells = [row + ("" if len(ns) == 1 else f" (N {n})"), str(len(res.seeds(row, n)))]
+        for key, direction, _ in GLANCE:
+            cell = fmt_interval(res.finals(row, n, key))
+            if tested:
+                cell += f" ({verdict(res.finals(row, n, key), res.finals(vs, n, key), direction)})"
+            elif vs == "(baseline)":
+                cell += " (baseline)"
+            cells.append(cell)
+        lines.append("| " + " | ".join(cells) + " |")
+    return head + "\n\n" + "\n".join(lines) + "\n"
+
+
 def report(lines: list[dict]) -> str:
     """results.csv lines -> the markdown (`read_results`, then `markdown`)."""
     return markdown(read_results(lines))
