@@ -42,6 +42,7 @@ from plumbing.devices import default_device
 from dataset import (MIN_SPLIT_SOURCES, default_data_dir, describe_overlap, is_complete, overlap, sources_of,
                      split_ids)
 from plumbing.files import atomic_write, read_csv
+from plumbing.paths import eval_cache, results
 from evaluation import judge as genre_judge
 from generator import BEFORE_KEY
 from evaluation.rows import append_csv, checkpoint_row, format_row, real_row, table_header
@@ -55,7 +56,7 @@ from evaluation.metrics import (DC_K, IS_SPLITS, KAD_LEVEL, KID_SUBSET_SIZE, KID
 # ---------------------------------------------------------------------------------------------
 N_EVAL_GPU = 10_000       # the paper: "Each model generates 10,000 random loops to compute the scores"
 N_EVAL_CPU = 1_000        # a CPU cannot vocode and embed 10 000 loops in reasonable time
-CSV_DEFAULT = "results.csv"
+CSV_DEFAULT = "results.csv"   # in $PJLOOP_HOME/results (plumbing/paths.py), whatever the current directory
 USER_ERROR = 2                # exit status of a command given a path that is not there (as argparse's errors)
 METRIC_NOISE = "random"   # generated sets for metrics: per-loop noise (StyleGAN2's metrics, the authors' inference)
 # Conditional checkpoints: the judge also hears a second set drawn at psi 0.7 towards each genre's own mean w
@@ -305,7 +306,7 @@ def train_embeddings(data_dir: str | Path, nets: EvalNets, cache_dir: str | Path
 
 
 def prepare_real(data_dir: str | Path, n: int, seed: int = 0, device: str = "cpu",
-                 cache_dir: str | Path | None = "checkpoints/eval_cache", ckpt_dir: str | Path = "checkpoints",
+                 cache_dir: str | Path | None = eval_cache(), ckpt_dir: str | Path | None = None,
                  vggish_path: str | None = None, fc_dim: int = VGG16_FC_DIM, vgg16_seed: int = 0,
                  verbose: bool = True) -> RealSet:
     """Load the evaluation networks (training the IS classifier first if it is absent) and embed the reference:
@@ -321,7 +322,7 @@ def prepare_real(data_dir: str | Path, n: int, seed: int = 0, device: str = "cpu
     return RealSet(Path(data_dir), n, seed, feats, nets, part_ids(data_dir, n, seed), train, near, sig)
 
 
-def real_floor(real: RealSet, seed: int = 0, cache_dir: str | Path | None = "checkpoints/eval_cache",
+def real_floor(real: RealSet, seed: int = 0, cache_dir: str | Path | None = eval_cache(),
                verbose: bool = True) -> dict[str, float]:
     """The real-vs-real value of every metric at the reference's N: N loops of the 'train' part (a seeded
     choice) scored against the N held-out reference loops exactly as a generated set is -- the floor a
@@ -375,7 +376,7 @@ def check_unseen(ckpt: dict, ckpt_path, data_dir: str | Path, ids: list[str]) ->
 def evaluate_checkpoint(ckpt_path: str | Path, real: RealSet, n: int | None = None, seed: int = 0,
                         device: str | None = None, vocoder=None, truncation: float = 1.0,
                         with_audio: bool = True, verbose: bool = True, genre_csv: str | Path | None = None,
-                        cache_dir: str | Path | None = "checkpoints/eval_cache") -> dict:
+                        cache_dir: str | Path | None = eval_cache()) -> dict:
     """One generator checkpoint (or run directory) -> one table row: every metric against `real`, and `copies`;
     RefusedReference when it trained on a source file of the reference (`check_unseen`). n generated loops (default: as many as the real set; compare rows only at equal n), seeded noise and
     latents; vocoder: a melgan Vocoder, default the data set's trained vocoder (train_melgan.ensure_vocoder's
@@ -505,8 +506,8 @@ def main(argv=None) -> int:
     ap.add_argument("--data", help="preprocessed loop data set (real loops, stats, genre labels)")
     ap.add_argument("-n", type=int, default=None, help=f"loops per set (default {N_EVAL_GPU} on GPU, "
                                                        f"{N_EVAL_CPU} on CPU)")
-    ap.add_argument("--csv", default=None, help=f"append the row here (default {CSV_DEFAULT}; "
-                                                f"with --curve RUN_DIR/curve.csv)")
+    ap.add_argument("--csv", default=None, help=f"append the row here (default $PJLOOP_HOME/results/{CSV_DEFAULT}, "
+                    f"the repository's results/ when $PJLOOP_HOME is unset; with --curve RUN_DIR/curve.csv)")
     ap.add_argument("--seed", type=int, default=0, help="seed of the real-set choice, latents and noise (default 0)")
     ap.add_argument("--truncation", type=float, default=1.0, help="psi of the generated sets; < 1 trades "
                     "diversity for quality (default 1.0: none, as the paper's metrics)")
@@ -516,7 +517,8 @@ def main(argv=None) -> int:
     ap.add_argument("--vocoder", default=None, help="vocoder checkpoint (train_melgan.py) or griffin-lim, for the "
                     "audio columns (default: the data set's trained vocoder if there is one, else Griffin-Lim)")
     ap.add_argument("--vggish", default=None, help="VGGish weights file (FAD); offline FAD is skipped without it")
-    ap.add_argument("--ckpt-dir", default="checkpoints", help="where the loop-genre classifier is kept")
+    ap.add_argument("--ckpt-dir", default=None, help="where the loop-genre classifier and the evaluation caches "
+                    "are kept (default $PJLOOP_HOME/checkpoints, the repository's checkpoints/ when unset)")
     ap.add_argument("--device", default=default_device(), help="cpu or cuda (default: cuda if available)")
     ap.add_argument("--vgg16-fc", type=int, default=VGG16_FC_DIM, help="RandomVGG16 fc1 width (paper: 4096)")
     ap.add_argument("--mel-only", action="store_true", help="skip vocoding: only the mel metrics (IS, FAD/KID_"
@@ -530,8 +532,9 @@ def main(argv=None) -> int:
         run = Path(args.curve)
         paths = sorted(run.glob("ckpt_*.pt"))
         if not paths:
-            raise SystemExit(f"evaluate.py --curve: no ckpt_*.pt in {run} (train.py writes them every "
-                             f"snapshot_every steps)")
+            print(f"evaluate.py --curve: no ckpt_*.pt in {run} (train.py writes them every snapshot_every steps)",
+                  file=sys.stderr)
+            return USER_ERROR
     else:
         paths = [args.ckpt] if args.ckpt else []
     first = None
@@ -539,11 +542,13 @@ def main(argv=None) -> int:
         try:
             first = load_checkpoint(sample.resolve_checkpoint(paths[0]), required=sample.CKPT_KEYS)
         except Exception as e:   # missing file, foreign or truncated checkpoint
-            raise SystemExit(f"evaluate.py: cannot use {paths[0]} as a generator checkpoint: {e}")
+            print(f"evaluate.py: cannot use {paths[0]} as a generator checkpoint: {e}", file=sys.stderr)
+            return USER_ERROR
     data_dir = _data_dir_of(args, first)
     n = _default_n(args.device, args.n, data_dir)
-    csv_path = Path(args.csv) if args.csv else (Path(args.curve) / "curve.csv" if args.curve else Path(CSV_DEFAULT))
-    cache_dir = Path(args.ckpt_dir) / "eval_cache"
+    csv_path = Path(args.csv) if args.csv else (Path(args.curve) / "curve.csv" if args.curve
+                                                else results() / CSV_DEFAULT)
+    cache_dir = eval_cache(args.ckpt_dir)
 
     try:   # the refusals first, each one line: too few held-out loops, a model that trained on them
         if first is not None:

@@ -15,7 +15,7 @@ import torch
 from evaluation import embeddings as EE
 from evaluation import rows as R
 import evaluate as E
-from dataset import load_stats, sources_of, split_ids
+from dataset import REPO, load_stats, sources_of, split_ids
 from mel import LOOP_SAMPLES, log_mel
 from source_bars import make_bar_set
 from standins import sfxnet
@@ -211,11 +211,21 @@ def test_cli_explains_a_missing_data_set(tmp_path, capsys):
     assert "give a checkpoint" in capsys.readouterr().err
 
 
-def test_cli_names_a_checkpoint_it_cannot_use(tmp_path):
+def test_cli_names_a_checkpoint_it_cannot_use(tmp_path, capsys):
     bad = tmp_path / "ckpt_0000001.pt"
     bad.write_bytes(b"not a checkpoint")
-    with pytest.raises(SystemExit, match="cannot use .*ckpt_0000001.pt"):
-        E.main([str(bad), "--data", str(tmp_path), "-n", "4"])
+    assert E.main([str(bad), "--data", str(tmp_path), "-n", "4"]) == E.USER_ERROR == 2
+    err = capsys.readouterr().err.strip()
+    assert "cannot use" in err and "ckpt_0000001.pt" in err and "\n" not in err
+
+
+@pytest.mark.parametrize("command", ["evaluate.py", "sample.py"])
+def test_a_run_that_does_not_exist_is_one_line_on_stderr_and_exit_status_2(command, tmp_path):
+    res = subprocess.run([sys.executable, str(REPO / command), str(tmp_path / "no_such_run")], cwd=tmp_path,
+                         capture_output=True, text=True, timeout=300)
+    assert res.returncode == 2
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and "no_such_run" in lines[0] and "Traceback" not in res.stderr
 
 
 def test_a_checkpoint_that_moved_finds_the_demo_set_here_or_asks_for_data(tmp_path, monkeypatch, capsys):
