@@ -237,3 +237,14 @@ def test_write_generated_refuses_a_block_without_its_end_marker_but_not_a_longer
     page.write_text("<!-- generated: table1 (cmd) -->\nx\n")
     with pytest.raises(ReportError, match="no '<!-- end generated: table1 -->' marker"):
         report.write_generated(page, "table1", "y")
+
+
+def test_the_readme_glance_gives_each_rows_mean_interval_and_verdict_against_its_baseline():
+    lines = runs("stylegan2", [1.0, 1.1, 0.9]) + runs("loop", [0.30, 0.32, 0.28]) + \
+        [dict(row="real_floor", seed="0", n="300", ckpt="", KAD_musicnn_mel="0.05")]
+    text = report.glance(report.read_results(lines))
+    assert "seeds 0, 1, 2" in text and "N = 300 generated loops against 250 held-out" in text and "KAD 0.05" in text
+    loop = next(ln for ln in text.splitlines() if ln.startswith("| loop |"))
+    mean, lo, hi = metrics.mean_interval([0.30, 0.32, 0.28])
+    assert f"| {mean:.3f} ± {(hi - lo) / 2:.3f} (ahead) |" in loop     # KAD: lower than the baseline's, by Welch
+    assert "(baseline)" in next(ln for ln in text.splitlines() if ln.startswith("| stylegan2 |"))
