@@ -35,6 +35,7 @@ import vocos
 from generator import Generator, GeneratorConfig
 from plumbing import paths
 from plumbing.checkpoint import save_checkpoint
+from studio.__main__ import THREADS
 from studio.app import create_app, open_studio
 
 REPEATS = 5                     # timed calls of each action (median and best reported); one more warms up
@@ -202,12 +203,12 @@ def main(argv=None):
                                                     "studio picks it)")
     ap.add_argument("--repeats", type=int, default=REPEATS, help=f"timed calls per action, median and best "
                                                                 f"reported (default {REPEATS})")
-    ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's, as the studio runs)")
+    ap.add_argument("--threads", type=int, default=THREADS, help=f"torch threads (default {THREADS}, as the studio "
+                                                                 "runs)")
     ap.add_argument("--screenshot", default=None, metavar="PNG", help="instead of timing: save the page with a "
                     f"loop and its variations, {SHOT_WIDTH} px wide, to PNG (e.g. docs/studio.png)")
     args = ap.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    torch.set_num_threads(max(1, args.threads))
     with tempfile.TemporaryDirectory() as tmp:
         run, vocoder = (Path(args.run), args.vocoder) if args.run else stand_in(Path(tmp))
         if args.screenshot:

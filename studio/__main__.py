@@ -9,12 +9,17 @@ from __future__ import annotations
 import argparse
 import sys
 
+import torch
+
 from plumbing import paths
 from studio.app import DEFAULT_SOURCE, START_ERRORS, create_app, open_studio
 
 HOST = "127.0.0.1"      # this machine only: the studio writes files and has no log-in
 PORT = 7860             # a port web demos commonly use, free on most machines
 USER_ERROR = 2          # exit status when there is no model to play (as argparse's usage errors)
+THREADS = 1             # torch threads of the worker: a CPU-width G and the fast vocoder gain little from a second,
+#                         and on a shared CPU a second thread waits for a busy core (one loop: 0.09 s on one
+#                         thread, 0.2 to 2.7 s on two, docs/benchmarks.md "Studio latency"); Rubber Band gets the other
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -29,11 +34,15 @@ def parse_args(argv=None) -> argparse.Namespace:
                                                 "per request (default: $PJLOOP_HOME/studio_out)")
     ap.add_argument("--vocoder", default=None, help="vocoder checkpoint (train_melgan.py) or griffin-lim (default: "
                     "the folder's vocoder.pt, else the data set's trained vocoder, else Griffin-Lim)")
+    ap.add_argument("--threads", type=int, default=THREADS,
+                    help=f"torch threads for generating (default {THREADS}; more may help a wide generator on idle "
+                         "cores)")
     return ap.parse_args(argv)
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    torch.set_num_threads(max(1, args.threads))
     try:
         studio = open_studio(args.source, args.out if args.out is not None else paths.studio_out(), args.vocoder)
     except START_ERRORS as e:                       # no model there, or not a generator: one line
