@@ -44,7 +44,7 @@ from mel import BPM
 from plumbing import paths
 from plumbing.audio_io import peak_normalise
 from plumbing.checkpoint import CheckpointError
-from plumbing.files import atomic_write, write_npy, write_wav
+from plumbing.files import atomic_write, write_wav
 from plumbing.page import PAGE_REPEAT, save_mel_image
 
 STATIC = Path(__file__).resolve().parent / "static"
