@@ -51,6 +51,7 @@ PACE_STEPS = 48         # timed steps: three lazy-R1 periods of 16, so R1's cost
 # What a row's pace depends on: a run with the same values of these fields takes the same seconds per step.
 PACE_KEYS = ("features", "batch", "g_channels", "d_channels", "csm_kernel", "csm_upsample", "adapter", "batch_stats",
              "fuse_logits", "cache_real", "augment", "conditional", "genre_shift")
+BUSY_LOAD = 1.5         # load average above which a pace was measured beside other work (the measuring job is 1)
 PACE_FIELDS = ["row", "key", "seconds_per_step", "steps", "threads", "device", "machine", "load", "date"]
 # The headline (evaluation/report.py): KAD on musicnn's Million-Song network (evaluate.py), an embedding that
 # no row's discriminator uses, fed the generated mels through its grid adapter. The mel path leaves the vocoder
@@ -245,7 +246,7 @@ def paces(names: list[str], table: dict, args, out: Path) -> dict[str, float]:
             torch.set_num_threads(threads)
             known[key] = {**measure_pace(n, cfg, args), "key": key, "threads": threads, "device": args.device}
             torch.set_num_threads(torch_threads)
-            if float(known[key]["load"]) > 1.0:
+            if float(known[key]["load"]) > BUSY_LOAD:
                 print(f"[reproduce] note: the load average was {known[key]['load']} while {n}'s pace was measured; "
                       f"its steps are fixed now, but fewer than an idle machine would give (delete its line in "
                       f"{path} to measure again)", flush=True)
