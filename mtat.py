@@ -28,7 +28,6 @@ from plumbing.files import write_csv, write_npy
 from plumbing.progress import Progress
 from mel import HOP, SR, band_stats_of_files, log_mel, to_gan
 from scnn import CHUNK, MTAT_CKPT_NAME, MTAT_WIDTH, SCNNConfig, ShortChunkCNN
-from evaluation.metrics import macro_auc
 
 MTAT_SPLIT = {"train": "0123456789ab", "val": "c", "test": "def"}   # the official split by folder
 N_TAGS = 50
@@ -56,6 +55,58 @@ class MTATConfig:
     seed: int = 0
     workers: int = 0
     device: str = "cpu"
+
+
+# ---------------------------------------------------------------------------------------------
+# ROC-AUC and PR-AUC, SCNN_MTAT's tagging metrics: small pure functions, as sklearn is not a pjloop
+# dependency
+# ---------------------------------------------------------------------------------------------
+def roc_auc(y_true: np.ndarray, score: np.ndarray) -> float:
+    """Binary ROC-AUC = P(score of a random positive > score of a random negative), ties count 1/2
+    (the Mann-Whitney U statistic from average ranks). nan when only one class is present."""
+    y = np.asarray(y_true).astype(bool)
+    s = np.asarray(score, dtype=np.float64)
+    n_pos, n_neg = int(y.sum()), int((~y).sum())
+    if n_pos == 0 or n_neg == 0:
+        return float("nan")
+    order = np.argsort(s, kind="mergesort")
+    ranks = np.empty(len(s), np.float64)
+    sorted_s = s[order]
+    # Average rank within each run of tied scores.
+    bounds = np.flatnonzero(np.diff(sorted_s)) + 1
+    starts = np.concatenate([[0], bounds])
+    ends = np.concatenate([bounds, [len(s)]])
+    for a, b in zip(starts, ends):
+        ranks[order[a:b]] = (a + b + 1) / 2                # mean of 1-based ranks a+1 .. b
+    return float((ranks[y].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def average_precision(y_true: np.ndarray, score: np.ndarray) -> float:
+    """Binary PR-AUC as average precision, sum_n (R_n - R_{n-1}) P_n over distinct thresholds
+    (tied scores enter together), the definition Won et al. report. nan without positives."""
+    y = np.asarray(y_true).astype(bool)
+    s = np.asarray(score, dtype=np.float64)
+    n_pos = int(y.sum())
+    if n_pos == 0:
+        return float("nan")
+    order = np.argsort(-s, kind="mergesort")
+    y, s = y[order], s[order]
+    last = np.concatenate([np.flatnonzero(np.diff(s)), [len(s) - 1]])   # last index of each tie run
+    tp = np.cumsum(y)[last]
+    precision = tp / (last + 1)
+    recall = tp / n_pos
+    return float(np.sum(np.diff(np.concatenate([[0.0], recall])) * precision))
+
+
+def macro_auc(y_true: np.ndarray, scores: np.ndarray) -> tuple[float, float, int]:
+    """(N, K) labels and scores -> (macro ROC-AUC, macro PR-AUC, number of tags scored); tags whose
+    test labels are all one class have no AUC and are left out of the mean."""
+    roc = np.array([roc_auc(y_true[:, k], scores[:, k]) for k in range(y_true.shape[1])])
+    pr = np.array([average_precision(y_true[:, k], scores[:, k]) for k in range(y_true.shape[1])])
+    ok = ~np.isnan(roc)
+    if not ok.any():
+        return float("nan"), float("nan"), 0
+    return float(roc[ok].mean()), float(pr[ok].mean()), int(ok.sum())
 
 
 def read_mtat_annotations(root: str | Path) -> tuple[list[str], list[dict]]:
