@@ -40,6 +40,8 @@ QUICK_LOOPS = 8          # generated loops at the end of the quick start
 QUICK_REAL = 4           # real loops beside them, through the same vocoder
 NOISE_STREAM = 1         # SeedSequence key of the noise stream (the latents are stream 0: `seed` itself)
 CKPT_KEYS = ("g_ema", "g_config", "mel_mean", "mel_std", "features", "loops", "step")
+FOLDER_VOCODER = "vocoder.pt"   # a run or shipped folder (pretrained/<loops>/) may carry its vocoder beside latest.pt
+NAMED_VOCODER = Path("samples") / "vocoder.txt"   # ... or name it: train.py's quick start writes this file
 USER_ERROR = 2           # exit status for a run or checkpoint that is not there (as argparse's usage errors)
 
 
@@ -66,6 +68,20 @@ def load_generator(run_or_ckpt: str | Path, device: str | torch.device = "cpu"):
     G = Generator(GeneratorConfig(**{**before, **ckpt["g_config"]}))      # an older checkpoint lacks new keys
     G.load_state_dict(ckpt["g_ema"])
     return G.to(device).eval().requires_grad_(False), ckpt
+
+
+def folder_vocoder(folder: Path) -> Path | None:
+    """The vocoder a run or shipped folder carries (vocoder.pt beside latest.pt) or names (samples/vocoder.txt,
+    written by train.py's quick start as 'arch:path'); None when it does neither (or the named file is gone)."""
+    if (folder / FOLDER_VOCODER).is_file():
+        return folder / FOLDER_VOCODER
+    named = folder / NAMED_VOCODER
+    if named.is_file():
+        text = named.read_text().strip()
+        path = Path(text.split(":", 1)[1]) if ":" in text else None
+        if path is not None and path.is_file():
+            return path
+    return None
 
 
 def noise_seed(seed: int) -> int:
@@ -308,7 +324,8 @@ def main(argv=None):
     ap.add_argument("--repeat", type=int, default=PAGE_REPEAT, help="also write each loop tiled this many times")
     ap.add_argument("--bpm", type=float, default=None, help="export at another tempo (time-stretched), beats/min")
     ap.add_argument("--vocoder", default=None, help="vocoder checkpoint (train_melgan.py) or griffin-lim (default: "
-                    "the data set's trained vocoder under $PJLOOP_HOME/checkpoints, else Griffin-Lim)")
+                    "the run folder's vocoder.pt, else the data set's trained vocoder under "
+                    "$PJLOOP_HOME/checkpoints, else Griffin-Lim)")
     ap.add_argument("--real", type=int, default=0, help="also vocode this many held-out real loops of the "
                     "training data set, beside the generated ones (default 0)")
     ap.add_argument("--genre", nargs="+", default=None, metavar="NAME",
@@ -328,7 +345,8 @@ def main(argv=None):
     if args.morph is not None and args.variations_of is not None:
         raise ValueError("give --morph or --variations-of, not both")
     data_dir = (ckpt.get("config") or {}).get("data") or None
-    vocoder = melgan.load_vocoder(args.vocoder, loops=ckpt["loops"], data_dir=data_dir)
+    vocoder = melgan.load_vocoder(args.vocoder or folder_vocoder(resolve_checkpoint(args.run).parent),
+                                  loops=ckpt["loops"], data_dir=data_dir)     # a shipped model's own vocoder first
     info = (f"{ckpt['loops']} loops, features {','.join(ckpt['features']) or 'none'}, step {ckpt['step']}, "
             f"seed {args.seed}, truncation {args.truncation}" + (f", {args.bpm} BPM" if args.bpm else ""))
     mode = "plain"

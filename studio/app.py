@@ -49,8 +49,7 @@ from plumbing.page import PAGE_REPEAT, save_mel_image
 
 STATIC = Path(__file__).resolve().parent / "static"
 DEFAULT_SOURCE = Path("pretrained") / "drum"   # where the shipped drum model will live (inside the repository)
-FOLDER_VOCODER = "vocoder.pt"          # a run or shipped folder may carry its vocoder beside latest.pt
-NAMED_VOCODER = Path("samples") / "vocoder.txt"   # ... or name it: train.py's quick start writes this file
+FOLDER_VOCODER = sample.FOLDER_VOCODER   # a run or shipped folder may carry its vocoder beside latest.pt
 NEW = "new"                            # the seed that asks for a random one
 SEED_MAX = 2 ** 31 - 1                 # seeds the page's number box and JSON hold exactly; "new" draws below it
 BPM_RANGE = (60.0, 200.0)              # the page's tempo range: a 120-BPM bar stretched by at most x2 / x0.6
@@ -210,24 +209,10 @@ def morph_how(seeds: tuple[int, int], genres: tuple[str | None, str | None], tru
 # ---------------------------------------------------------------------------------------------
 # Start-up: the generator, its vocoder, the output folder
 # ---------------------------------------------------------------------------------------------
-def folder_vocoder(folder: Path) -> Path | None:
-    """The vocoder a run or shipped folder carries (vocoder.pt beside latest.pt) or names (samples/vocoder.txt,
-    written by train.py's quick start as 'arch:path'); None when it does neither (or the named file is gone)."""
-    if (folder / FOLDER_VOCODER).is_file():
-        return folder / FOLDER_VOCODER
-    named = folder / NAMED_VOCODER
-    if named.is_file():
-        text = named.read_text().strip()
-        path = Path(text.split(":", 1)[1]) if ":" in text else None
-        if path is not None and path.is_file():
-            return path
-    return None
-
-
 def vocoder_for(ckpt_path: Path, ckpt: dict, asked: str | None) -> tuple[melgan.Vocoder, str]:
     """-> (vocoder, what to pass as sample.py --vocoder). `asked` (a path or griffin-lim) wins; then the folder's
     own; then the data set's default vocoder, as sample.py resolves it; then Griffin-Lim (melgan says so)."""
-    path = asked or folder_vocoder(ckpt_path.parent)
+    path = asked or sample.folder_vocoder(ckpt_path.parent)
     data_dir = (ckpt.get("config") or {}).get("data") or None
     if path is None:
         path = melgan.trained_default(ckpt["loops"], data_dir)

@@ -12,7 +12,7 @@ import pytest
 
 from plumbing.cli import YES_NO, flags, spell, yes_no
 
-COMMANDS = ["train", "train_scnn", "preprocess", "reproduce", "sample", "evaluate", "train_melgan", "demo.loops",
+COMMANDS = ["train", "train_scnn", "preprocess", "reproduce", "sample", "evaluate", "train_melgan", "pretrain", "demo.loops",
             "experiments.bench_train", "experiments.bench_vocoder",
             "experiments.bench_features", "experiments.bench_preprocess", "experiments.bench_demoloops",
             "experiments.bench_eval",

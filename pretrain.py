@@ -1,0 +1,117 @@
+"""The shipped models: a genre-conditional generator and its vocoder per kind of loop, small enough for git.
+
+    python pretrain.py --loops drum --minutes 240      # train (resumable), train the vocoder, export
+    python pretrain.py --loops drum --export-only      # export the run as it is now
+
+Not in the paper: its generator is trained on Looperman loops for GPU days and never shipped. Here one command
+trains a genre-conditional run (`--features scnn_loop --conditional yes`, the CPU preset on a CPU) on the demo
+loops into $PJLOOP_HOME/runs/pretrained_<loops>, continuing it if it exists, makes sure the data set's fast
+vocoder exists (train_melgan.ensure_vocoder), and exports into pretrained/<loops>/:
+
+    latest.pt    the EMA generator only, weights in fp16 (no optimiser, no discriminator), plus what sampling
+                 and evaluation read: its config, mel statistics, genres, features, step, trained sources
+    vocoder.pt   the vocoder's generator, weights in fp16 (no discriminator, no optimiser)
+
+so that `python sample.py pretrained/drum --genre house -n 8`, `python -m studio` and `python evaluate.py
+pretrained/drum` work right after set-up. fp16 halves the files; the weights are cast back to fp32 on load.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import torch
+
+import melgan
+import train
+import train_melgan
+from dataset import default_data_dir
+from plumbing import paths
+from plumbing.checkpoint import load_checkpoint, save_checkpoint
+from plumbing.devices import default_device
+
+SHIPPED = paths.REPO / "pretrained"         # in the repository, beside the code: pretrained/<loops>/
+FEATURES = "scnn_loop"                      # the offline network whose conditional heads teach the genre best
+DEFAULT_MINUTES = 240.0                     # wall minutes of GAN training in all: a few hours of a 2-core CPU
+# What of a training checkpoint a shipped generator keeps: what sample.load_generator, evaluate.py and the studio
+# read. Everything else (D, both optimisers, RNG states, the frozen-network fingerprint) stays behind.
+GENERATOR_KEYS = ("g_config", "mel_mean", "mel_std", "features", "loops", "genres", "step", "train_seconds",
+                  "trained_sources", "config")
+VOCODER_KEYS = ("kind", "arch", "loops", "frontend", "config", "step", "minutes", "trained_sources")  # + G, fp16
+
+
+def half(state: dict) -> dict:
+    """A state dict with every floating tensor in fp16 (integer buffers untouched)."""
+    return {k: v.half() if torch.is_tensor(v) and v.is_floating_point() else v for k, v in state.items()}
+
+
+def export_generator(ckpt_path: str | Path, out: str | Path) -> Path:
+    """A train.py checkpoint -> out/latest.pt: the EMA generator in fp16 and the keys in GENERATOR_KEYS."""
+    ck = load_checkpoint(ckpt_path, map_location="cpu", required=("g_ema", "g_config", "loops"))
+    slim = {k: ck[k] for k in GENERATOR_KEYS if k in ck}
+    slim["g_ema"] = half(ck["g_ema"])
+    slim["shipped_from"] = str(Path(ckpt_path).name)
+    path = Path(out) / "latest.pt"
+    save_checkpoint(slim, path)                 # atomic: a killed export leaves the previous file
+    return path
+
+
+def export_vocoder(vocoder_path: str | Path, out: str | Path) -> Path:
+    """A train_melgan.py checkpoint -> out/vocoder.pt: its generator in fp16 and the keys melgan.load_generator
+    checks (front end, sample rate, kind of loops)."""
+    ck = load_checkpoint(vocoder_path, map_location="cpu", required=("G",))
+    slim = {k: ck[k] for k in VOCODER_KEYS if k in ck}
+    slim["G"] = half(ck["G"])
+    path = Path(out) / "vocoder.pt"
+    save_checkpoint(slim, path)
+    melgan.load_generator(path, ck.get("loops"))           # what sample.py will do: fails here, not there
+    return path
+
+
+def train_run(loops: str, minutes: float, device: str) -> Path:
+    """Train (or continue) the run behind the shipped model until `minutes` of training in all -> its folder."""
+    out = paths.runs() / f"pretrained_{loops}"
+    cfg = train.TrainConfig(loops=loops, features=FEATURES, conditional=True, out=str(out), samples=0)
+    if device == "cpu":
+        for k, v in train.CPU_PRESET.items():
+            setattr(cfg, k, v)
+    done = 0.0
+    if (out / "latest.pt").is_file():
+        done = float(load_checkpoint(out / "latest.pt", map_location="cpu")["train_seconds"]) / 60
+    cfg.minutes = minutes - done
+    if cfg.minutes > 0:
+        print(f"pretrain: {out}: {done:.0f} of {minutes:g} minutes trained; training {cfg.minutes:.0f} more "
+              "(Ctrl-C saves; run the same command again to continue)", flush=True)
+        train.train(cfg, device=device, resume=done > 0)
+    return out
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description="Train and export the shipped genre-conditional models (pjloop).")
+    ap.add_argument("--loops", default="drum", choices=["drum", "synth"], help="which loops (default drum)")
+    ap.add_argument("--minutes", type=float, default=DEFAULT_MINUTES,
+                    help=f"wall minutes of GAN training in all, over every call (default {DEFAULT_MINUTES:g})")
+    ap.add_argument("--export-only", action="store_true", help="export the run as it stands; train nothing")
+    ap.add_argument("--out", default=None, help="export folder (default pretrained/<loops> in the repository)")
+    ap.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
+    args = ap.parse_args(argv)
+    device = args.device or default_device()
+    run = paths.runs() / f"pretrained_{args.loops}"
+    if not args.export_only:
+        run = train_run(args.loops, args.minutes, device)
+    if not (run / "latest.pt").is_file():
+        print(f"pretrain.py: no run to export at {run}: run without --export-only first", file=sys.stderr)
+        return 2
+    data = default_data_dir(args.loops)
+    vocoder = train_melgan.ensure_vocoder(args.loops, data, device=device)
+    out = Path(args.out) if args.out else SHIPPED / args.loops
+    g, v = export_generator(run / "latest.pt", out), export_vocoder(vocoder, out)
+    size = (g.stat().st_size + v.stat().st_size) / 2 ** 20
+    print(f"pretrain: exported {g} and {v} ({size:.1f} MB); try `python sample.py {out} --genre all -n 4` and "
+          f"score it with `python evaluate.py {out} -n 300`")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
