@@ -89,9 +89,11 @@ class Results:
     lines: list = field(default_factory=list)    # every line, as read (plus the seed and n assumed)
 
     def table_keys(self) -> list[tuple[str, int]]:
-        """(row, n) of every table line, in the order the rows first appear in the CSV, then by n."""
+        """(row, n) of every table line: Table 1's rows in the paper's order, then the others as they first appear in
+        the CSV; then by n."""
         order = list(dict.fromkeys(r for r, _, _ in self.runs))
-        return sorted({(r, n) for r, _, n in self.runs}, key=lambda k: (order.index(k[0]), k[1]))
+        rank = {r: FEATURE_ROWS.index(r) if r in FEATURE_ROWS else len(FEATURE_ROWS) + order.index(r) for r in order}
+        return sorted({(r, n) for r, _, n in self.runs}, key=lambda k: (rank[k[0]], k[1]))
 
     def seeds(self, row: str, n: int) -> list[int]:
         return sorted(s for r, s, m in self.runs if (r, m) == (row, n))
@@ -378,11 +380,11 @@ def glance(res: Results) -> str:
     ns = sorted({n for _, _, n in res.runs})
     floor = "; ".join(fmt_interval([value(f, HEADLINE) for f in res.floors
                                     if value(f, "n") == n and not math.isnan(value(f, HEADLINE))]) for n in ns)
-    head = (f"{_said(runs + res.floors, 'date', 'Measured')} on {', '.join(_distinct(runs, 'machine')) or '-'}: "
-            f"{_said(runs, 'budget_minutes', '').strip()} {res.time_key.replace('_', '-')} per run, seeds "
-            f"{', '.join(map(str, seeds))}, N = {', '.join(map(str, ns))} generated loops against "
-            f"{', '.join(_distinct(runs, 'n_real')) or '?'} held-out real loops (real against real: KAD {floor}). "
-            "Mean ± 95 % interval over seeds; in brackets Welch's verdict against the baseline.")
+    head = (f"{_said(runs + res.floors, 'date', '').strip()}, {', '.join(_distinct(runs, 'machine')) or '-'}; "
+            f"{_said(runs, 'budget_minutes', '').strip()} {res.time_key.replace('_', '-')} per run; seeds "
+            f"{', '.join(map(str, seeds))}; N = {', '.join(map(str, ns))} generated against "
+            f"{', '.join(_distinct(runs, 'n_real')) or '?'} held-out real loops (real vs real: KAD {floor}). "
+            "Mean ± 95 % interval over seeds; (Welch's verdict against the baseline).")
     lines = ["| row | seeds | " + " | ".join(label for _, _, label in GLANCE) + " |", "|" + " --- |" * (2 + len(GLANCE))]
     for row, n in res.table_keys():
         vs = _vs(res, row, n)

@@ -243,7 +243,7 @@ def test_the_readme_glance_gives_each_rows_mean_interval_and_verdict_against_its
     lines = runs("stylegan2", [1.0, 1.1, 0.9]) + runs("loop", [0.30, 0.32, 0.28]) + \
         [dict(row="real_floor", seed="0", n="300", ckpt="", KAD_musicnn_mel="0.05")]
     text = report.glance(report.read_results(lines))
-    assert "seeds 0, 1, 2" in text and "N = 300 generated loops against 250 held-out" in text and "KAD 0.05" in text
+    assert "seeds 0, 1, 2" in text and "N = 300 generated against 250 held-out" in text and "KAD 0.05" in text
     loop = next(ln for ln in text.splitlines() if ln.startswith("| loop |"))
     mean, lo, hi = metrics.mean_interval([0.30, 0.32, 0.28])
     assert f"| {mean:.3f} ± {(hi - lo) / 2:.3f} (ahead) |" in loop     # KAD: lower than the baseline's, by Welch
