@@ -109,7 +109,7 @@ def csv_lines(rows: list[tuple[str, dict]], loops: str, data_dir: Path, n: int, 
     from reproduce import machine          # the machine in the same words as reproduce.py's results.csv
     stamp = datetime.datetime.now().isoformat(timespec="seconds")
     where = dict(run=stamp, date=stamp[:10], machine=machine(), threads=torch.get_num_threads(), loops=loops,
-                 data=str(data_dir), n=n, n_ref=n_ref)
+                 data=paths.shown(data_dir), n=n, n_ref=n_ref)
     return [{**where, "vocoder": name, **{k: "" if v is None else v for k, v in r.items()}} for name, r in rows]
 
 

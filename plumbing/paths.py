@@ -59,3 +59,12 @@ def results() -> Path:
 def studio_out() -> Path:
     """<home>/studio_out: what the loop studio (python -m studio) writes, one folder per request."""
     return home() / "studio_out"
+
+
+def shown(path: str | Path) -> str:
+    """A path as the docs and tables show it: relative to $PJLOOP_HOME when inside it (no machine's absolute
+    folders in a generated table), else as it is."""
+    try:
+        return str(Path(path).resolve().relative_to(home().resolve()))
+    except ValueError:
+        return str(path)

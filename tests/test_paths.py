@@ -72,3 +72,9 @@ def test_a_bare_run_name_is_found_among_the_default_runs(elsewhere, monkeypatch)
     with pytest.raises(FileNotFoundError, match="no checkpoint at nothing_here.*also looked for in"):
         sample.resolve_checkpoint("nothing_here")
 
+
+
+def test_a_path_inside_pjloop_home_is_shown_relative_to_it_and_others_as_they_are(tmp_path, monkeypatch):
+    monkeypatch.setenv("PJLOOP_HOME", str(tmp_path))
+    assert paths.shown(tmp_path / "data" / "demo_drum") == "data/demo_drum"
+    assert paths.shown("/elsewhere/loops") == "/elsewhere/loops"
