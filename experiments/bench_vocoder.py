@@ -113,6 +113,10 @@ def csv_lines(rows: list[tuple[str, dict]], loops: str, data_dir: Path, n: int, 
     return [{**where, "vocoder": name, **{k: "" if v is None else v for k, v in r.items()}} for name, r in rows]
 
 
+def results_csv(results_dir: str | Path, loops: str) -> Path:
+    return Path(results_dir) / f"vocoder_{loops}.csv"
+
+
 def append_lines(path: Path, lines: list[dict]) -> None:
     """Add lines to the results CSV (atomically rewritten; earlier runs kept, new columns added)."""
     old = read_csv(path)
@@ -141,6 +145,21 @@ def format_table(lines: list[dict]) -> str:
             f"{fmt(ln, 'fad_musicnn', 1)} | {fmt(ln, 'loopability', 2)} | {fmt(ln, 's_per_loop', 3)} | "
             f"{fmt(ln, 'loops_per_s', 1)} |" for ln in run]
     return "\n".join([said, "", head, *body])
+
+
+def glance_table(lines: list[dict]) -> str:
+    """The README's few lines of the LAST run: each vocoder's KAD_musicnn with its interval and its speed, the
+    real audio first (the floor at the same N), under one sentence from the CSV."""
+    if not lines:
+        return "No benchmark run yet."
+    run = [ln for ln in lines if ln["run"] == lines[-1]["run"]]
+    first = run[0]
+    fmt = lambda ln, k, p: "-" if math.isnan(value(ln, k)) else f"{value(ln, k):.{p}f}"          # noqa: E731
+    said = (f"{first['date']}, {first['machine']}, {first['threads']} thread(s): {first['n']} held-out loops "
+            f"vocoded, against {first['n_ref']} other held-out loops.")
+    body = [f"| {ln['vocoder'].split(':')[0]} | {fmt(ln, 'kad_musicnn', 2)} [{fmt(ln, 'kad_musicnn_lo', 2)}, "
+            f"{fmt(ln, 'kad_musicnn_hi', 2)}] | {fmt(ln, 'loops_per_s', 1)} |" for ln in run]
+    return "\n".join([said, "", "| vocoder | KAD_musicnn [95 % interval] | loops/s |", "|---|---|---|", *body])
 
 
 def read_log(path: str | Path) -> tuple[list[dict], list[tuple[float, Path]]]:
@@ -195,7 +214,7 @@ def bench_set(loops: str, data_dir: Path, n: int, vocoder_paths: list[str], grif
     for path in vocoder_paths:
         v = melgan.load_vocoder(path, loops=loops, device=device)
         rows.append((v.name, score_vocoder(v, real, ref_emb, embedder)))
-    results = Path(results_dir) / f"vocoder_{loops}.csv"
+    results = results_csv(results_dir, loops)
     append_lines(results, csv_lines(rows, loops, data_dir, len(real), len(ref)))
     table = format_table(read_csv(results))
     if logs:
@@ -233,6 +252,8 @@ def main(argv=None) -> int:
                     "vocoder_<loops>.csv there (default $PJLOOP_HOME/bench_results, the repository's when unset)")
     ap.add_argument("--docs", default=None, help="also write each loop set's table into this docs page (e.g. "
                     "docs/vocoder.md), between its 'vocoder-<loops>' generated-block markers (appended if absent)")
+    ap.add_argument("--readme", default=None, help="also write a short version (KAD and speed per vocoder) into "
+                    "this page's 'vocoder-glance-<loops>' block, e.g. README.md")
     ap.add_argument("--device", default="cpu", help="device of the trained vocoders (default cpu: the timing column "
                     "is CPU seconds)")
     a = ap.parse_args(argv)
@@ -262,6 +283,9 @@ def main(argv=None) -> int:
             command = " ".join(["python -m experiments.bench_vocoder --loops", loops, *sum(
                 (["--vocoder", v] for v in mine), []), "-n", str(a.n), "--docs", a.docs])
             write_generated(a.docs, f"vocoder-{loops}", table, command=command)
+        if a.readme:
+            write_generated(a.readme, f"vocoder-glance-{loops}", glance_table(read_csv(results_csv(a.results, loops))),
+                            command=f"python -m experiments.bench_vocoder --loops {loops} ... --readme {a.readme}")
     return 0
 
 

@@ -216,6 +216,17 @@ def test_the_vocoder_table_is_the_last_run_of_its_csv_with_kad_intervals_and_the
     assert "| 1.250 [1.240, 1.270] |" in body[2] and "FAD_musicnn (N = 128)" in body[0]
 
 
+def test_the_vocoder_glance_is_the_last_run_kad_with_its_interval_and_speed(tmp_path):
+    from experiments import bench_vocoder as BV
+    path = tmp_path / "vocoder_drum.csv"
+    BV.append_lines(path, [vocoder_line("2026-12-01T10:00:00", "old vocoder", 9.0)])
+    BV.append_lines(path, [vocoder_line("2026-12-06T10:00:00", "the real audio itself (floor)", 0.05),
+                           vocoder_line("2026-12-06T10:00:00", "fast:checkpoints/v.pt", 1.25)])
+    text = BV.glance_table(read_csv(path))
+    assert "old vocoder" not in text and text.startswith("2026-12-06, test CPU, 1 thread(s): 128 held-out")
+    assert "| fast | 1.25 [1.24, 1.27] | - |" in text and "| the real audio itself (floor) | 0.05 [0.04, 0.07]" in text
+
+
 def test_bench_vocoder_writes_its_table_into_the_docs_page_and_refuses_a_missing_one(tmp_path, monkeypatch):
     from experiments import bench_vocoder as BV
     monkeypatch.setattr(BV, "bench_set", lambda loops, *a, **k: f"table of {loops}")
