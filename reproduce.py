@@ -185,6 +185,11 @@ def train_row(name: str, row: dict, args, run_dir: Path, seed: int, pace: float 
     what = f"{cfg.steps} steps ({args.minutes:g} idle-min at {pace:.3f} s/step)" if args.clock == "idle" else \
         f"{cfg.minutes:.1f} of {args.minutes:g} {args.clock}-min"
     print(f"[reproduce] {name} seed {seed}: {row['label']} -- training {what}", flush=True)
+    off = [p.name for p in sorted(run_dir.glob("ckpt_*.pt")) if args.clock == "idle" and
+           int(p.stem.split("_")[1]) % cfg.snapshot_every]
+    if off:          # a resume to a larger budget whose earlier snapshots are not on the new schedule
+        print(f"[reproduce] note: {name} seed {seed} keeps snapshots off this budget's schedule (every "
+              f"{cfg.snapshot_every} steps): {', '.join(off)}; its curve mixes the two budgets", flush=True)
     train(cfg, device=args.device, resume=step > 0)
 
 

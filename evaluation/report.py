@@ -263,12 +263,19 @@ def floors_at(res: Results, n: int) -> str:
     return ", ".join(cells) if cells else "not measured"
 
 
+def finals_of(res: Results) -> list[dict]:
+    """The last snapshot line of every run. A run's budget is its last line's: a run resumed to a larger budget
+    (reproduce.py with a larger --minutes into the same --out) keeps its earlier snapshots, the very ones an
+    unbroken run of the larger budget takes where they fall on its schedule (resume is exact)."""
+    return [snaps[-1] for snaps in res.runs.values()]
+
+
 def header(res: Results) -> str:
     """The paragraph above the table: what was measured, where and how, all from the CSV's own lines."""
     runs = [ln for snaps in res.runs.values() for ln in snaps]
     ns = sorted({n for _, _, n in res.runs})
     seeds = sorted({s for _, s, _ in res.runs})
-    budget = [_said(runs, "budget_minutes", "Budget per row:") + " minutes"]
+    budget = [_said(finals_of(res), "budget_minutes", "Budget per row:") + " minutes"]
     if _distinct(runs, "budget_steps"):
         budget.append("steps per row in the table")
     machines = ", ".join(_distinct(runs, "machine")) or "a machine not recorded"
@@ -381,7 +388,7 @@ def glance(res: Results) -> str:
     floor = "; ".join(fmt_interval([value(f, HEADLINE) for f in res.floors
                                     if value(f, "n") == n and not math.isnan(value(f, HEADLINE))]) for n in ns)
     head = (f"{_said(runs + res.floors, 'date', '').strip()}, {', '.join(_distinct(runs, 'machine')) or '-'}; "
-            f"{_said(runs, 'budget_minutes', '').strip()} {res.time_key.replace('_', '-')} per run; seeds "
+            f"{_said(finals_of(res), 'budget_minutes', '').strip()} {res.time_key.replace('_', '-')} per run; seeds "
             f"{', '.join(map(str, seeds))}; N = {', '.join(map(str, ns))} generated against "
             f"{', '.join(_distinct(runs, 'n_real')) or '?'} held-out real loops (real vs real: KAD {floor}). "
             "Mean ± 95 % interval over seeds; (Welch's verdict against the baseline).")

@@ -159,6 +159,16 @@ def test_the_header_says_what_the_csv_says_and_the_floor_at_that_n():
     assert "not measured" in report.report(runs("stylegan2", [0.2, 0.3]))
 
 
+def test_a_run_resumed_to_a_larger_budget_is_reported_at_its_last_budget():
+    early = [dict(ln, budget_minutes="10", budget_steps="100") for ln in runs("stylegan2", [0.2, 0.3])]
+    late = [snap("stylegan2", seed, 225, KAD_musicnn_mel=v, budget_minutes="15", budget_steps="225")
+            for seed, v in enumerate([0.1, 0.2])]
+    text = report.report(early + late)
+    assert "Budget per row: 15 minutes" in text and "10 minutes" not in text
+    assert table_line(text, "stylegan2")["budget steps"] == "225"
+    assert table_line(text, "stylegan2")["KAD_musicnn_mel"].startswith("0.15")     # the 15-minute finals
+
+
 def test_conditional_rows_get_a_per_seed_table_with_wilson_intervals():
     cond = dict(cond_acc=0.8, cond_acc_lo=0.75, cond_acc_hi=0.84, cond_acc_min=0.5, cond_acc_min_lo=0.4,
                 cond_acc_min_hi=0.6, judge_acc=0.95)

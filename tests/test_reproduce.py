@@ -141,3 +141,23 @@ def test_idle_budget_is_steps_at_the_stored_pace_whatever_the_load(tmp_path, mon
     cfg = reproduce.budget_config(reproduce.row_config("loop", table["loop"], args, tmp_path, seed=1), args,
                                   pace["loop"], done_minutes=0.0)
     assert cfg.steps == 1800 and cfg.snapshot_every == 600 and cfg.minutes is None and cfg.seed == 1
+
+
+def test_a_larger_budget_resumes_the_run_and_names_snapshots_off_its_schedule(tmp_path, monkeypatch, capsys):
+    """15 idle-minutes with 3 evaluations continue a run of 10 minutes with 2 (same pace): its snapshots at 600 and
+    1200 steps are the new schedule's first two, so it resumes without a note; one off the schedule is named."""
+    from plumbing.checkpoint import save_checkpoint
+    trained = []
+    monkeypatch.setattr(reproduce, "train", lambda cfg, device, resume: trained.append((cfg.steps, resume)))
+    args = reproduce.argparse.Namespace(loops="drum", data=None, device="cpu", minutes=15.0, evals=3, clock="idle")
+    row = reproduce.rows_table()["loop"]
+    run = tmp_path / "loop" / "seed0"
+    run.mkdir(parents=True)
+    save_checkpoint({"step": 1200, "train_seconds": 600.0}, run / "latest.pt")
+    for step in (600, 1200):
+        save_checkpoint({"step": step}, run / f"ckpt_{step:07d}.pt")
+    reproduce.train_row("loop", row, args, run, seed=0, pace=0.5)
+    assert trained == [(1800, True)] and "note:" not in capsys.readouterr().out
+    save_checkpoint({"step": 500}, run / "ckpt_0000500.pt")
+    reproduce.train_row("loop", row, args, run, seed=0, pace=0.5)
+    assert "off this budget's schedule (every 600 steps): ckpt_0000500.pt" in capsys.readouterr().out
