@@ -88,14 +88,31 @@ def per_genre_table(res: report.Results, genre_rows: list[dict], cond: str) -> s
     return "\n".join(out)
 
 
+def against_uncond(res: report.Results, cond: str, uncond: str) -> str:
+    """What the genre input costs: --cond against the same row without it, per N both have, each key metric as
+    mean ± interval over seeds and Welch's verdict over the seeds' final values (report.verdict)."""
+    out = []
+    for n in sorted({m for r, _, m in res.runs if r == cond} & {m for r, _, m in res.runs if r == uncond}):
+        out += [f"{cond} against {uncond} (the same row without the genre input), N = {n}, final snapshots; "
+                f"Welch's t at {report.ALPHA:g} over seeds:", "",
+                f"| metric | {cond} | {uncond} | {cond} is |", "| --- | --- | --- | --- |"]
+        for key, direction, label in report.VERDICTS:
+            a, b = res.finals(cond, n, key), res.finals(uncond, n, key)
+            out.append(f"| {label} | {report.fmt_interval(a)} | {report.fmt_interval(b)} | "
+                       f"{report.verdict(a, b, direction)} |")
+        out.append("")
+    return "\n".join(out)
+
+
 def tables(results: list[dict], genre_rows: list[dict], cond: str, uncond: str | None) -> str:
-    """The markdown: the conditional rows (and `uncond`) as evaluation/report.py tabulates them, then --cond per
-    genre. uncond None: the conditional rows alone."""
+    """The markdown: the conditional rows (and `uncond`) as evaluation/report.py tabulates them, --cond against
+    `uncond`, then --cond per genre. uncond None: the conditional rows alone."""
     if not any(ln.get("row") == cond for ln in results):
         raise ReportInputError(f"no row '{cond}' in the results (run reproduce.py --rows ...{cond})")
     keep = set(wanted_rows(results, uncond)) | {report.FLOOR_ROW}
     res = report.read_results([ln for ln in results if ln.get("row") in keep])
-    return report.markdown(res) + "\n" + per_genre_table(res, genre_rows, cond)
+    versus = against_uncond(res, cond, uncond) + "\n" if uncond else ""
+    return report.markdown(res) + "\n" + versus + per_genre_table(res, genre_rows, cond)
 
 
 @torch.no_grad()
@@ -159,8 +176,8 @@ def main(argv=None) -> int:
     if args.docs:
         png = f"\n![Genre accuracy and one latent in every genre]" \
               f"({os.path.relpath(args.figure, Path(args.docs).parent)})\n" if args.figure else ""
-        command = f"python -m experiments.conditional_report {args.results} --cond {args.cond} --docs {args.docs}" + \
-            (f" --figure {args.figure}" if args.figure else "")
+        command = f"python -m experiments.conditional_report {args.results} --cond {args.cond} " \
+            f"--uncond {args.uncond} --docs {args.docs}" + (f" --figure {args.figure}" if args.figure else "")
         report.write_generated(args.docs, f"conditional-{out.name}", text + png, command=command)
         print(f"wrote {args.docs}")
     return 0

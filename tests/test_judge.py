@@ -244,7 +244,9 @@ def test_the_conditional_report_tables_every_conditional_row_per_seed_and_genre_
     assert (tmp_path / "fig.png").stat().st_size > 0
     assert "<!-- generated: conditional-" in page.read_text() and "| loop_cond | 300 | 2 |" in page.read_text()
     conditional_report.main([str(tmp_path), "--uncond", "loop"])               # an unconditional row beside them
-    assert "| loop | 300 | 2 |" in capsys.readouterr().out
+    text = capsys.readouterr().out
+    assert "| loop | 300 | 2 |" in text
+    assert "loop_cond against loop" in text and "| KAD | 1 ± 0 | 1 ± 0 | not distinguishable |" in text
     with pytest.raises(SystemExit, match="no row 'general_cond'") as e:
         conditional_report.main([str(tmp_path), "--cond", "general_cond"])
     assert "\n" not in str(e.value)
