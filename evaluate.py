@@ -47,9 +47,10 @@ from evaluation import judge as genre_judge
 from generator import BEFORE_KEY
 from evaluation.rows import append_csv, checkpoint_row, format_row, real_row, table_header
 from evaluation.embeddings import VGG16_FC_DIM, EvalNets, embed_set, load_eval_nets, take
-from evaluation.metrics import (DC_K, IS_SPLITS, KAD_LEVEL, KID_SUBSET_SIZE, KID_SUBSETS, binomial_interval,
-                     copies_share, density_coverage, fad_from_embeddings, fad_infinity, inception_score,
-                     kad_with_uncertainty, kid, nearest_distances)
+from evaluation.kad import KAD_LEVEL, kad_with_uncertainty
+from evaluation.metrics import (DC_K, IS_SPLITS, KID_SUBSET_SIZE, KID_SUBSETS, binomial_interval, copies_share,
+                                density_coverage, fad_from_embeddings, fad_infinity, inception_score, kid,
+                                nearest_distances)
 
 # ---------------------------------------------------------------------------------------------
 # The paper's numbers, named once.
@@ -73,7 +74,7 @@ TRAIN_PART = "train"
 # Metrics of two embedded sets (outputs of evaluation.embeddings.embed_set)
 # =============================================================================================
 # Per embedding beside FAD: KAD_<x> with its bootstrap interval KAD_<x>_lo/_hi and permutation p-value KAD_<x>_p
-# (evaluation.metrics.kad_with_uncertainty), and FADinf_<x> for the musicnn embeddings.
+# (evaluation.kad.kad_with_uncertainty), and FADinf_<x> for the musicnn embeddings.
 EMBEDDINGS = (("musicnn", "_musicnn"), ("musicnn_mel", "_musicnn_mel"), ("vgg16", "_vgg16rand"), ("vggish", ""),
               ("aisfx", "_aisfx"))         # embed_set's key -> the suffix of its columns
 FADINF_EMBEDDINGS = ("musicnn", "musicnn_mel")   # FAD-inf costs ~10 FADs: the headline embedding's two paths only

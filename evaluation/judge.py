@@ -24,8 +24,8 @@ import torch
 
 from dataset import UNLABELLED, load_stats, split_rows
 from evaluation.embeddings import EvalNets
-from evaluation.metrics import (DC_K, KAD_LEVEL, binomial_interval, density_coverage, fad_from_embeddings,
-                                kad_with_uncertainty)
+from evaluation.kad import KAD_LEVEL, kad_with_uncertainty
+from evaluation.metrics import DC_K, binomial_interval, density_coverage, fad_from_embeddings
 from mel import to_gan
 from plumbing.files import atomic_write, read_csv, write_csv
 from standins import musicnn_features

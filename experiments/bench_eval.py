@@ -36,7 +36,7 @@ import numpy as np       # noqa: E402
 import torch             # noqa: E402
 
 import evaluate          # noqa: E402
-from evaluation import metrics  # noqa: E402
+from evaluation import kad, metrics  # noqa: E402
 from evaluation.embeddings import EvalNets, RandomVGG16, embed_set  # noqa: E402
 from mel import N_FRAMES, N_MELS  # noqa: E402
 from standins import musicnn_features  # noqa: E402
@@ -98,10 +98,10 @@ def main(argv=None) -> None:
     ap.add_argument("--n", type=int, default=N_DEFAULT, help=f"loops per set (default {N_DEFAULT})")
     ap.add_argument("--runs", type=int, default=5, help="timed runs per setting; the median is reported (default 5)")
     ap.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1; numpy's BLAS: 1)")
-    ap.add_argument("--permutations", type=int, default=metrics.KAD_PERMUTATIONS,
-                    help=f"KAD permutations of the second 'with' setting (default {metrics.KAD_PERMUTATIONS})")
-    ap.add_argument("--resamples", type=int, default=metrics.KAD_RESAMPLES,
-                    help=f"KAD bootstrap resamples of the second 'with' setting (default {metrics.KAD_RESAMPLES})")
+    ap.add_argument("--permutations", type=int, default=kad.KAD_PERMUTATIONS,
+                    help=f"KAD permutations of the second 'with' setting (default {kad.KAD_PERMUTATIONS})")
+    ap.add_argument("--resamples", type=int, default=kad.KAD_RESAMPLES,
+                    help=f"KAD bootstrap resamples of the second 'with' setting (default {kad.KAD_RESAMPLES})")
     ap.add_argument("--seed", type=int, default=0, help="seed of the random embeddings and the metrics (default 0)")
     ap.add_argument("--embed", type=int, default=0, metavar="K", help="also time embed_set on K random mels "
                     "(default 0: skip; tens of seconds with MSD_musicnn)")
@@ -128,8 +128,8 @@ def main(argv=None) -> None:
     for key in SHAPES:
         a, b = real[key], fake[key]
         plain, full = median_pair(
-            lambda: metrics.kad_with_uncertainty(a, b, 0, 0),
-            lambda: metrics.kad_with_uncertainty(a, b, evaluate.EVAL_KAD_PERMUTATIONS, evaluate.EVAL_KAD_RESAMPLES),
+            lambda: kad.kad_with_uncertainty(a, b, 0, 0),
+            lambda: kad.kad_with_uncertainty(a, b, evaluate.EVAL_KAD_PERMUTATIONS, evaluate.EVAL_KAD_RESAMPLES),
             args.runs)
         fadinf = median_pair(lambda: None, lambda: metrics.fad_infinity(a, b), args.runs)[1]
         used = "" if key in evaluate.FADINF_EMBEDDINGS else " (not a column)"

@@ -28,7 +28,7 @@ import melgan
 import train_melgan
 import vocos
 from dataset import MIN_SPLIT_SOURCES, describe_overlap, overlap, split_ids
-from evaluation import metrics
+from evaluation import kad, metrics
 from evaluation.report import value, write_generated
 from mel import log_mel
 from plumbing import paths
@@ -89,8 +89,8 @@ def vocode_timed(vocoder, mels: torch.Tensor) -> tuple[torch.Tensor, float]:
 def distances(emb, ref_emb) -> dict[str, float]:
     """KAD_musicnn with its 95 % bootstrap interval, and FAD_musicnn, of one set's embeddings (N, 200) against the
     reference set's (evaluation.metrics)."""
-    kad = metrics.kad_with_uncertainty(ref_emb, emb, permutations=0)     # no p-value: the table shows the interval
-    return {"kad_musicnn": kad.kad, "kad_musicnn_lo": kad.lo, "kad_musicnn_hi": kad.hi,
+    k = kad.kad_with_uncertainty(ref_emb, emb, permutations=0)     # no p-value: the table shows the interval
+    return {"kad_musicnn": k.kad, "kad_musicnn_lo": k.lo, "kad_musicnn_hi": k.hi,
             "fad_musicnn": metrics.fad_from_embeddings(emb, ref_emb)}
 
 
@@ -134,7 +134,7 @@ def format_table(lines: list[dict]) -> str:
     n, n_ref = first["n"], first["n_ref"]
     said = (f"Measured {first['date']} on {first['machine']}, {first['threads']} torch threads, data "
             f"`{first['data']}`: {n} held-out loops vocoded, KAD and FAD against {n_ref} other held-out loops. "
-            f"KAD_musicnn with its {metrics.KAD_LEVEL * 100:g} % bootstrap interval; the first line (the real audio "
+            f"KAD_musicnn with its {kad.KAD_LEVEL * 100:g} % bootstrap interval; the first line (the real audio "
             "itself) is the real-vs-real floor at the same N.")
     head = ("| vocoder | mel L1 (log10) | multi-res STFT log-mag L1 | spectral convergence | "
             f"KAD_musicnn [95 % interval] | FAD_musicnn (N = {n}) | loopability | CPU s per loop | loops/s |\n|"
