@@ -1,14 +1,15 @@
 """The genre-conditional tables and figure (docs/conditional.md), from a reproduce.py results folder.
 
-    python reproduce.py --loops drum --seeds 0,1,2 --minutes 30 --jobs 2 --mel-only -n 300 \
-        --rows stylegan2_cond,loop_cond,loop_cond_noshift
-    python -m experiments.conditional_report results/drum --cond loop_cond --docs docs/conditional.md \
+    python reproduce.py --loops drum --seeds 0,1 --minutes 30 --jobs 2 --mel-only -n 300 --evals 2 \
+        --rows stylegan2_cond,loop_cond,loop --out results30
+    python -m experiments.conditional_report results30/drum --cond loop_cond --uncond loop --docs docs/conditional.md \
         --figure docs/conditional_drum.png
 
 reads OUT/results.csv (the overall metrics of every snapshot), OUT/results_genres.csv (the judge's per-genre rows,
 written by evaluate.conditional_columns) and OUT/runs/<cond>/seed<k>/latest.pt (for the grid), and prints
 markdown (evaluation/report.py): the conditional rows with mean ± interval over seeds and verdicts against
-stylegan2_cond, their genre accuracy per seed with Wilson intervals, and the --cond row per genre. The figure:
+stylegan2_cond, their genre accuracy per seed with Wilson intervals, --cond against --uncond (the same row
+without the genre input; Welch over seeds), and the --cond row per genre. The figure:
 per-genre accuracy (bars; chance and the judge's own accuracy as lines) beside a grid of one loop per genre, all
 from the same latent (seed 0), so the genre is the only thing that changes.
 """
