@@ -1,11 +1,12 @@
 """The shipped models: a genre-conditional generator and its vocoder per kind of loop, small enough for git.
 
-    python pretrain.py --loops drum --minutes 240      # train (resumable), train the vocoder, export
+    python pretrain.py --loops drum                    # train (resumable), train the vocoder, export
     python pretrain.py --loops drum --export-only      # export the run as it is now
 
 Not in the paper: its generator is trained on Looperman loops for GPU days and never shipped. Here one command
 trains a genre-conditional run (`--features scnn_loop --conditional yes`, the CPU preset on a CPU) on the demo
-loops into $PJLOOP_HOME/runs/pretrained_<loops>, continuing it if it exists, makes sure the data set's fast
+loops into $PJLOOP_HOME/runs/pretrained_<loops> for DEFAULT_STEPS steps in all (a budget in steps, not minutes:
+the same model on a busy or an idle machine), continuing it if it exists, makes sure the data set's fast
 vocoder exists (train_melgan.ensure_vocoder), and exports into pretrained/<loops>/:
 
     latest.pt    the EMA generator only, weights in fp16 (no optimiser, no discriminator), plus what sampling
@@ -33,7 +34,8 @@ from plumbing.devices import default_device
 
 SHIPPED = paths.REPO / "pretrained"         # in the repository, beside the code: pretrained/<loops>/
 FEATURES = "scnn_loop"                      # the offline network whose conditional heads teach the genre best
-DEFAULT_MINUTES = 240.0                     # wall minutes of GAN training in all: a few hours of a 2-core CPU
+DEFAULT_STEPS = 6000     # GAN steps in all: ~2.7 hours of one core of a 2-core CPU at loop_cond's idle pace
+                         # (1.6 s/step, reproduce.py's pace.csv), so drum and synth train side by side
 # What of a training checkpoint a shipped generator keeps: what sample.load_generator, evaluate.py and the studio
 # read. Everything else (D, both optimisers, RNG states, the frozen-network fingerprint) stays behind.
 GENERATOR_KEYS = ("g_config", "mel_mean", "mel_std", "features", "loops", "genres", "step", "train_seconds",
@@ -69,19 +71,19 @@ def export_vocoder(vocoder_path: str | Path, out: str | Path) -> Path:
     return path
 
 
-def train_run(loops: str, minutes: float, device: str) -> Path:
-    """Train (or continue) the run behind the shipped model until `minutes` of training in all -> its folder."""
+def train_run(loops: str, steps: int, device: str) -> Path:
+    """Train (or continue) the run behind the shipped model until `steps` steps in all -> its folder."""
     out = paths.runs() / f"pretrained_{loops}"
     cfg = train.TrainConfig(loops=loops, features=FEATURES, conditional=True, out=str(out), samples=0)
     if device == "cpu":
         for k, v in train.CPU_PRESET.items():
             setattr(cfg, k, v)
-    done = 0.0
+    done = 0
     if (out / "latest.pt").is_file():
-        done = float(load_checkpoint(out / "latest.pt", map_location="cpu")["train_seconds"]) / 60
-    cfg.minutes = minutes - done
-    if cfg.minutes > 0:
-        print(f"pretrain: {out}: {done:.0f} of {minutes:g} minutes trained; training {cfg.minutes:.0f} more "
+        done = int(load_checkpoint(out / "latest.pt", map_location="cpu", required=("step",))["step"])
+    cfg.steps = steps
+    if done < steps:
+        print(f"pretrain: {paths.shown(out)}: {done} of {steps} steps trained; training {steps - done} more "
               "(Ctrl-C saves; run the same command again to continue)", flush=True)
         train.train(cfg, device=device, resume=done > 0)
     return out
@@ -90,16 +92,22 @@ def train_run(loops: str, minutes: float, device: str) -> Path:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description="Train and export the shipped genre-conditional models (pjloop).")
     ap.add_argument("--loops", default="drum", choices=["drum", "synth"], help="which loops (default drum)")
-    ap.add_argument("--minutes", type=float, default=DEFAULT_MINUTES,
-                    help=f"wall minutes of GAN training in all, over every call (default {DEFAULT_MINUTES:g})")
+    ap.add_argument("--steps", type=int, default=DEFAULT_STEPS,
+                    help=f"GAN steps in all, over every call (default {DEFAULT_STEPS})")
+    ap.add_argument("--threads", type=int, default=None,
+                    help="torch threads (default: torch's choice; 1 to train drum and synth side by side)")
     ap.add_argument("--export-only", action="store_true", help="export the run as it stands; train nothing")
     ap.add_argument("--out", default=None, help="export folder (default pretrained/<loops> in the repository)")
     ap.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     args = ap.parse_args(argv)
+    if args.steps < 1:
+        ap.error(f"--steps must be at least 1, got {args.steps}")
+    if args.threads:
+        torch.set_num_threads(args.threads)
     device = args.device or default_device()
     run = paths.runs() / f"pretrained_{args.loops}"
     if not args.export_only:
-        run = train_run(args.loops, args.minutes, device)
+        run = train_run(args.loops, args.steps, device)
     if not (run / "latest.pt").is_file():
         print(f"pretrain.py: no run to export at {run}: run without --export-only first", file=sys.stderr)
         return 2

@@ -64,3 +64,25 @@ def test_export_only_without_a_run_is_one_line(tmp_path, monkeypatch, capsys):
     assert pretrain.main(["--export-only", "--out", str(tmp_path / "x")]) == 2
     err = capsys.readouterr().err
     assert "no run to export" in err and len(err.strip().splitlines()) == 1
+
+
+def test_the_budget_is_steps_in_all_and_a_second_call_continues_the_run(tmp_path, monkeypatch, capsys):
+    """pretrain.py trains to --steps in all whatever the machine's load: a fresh run from step 0, a run at 40 of
+    100 steps resumed for the other 60, a finished one not at all."""
+    monkeypatch.setenv("PJLOOP_HOME", str(tmp_path))
+    calls = []
+    monkeypatch.setattr(train, "train", lambda cfg, device, resume=False: calls.append((cfg.steps, resume)))
+    run = pretrain.train_run("drum", 100, "cpu")
+    assert calls == [(100, False)] and "0 of 100 steps trained" in capsys.readouterr().out
+    run.mkdir(parents=True)
+    save_checkpoint({"step": 40}, run / "latest.pt")
+    pretrain.train_run("drum", 100, "cpu")
+    assert calls[-1] == (100, True) and "training 60 more" in capsys.readouterr().out
+    save_checkpoint({"step": 100}, run / "latest.pt")
+    pretrain.train_run("drum", 100, "cpu")
+    assert len(calls) == 2
+
+
+def test_a_budget_below_one_step_is_one_line():
+    with pytest.raises(SystemExit):
+        pretrain.main(["--steps", "0"])
