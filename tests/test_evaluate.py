@@ -15,6 +15,7 @@ import torch
 from evaluation import embeddings as EE
 from evaluation import rows as R
 import evaluate as E
+from evaluation import reference as REF
 from dataset import REPO, load_stats, sources_of, split_ids
 from mel import LOOP_SAMPLES, log_mel
 from source_bars import make_bar_set
@@ -197,15 +198,15 @@ def test_plot_curve_writes_a_png(tmp_path):
 
 def test_load_real_set_is_a_seeded_choice_of_held_out_loops_and_a_larger_request_contains_a_smaller_one(tmp_path):
     data = make_bar_set(tmp_path / "data", bars=1)                       # 30 files, 6 of them held out
-    audio, mels, ids = E.load_real_set(data, 3, seed=0)
+    audio, mels, ids = REF.load_real_set(data, 3, seed=0)
     assert audio.shape == (3, LOOP_SAMPLES) and mels.shape == (3, 64, 200)
-    assert set(ids) <= set(split_ids(data, "heldout")) and E.load_real_set(data, 5, seed=0)[2][:3] == ids
-    assert E.load_real_set(data, 3, seed=1)[2] != ids
+    assert set(ids) <= set(split_ids(data, "heldout")) and REF.load_real_set(data, 5, seed=0)[2][:3] == ids
+    assert REF.load_real_set(data, 3, seed=1)[2] != ids
 
 
 def test_cli_explains_a_missing_data_set(tmp_path, capsys):
     with pytest.raises(FileNotFoundError, match="not a preprocessed loop data set"):
-        E.load_real_set(tmp_path / "nope", 3)
+        REF.load_real_set(tmp_path / "nope", 3)
     with pytest.raises(SystemExit):
         E.main([])
     assert "give a checkpoint" in capsys.readouterr().err
@@ -300,9 +301,9 @@ def test_metric_sets_give_two_loops_of_one_latent_different_noise(tiny_run):
 def test_prepare_real_caches_the_embedded_real_set_and_evaluate_checkpoint_returns_a_full_row(tiny_run, capsys):
     data, ckpt_path, root = tiny_run
     kw = dict(cache_dir=root / "cache", ckpt_dir=root / "ckpts", fc_dim=64)
-    real = E.prepare_real(data, 8, seed=0, device="cpu", **kw)
+    real = REF.prepare_real(data, 8, seed=0, device="cpu", **kw)
     assert real.n == 8 and real.feats["vgg16"].shape == (8, 64) and len(list((root / "cache").glob("real_*.npz"))) == 1
-    again = E.prepare_real(data, 8, seed=0, device="cpu", **kw)
+    again = REF.prepare_real(data, 8, seed=0, device="cpu", **kw)
     assert "from the cache" in capsys.readouterr().err
     assert all(np.array_equal(real.feats[k], again.feats[k]) for k in real.feats)
     row = E.evaluate_checkpoint(ckpt_path, real, n=8, seed=0, with_audio=False, verbose=False)

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 import evaluate as E
+from evaluation import reference as REF
 from evaluation import embeddings as EE
 from evaluation import judge as J
 import sample
@@ -175,8 +176,8 @@ def evaluate_genre_true(conditional_ckpt, monkeypatch, order, **kw):
         made.append(GenreTrueGenerator(G.cfg, ref_mels, pools, *load_stats(data), order))
         return made[-1], ck
     monkeypatch.setattr(sample, "load_generator", genre_true)
-    _, mels, _ = E.load_real_set(data, 18)
-    real = E.RealSet(data, 18, 0, EE.embed_set(None, mels, nets, verbose=False), nets)
+    _, mels, _ = REF.load_real_set(data, 18)
+    real = REF.RealSet(data, 18, 0, EE.embed_set(None, mels, nets, verbose=False), nets)
     row = E.evaluate_checkpoint(ckpt, real, n=12, with_audio=False, verbose=False, cache_dir=root / "cache", **kw)
     asks = made[0].asks[0]                                                     # the first set: psi 1
     return row, [np.mean([verdict[i] == g for c, i in asks if c == g]) for g in range(len(GENRES))]

@@ -14,6 +14,7 @@ import torch
 
 import dataset
 import evaluate as E
+from evaluation import reference as REF
 import reproduce
 import train_melgan as T
 import train_scnn
@@ -130,9 +131,9 @@ J_GENRE = {"house": 0, "rock": 1, "trap": 2}
 # evaluate.py: the held-out reference, its refusals, the real floor and the copies column
 # ---------------------------------------------------------------------------------------------
 def test_the_reference_is_held_out_files_and_the_real_floor_reads_training_files(bar_set):
-    ref = E.part_ids(bar_set, 18, seed=0)
-    assert sources(bar_set, ref) == HELD and E.part_ids(bar_set, 5, seed=0) == ref[:5]
-    floor = E.part_ids(bar_set, 18, seed=0, part=E.TRAIN_PART)
+    ref = REF.part_ids(bar_set, 18, seed=0)
+    assert sources(bar_set, ref) == HELD and REF.part_ids(bar_set, 5, seed=0) == ref[:5]
+    floor = REF.part_ids(bar_set, 18, seed=0, part=REF.TRAIN_PART)
     assert sources(bar_set, floor) <= set(NAMES["train"])
 
 
@@ -179,13 +180,13 @@ def test_a_checkpoint_from_before_recorded_files_trained_on_its_whole_set_and_is
     old = generator_ckpt(tmp_path / "old" / "latest.pt", bar_set, config={"data": str(bar_set)})
     msg = refusal([str(old), "--data", str(bar_set), "-n", "9", "--ckpt-dir", str(tmp_path)], capsys)
     assert "trained on every loop" in msg and "--split train" in msg and "\n" not in msg
-    E.check_unseen(load_checkpoint(old), old, tmp_path / "another_set", [])         # another set: fine
+    REF.check_unseen(load_checkpoint(old), old, tmp_path / "another_set", [])         # another set: fine
 
 
 def test_a_generator_trained_on_the_train_part_passes_the_check(bar_set):
     ck = {"trained_sources": dataset.sources_of(bar_set, part(bar_set, "train")),
           "config": {"data": str(bar_set), "split": "train"}}
-    E.check_unseen(ck, "latest.pt", bar_set, E.part_ids(bar_set, 18))
+    REF.check_unseen(ck, "latest.pt", bar_set, REF.part_ids(bar_set, 18))
 
 
 class MelMean(torch.nn.Module):
@@ -207,17 +208,17 @@ def stand_in_nets(one_genre_bar_set, monkeypatch):
     """evaluate.py's networks, small: RandomVGG16 narrowed, MelMean as musicnn, no IS classifier to train."""
     nets = EE.EvalNets("cpu", *dataset.load_stats(one_genre_bar_set), EE.RandomVGG16(fc_dim=32, width=8),
                        musicnn=MelMean())
-    monkeypatch.setattr(E, "load_eval_nets", lambda *a, **k: nets)
+    monkeypatch.setattr(REF, "load_eval_nets", lambda *a, **k: nets)
     return nets
 
 
 def test_copies_is_one_for_training_loops_and_near_zero_for_held_out_ones(one_genre_bar_set, stand_in_nets, tmp_path):
     data = one_genre_bar_set
-    real = E.prepare_real(data, 18, cache_dir=tmp_path / "cache", ckpt_dir=tmp_path, verbose=False)
+    real = REF.prepare_real(data, 18, cache_dir=tmp_path / "cache", ckpt_dir=tmp_path, verbose=False)
     assert real.train_emb.shape == (72, 64) and real.heldout_to_train.shape == (18,)
     mels = np.stack([np.load(data / "mel" / f"{i}.npy") for i in part(data, "train")[:18]])    # (18, 64, 200)
-    assert E.copies_column(EE.embed_set(None, mels, stand_in_nets, verbose=False), real) == 1.0
-    assert E.copies_column(real.feats, real) <= 1 / 18               # the reference is as new as held-out files are
+    assert REF.copies_column(EE.embed_set(None, mels, stand_in_nets, verbose=False), real) == 1.0
+    assert REF.copies_column(real.feats, real) <= 1 / 18               # the reference is as new as held-out files are
     assert len(list((tmp_path / "cache").glob("train_*_musicnn_mel.npz"))) == 1
 
 
@@ -234,7 +235,7 @@ def test_the_real_anchor_row_is_the_real_floor_n_training_loops_against_the_n_he
 
 
 def test_reproduce_writes_the_real_floor_line_once_per_results_set(one_genre_bar_set, stand_in_nets, tmp_path):
-    real = E.prepare_real(one_genre_bar_set, 9, cache_dir=tmp_path / "cache", ckpt_dir=tmp_path, verbose=False)
+    real = REF.prepare_real(one_genre_bar_set, 9, cache_dir=tmp_path / "cache", ckpt_dir=tmp_path, verbose=False)
     args, results = argparse.Namespace(n=9, data=str(one_genre_bar_set)), tmp_path / "results.csv"
     for _ in range(2):
         reproduce.ensure_real_floor(real, args, results, cache_dir=tmp_path / "cache")
