@@ -318,7 +318,8 @@ def main(argv=None) -> int:
                     "training part against the N held-out reference loops, every metric")
     ap.add_argument("--curve", metavar="RUN_DIR", help="evaluate every RUN_DIR/ckpt_*.pt, plot RUN_DIR/curve.png")
     ap.add_argument("--vocoder", default=None, help="vocoder checkpoint (train_melgan.py) or griffin-lim, for the "
-                    "audio columns (default: the data set's trained vocoder if there is one, else Griffin-Lim)")
+                    "audio columns (default: the vocoder.pt the checkpoint's folder carries, else the data set's "
+                    "trained vocoder if there is one, else Griffin-Lim)")
     ap.add_argument("--vggish", default=None, help="VGGish weights file (FAD); offline FAD is skipped without it")
     ap.add_argument("--ckpt-dir", default=None, help="where the loop-genre classifier and the evaluation caches "
                     "are kept (default $PJLOOP_HOME/checkpoints, the repository's checkpoints/ when unset)")
@@ -369,7 +370,9 @@ def main(argv=None) -> int:
 
     vocoder = None
     if paths and not args.mel_only:
-        vocoder = melgan.load_vocoder(args.vocoder, loops=first.get("loops", "drum"), device=args.device,
+        given = Path(paths[0])                   # a shipped or run folder's own vocoder, as sample.py takes it
+        carried = sample.folder_vocoder(given if given.is_dir() else given.parent)
+        vocoder = melgan.load_vocoder(args.vocoder or carried, loops=first.get("loops", "drum"), device=args.device,
                                       data_dir=data_dir)
         print(f"[evaluate] audio columns (FAD/KID_musicnn, FAD_aisfx, FAD, KID, loopability) vocoded by "
               f"{vocoder.name}", file=sys.stderr)

@@ -4,6 +4,7 @@ test_metrics.py."""
 import csv
 import importlib.util
 import math
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -329,3 +330,28 @@ def test_processes_appending_to_one_csv_at_once_lose_no_row(tmp_path):
         rows = list(csv.DictReader(f))
     for name in ("a", "b"):
         assert sorted(int(r["step"]) for r in rows if r["model"] == name) == list(range(n))
+
+
+def test_a_folder_that_carries_its_vocoder_is_scored_through_it_unless_another_is_asked_for(tiny_run, tmp_path,
+                                                                                        monkeypatch):
+    """evaluate.py pretrained/drum: the audio columns go through the vocoder.pt the folder carries (the one its
+    loops are heard through), as sample.py and the studio take it; --vocoder still overrides."""
+    data, ckpt, _ = tiny_run
+    folder = tmp_path / "shipped"
+    folder.mkdir()
+    shutil.copy(ckpt, folder / "latest.pt")
+    (folder / "vocoder.pt").write_bytes(b"not read here")
+    asked = []
+
+    class Stop(Exception):
+        pass
+
+    def load_vocoder(path, **kw):
+        asked.append(path)
+        raise Stop
+    monkeypatch.setattr(E, "prepare_real", lambda *a, **k: None)
+    monkeypatch.setattr(E.melgan, "load_vocoder", load_vocoder)
+    for extra in ([], ["--vocoder", "griffin-lim"]):
+        with pytest.raises(Stop):
+            E.main([str(folder), "--data", str(data), "-n", "8", *extra])
+    assert asked == [folder / "vocoder.pt", "griffin-lim"]
