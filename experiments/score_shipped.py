@@ -1,0 +1,125 @@
+"""The shipped models' scores (docs/training.md, "Shipped models"), by the evaluation protocol of docs/results.md.
+
+    python -m experiments.score_shipped pretrained/drum pretrained/synth -n 300 --docs docs/training.md
+
+For each folder pretrain.py exported: N generated loops, vocoded by the folder's own vocoder (what a user hears),
+scored against N held-out real loops of the demo set of its kind with every column of evaluate.py, and the real
+floor at the same N (N training loops against the same reference). One line per model is appended to --csv; the
+table is written from that CSV (each model's last line) and, with --docs, between the page's generated markers.
+One trained model per kind: the intervals are over loops (KAD's bootstrap, Wilson for the genre accuracies), not
+over training seeds, which docs/results.md and docs/conditional.md measure.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import sys
+from pathlib import Path
+
+import torch
+
+import evaluate
+import melgan
+import sample
+from demo.loops import ensure_demo_set
+from evaluation import report
+from evaluation.rows import append_csv
+from plumbing import paths
+from plumbing.checkpoint import load_checkpoint
+from plumbing.devices import default_device
+from plumbing.files import read_csv
+from reproduce import machine
+
+EVAL_SEED = 0          # latents, noise and the reference's choice: one set for every model, as reproduce.py
+FLOOR = "floor_"       # prefix of the real floor's columns on a model's line
+FLOOR_KEYS = ("KAD_musicnn", "KAD_musicnn_mel")
+# (label, column, format): the table's columns; a column with _lo/_hi companions is shown with its interval.
+COLUMNS = [("KAD (musicnn, audio)", "KAD_musicnn", ".3g"), ("floor", FLOOR + "KAD_musicnn", ".3g"),
+           ("KAD (musicnn, mels)", "KAD_musicnn_mel", ".3g"), ("floor", FLOOR + "KAD_musicnn_mel", ".3g"),
+           ("density", "density", ".2f"), ("coverage", "coverage", ".2f"), ("copies", "copies", ".3f"),
+           ("genre accuracy", "cond_acc", ".2f"), ("worst genre", "cond_acc_min", ".2f"),
+           ("judge on real loops", "judge_acc", ".2f"), ("chance", "chance", ".2f")]
+
+
+class ShippedError(ValueError):
+    """A folder that is not a shipped model: one line that says what to do."""
+
+
+def score(folder: str | Path, n: int, device: str, seed: int = EVAL_SEED) -> dict:
+    """One shipped folder -> one CSV line: evaluate.py's columns for N generated loops through the folder's
+    vocoder against N held-out loops of the demo set of its kind, the real floor's KADs beside them."""
+    folder = Path(folder)
+    if not (folder / "latest.pt").is_file():
+        raise ShippedError(f"{folder} has no latest.pt: not a shipped model (python pretrain.py --loops drum "
+                           "makes pretrained/drum)")
+    loops = load_checkpoint(folder / "latest.pt", map_location="cpu", required=sample.CKPT_KEYS)["loops"]
+    real = evaluate.prepare_real(ensure_demo_set(loops), n, seed, device, verbose=False)
+    floor = evaluate.real_floor(real, seed, verbose=False)
+    vocoder = melgan.load_vocoder(sample.folder_vocoder(folder), loops=loops, device=device)
+    row = evaluate.evaluate_checkpoint(folder, real, n, seed, device, vocoder, verbose=False)
+    row.update({FLOOR + k: floor[k] for k in FLOOR_KEYS})
+    row.update(model=str(folder), n=n, threads=torch.get_num_threads(), machine=machine(),
+               date=datetime.date.today().isoformat())
+    return row
+
+
+def cell(line: dict, key: str, spec: str) -> str:
+    """'0.42 [0.31, 0.55]' where the line has the column's _lo and _hi, else '0.42'; '-' for none."""
+    v = report.value(line, key)
+    lo, hi = report.value(line, key + "_lo"), report.value(line, key + "_hi")
+    text = report.fmt(v, spec)
+    return text if lo != lo or hi != hi else f"{text} [{report.fmt(lo, spec)}, {report.fmt(hi, spec)}]"
+
+
+def table(lines: list[dict]) -> str:
+    """The markdown: a header from the CSV's lines, then one line per model (its last line in the CSV)."""
+    last = list({ln["model"]: ln for ln in lines}.values())
+    if not last:
+        return "No shipped model scored yet.\n"
+    said = lambda key: ", ".join(dict.fromkeys(ln.get(key, "") for ln in last if ln.get(key)))  # noqa: E731
+    head = (f"Measured {said('date')} on {said('machine')}, {said('threads')} thread(s). N = {said('n_fake')} "
+            f"generated loops per model, vocoded by the model's own vocoder.pt, against {said('n_real')} held-out "
+            "real loops of the demo set of its kind; 'floor': N training loops against the same reference. One "
+            "model per kind: [intervals] are 95 % over loops (KAD: bootstrap; genre accuracies: Wilson), not over "
+            "training seeds.")
+    rows = ["| model | steps | " + " | ".join(label for label, _, _ in COLUMNS) + " |",
+            "|" + " --- |" * (2 + len(COLUMNS))]
+    for ln in last:
+        rows.append(f"| {ln['model']} | {ln.get('step', '-')} | "
+                    + " | ".join(cell(ln, key, spec) for _, key, spec in COLUMNS) + " |")
+    return head + "\n\n" + "\n".join(rows) + "\n"
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description="Score the shipped models (pjloop).")
+    ap.add_argument("folders", nargs="+", help="shipped model folders, e.g. pretrained/drum pretrained/synth")
+    ap.add_argument("-n", "--n", type=int, default=300, help="generated and real loops per model (default 300)")
+    ap.add_argument("--csv", default=None, help="append the lines here (default $PJLOOP_HOME/results/shipped.csv)")
+    ap.add_argument("--docs", default=None, help="also write the table into this page between its generated "
+                                                 "markers, e.g. docs/training.md")
+    ap.add_argument("--report-only", action="store_true", help="only write the table from the CSV")
+    ap.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
+    args = ap.parse_args(argv)
+    csv_path = Path(args.csv) if args.csv else paths.results() / "shipped.csv"
+    if args.docs and not Path(args.docs).is_file():
+        ap.error(f"--docs {args.docs}: no such file; give an existing page, e.g. docs/training.md")
+    if not args.report_only:
+        device = args.device or default_device()
+        for folder in args.folders:
+            try:
+                line = score(folder, args.n, device)
+            except (ShippedError, evaluate.RefusedReference) as e:
+                print(f"score_shipped: {e}", file=sys.stderr)
+                return 2
+            append_csv(csv_path, line)
+    text = table(read_csv(csv_path))
+    print(text)
+    if args.docs:
+        command = f"python -m experiments.score_shipped {' '.join(args.folders)} -n {args.n} --docs {args.docs}"
+        report.write_generated(args.docs, "shipped-models", text, command=command)
+        print(f"wrote {args.docs}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
