@@ -36,6 +36,7 @@ SHIPPED = paths.REPO / "pretrained"         # in the repository, beside the code
 FEATURES = "scnn_loop"                      # the offline network whose conditional heads teach the genre best
 DEFAULT_STEPS = 6000     # GAN steps in all: ~2.7 hours of one core of a 2-core CPU at loop_cond's idle pace
                          # (1.6 s/step, reproduce.py's pace.csv), so drum and synth train side by side
+SNAPSHOT_EVERY = 1000    # a ckpt_<step>.pt kept every this many steps (the CPU preset's 200 would keep 30)
 # What of a training checkpoint a shipped generator keeps: what sample.load_generator, evaluate.py and the studio
 # read. Everything else (D, both optimisers, RNG states, the frozen-network fingerprint) stays behind.
 GENERATOR_KEYS = ("g_config", "mel_mean", "mel_std", "features", "loops", "genres", "step", "train_seconds",
@@ -81,7 +82,8 @@ def train_run(loops: str, steps: int, device: str) -> Path:
     done = 0
     if (out / "latest.pt").is_file():
         done = int(load_checkpoint(out / "latest.pt", map_location="cpu", required=("step",))["step"])
-    cfg.steps = steps
+    cfg.steps, cfg.minutes = steps, None           # steps alone: the CPU preset's 8-minute stop does not apply
+    cfg.snapshot_every = SNAPSHOT_EVERY
     if done < steps:
         print(f"pretrain: {paths.shown(out)}: {done} of {steps} steps trained; training {steps - done} more "
               "(Ctrl-C saves; run the same command again to continue)", flush=True)

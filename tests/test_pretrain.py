@@ -70,10 +70,12 @@ def test_the_budget_is_steps_in_all_and_a_second_call_continues_the_run(tmp_path
     """pretrain.py trains to --steps in all whatever the machine's load: a fresh run from step 0, a run at 40 of
     100 steps resumed for the other 60, a finished one not at all."""
     monkeypatch.setenv("PJLOOP_HOME", str(tmp_path))
-    calls = []
-    monkeypatch.setattr(train, "train", lambda cfg, device, resume=False: calls.append((cfg.steps, resume)))
+    calls, configs = [], []
+    monkeypatch.setattr(train, "train", lambda cfg, device, resume=False: calls.append((cfg.steps, resume))
+                        or configs.append(cfg))
     run = pretrain.train_run("drum", 100, "cpu")
     assert calls == [(100, False)] and "0 of 100 steps trained" in capsys.readouterr().out
+    assert configs[0].minutes is None                     # no wall-clock stop (the CPU preset has one)
     run.mkdir(parents=True)
     save_checkpoint({"step": 40}, run / "latest.pt")
     pretrain.train_run("drum", 100, "cpu")
