@@ -110,6 +110,11 @@ def main(argv=None) -> int:
     run = paths.runs() / f"pretrained_{args.loops}"
     if not args.export_only:
         run = train_run(args.loops, args.steps, device)
+        step = int(load_checkpoint(run / "latest.pt", map_location="cpu", required=("step",))["step"])
+        if step < args.steps:        # stopped early (Ctrl-C, SIGTERM): the shipped folder keeps what it had
+            print(f"pretrain: stopped at step {step} of {args.steps}; nothing exported. Run the same command "
+                  "to continue, or add --export-only to ship the run as it stands", flush=True)
+            return 0
     if not (run / "latest.pt").is_file():
         print(f"pretrain.py: no run to export at {run}: run without --export-only first", file=sys.stderr)
         return 2

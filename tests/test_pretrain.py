@@ -3,6 +3,7 @@ else of training, samples like the run it came from, and is what sample.py and t
 from __future__ import annotations
 
 from dataclasses import asdict
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -88,3 +89,15 @@ def test_the_budget_is_steps_in_all_and_a_second_call_continues_the_run(tmp_path
 def test_a_budget_below_one_step_is_one_line():
     with pytest.raises(SystemExit):
         pretrain.main(["--steps", "0"])
+
+
+def test_a_run_stopped_before_its_budget_exports_nothing(tmp_path, monkeypatch, capsys):
+    """Ctrl-C or SIGTERM ends train.train early with latest.pt saved: the shipped folder keeps what it had."""
+    monkeypatch.setenv("PJLOOP_HOME", str(tmp_path))
+
+    def stopped(cfg, device, resume=False):
+        save_checkpoint({"step": 7}, Path(cfg.out) / "latest.pt")
+    monkeypatch.setattr(train, "train", stopped)
+    out = tmp_path / "shipped"
+    assert pretrain.main(["--steps", "100", "--out", str(out)]) == 0
+    assert "stopped at step 7 of 100; nothing exported" in capsys.readouterr().out and not out.exists()
