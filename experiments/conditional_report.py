@@ -97,9 +97,10 @@ def against_uncond(res: report.Results, cond: str, uncond: str) -> str:
         out += [f"{cond} against {uncond} (the same row without the genre input), N = {n}, final snapshots; "
                 f"Welch's t at {report.ALPHA:g} over seeds:", "",
                 f"| metric | {cond} | {uncond} | {cond} is |", "| --- | --- | --- | --- |"]
-        for key, direction, label in report.VERDICTS:
+        for key, direction, _ in report.VERDICTS:
             a, b = res.finals(cond, n, key), res.finals(uncond, n, key)
-            out.append(f"| {label} | {report.fmt_interval(a)} | {report.fmt_interval(b)} | "
+            name = f"{key} (judged by \\|{key} - 1\\|)" if direction == "one" else key
+            out.append(f"| {name} | {report.fmt_interval(a)} | {report.fmt_interval(b)} | "
                        f"{report.verdict(a, b, direction)} |")
         out.append("")
     return "\n".join(out)

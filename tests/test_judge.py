@@ -247,7 +247,8 @@ def test_the_conditional_report_tables_every_conditional_row_per_seed_and_genre_
     conditional_report.main([str(tmp_path), "--uncond", "loop"])               # an unconditional row beside them
     text = capsys.readouterr().out
     assert "| loop | 300 | 2 |" in text
-    assert "loop_cond against loop" in text and "| KAD | 1 ± 0 | 1 ± 0 | not distinguishable |" in text
+    assert "loop_cond against loop" in text and "| KAD_musicnn_mel | 1 ± 0 | 1 ± 0 | not distinguishable |" in text
+    assert r"| density (judged by \|density - 1\|) | 0.5 ± 0 | 0.5 ± 0 |" in text
     with pytest.raises(SystemExit, match="no row 'general_cond'") as e:
         conditional_report.main([str(tmp_path), "--cond", "general_cond"])
     assert "\n" not in str(e.value)
