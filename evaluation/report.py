@@ -240,12 +240,14 @@ def fmt_interval(values: list[float], spec: str = ".3g") -> str:
     return f"{mean:.{decimals}f} ± {half:.{decimals}f}"
 
 
-def _distinct(lines: list[dict], key: str) -> list[str]:
+def distinct(lines: list[dict], key: str) -> list[str]:
+    """The non-empty values of one CSV column over `lines`, each once, in order of first appearance."""
     return list(dict.fromkeys(ln[key].strip() for ln in lines if (ln.get(key) or "").strip()))
 
 
-def _said(lines: list[dict], key: str, what: str) -> str:
-    vals = _distinct(lines, key)
+def said(lines: list[dict], key: str, what: str) -> str:
+    """'<what> v1, v2' for a column's distinct values (dates: first to last when more than two)."""
+    vals = distinct(lines, key)
     if key == "date":
         vals = sorted(vals)
         if len(vals) > 2:
@@ -275,15 +277,15 @@ def header(res: Results) -> str:
     runs = [ln for snaps in res.runs.values() for ln in snaps]
     ns = sorted({n for _, _, n in res.runs})
     seeds = sorted({s for _, s, _ in res.runs})
-    budget = [_said(finals_of(res), "budget_minutes", "Budget per row:") + " minutes"]
-    if _distinct(runs, "budget_steps"):
+    budget = [said(finals_of(res), "budget_minutes", "Budget per row:") + " minutes"]
+    if distinct(runs, "budget_steps"):
         budget.append("steps per row in the table")
-    machines = ", ".join(_distinct(runs, "machine")) or "a machine not recorded"
+    machines = ", ".join(distinct(runs, "machine")) or "a machine not recorded"
     parts = [
-        f"{_said(runs + res.floors, 'date', 'Measured')} on {machines}; {_said(runs, 'threads', 'threads')}; "
-        f"{_said(runs, 'clock', 'clock')}.",
+        f"{said(runs + res.floors, 'date', 'Measured')} on {machines}; {said(runs, 'threads', 'threads')}; "
+        f"{said(runs, 'clock', 'clock')}.",
         " (".join(budget) + (")" if len(budget) > 1 else "") + ".",
-        f"N generated: {', '.join(map(str, ns)) or '-'}; {_said(runs, 'n_real', 'N real (held-out reference):')}.",
+        f"N generated: {', '.join(map(str, ns)) or '-'}; {said(runs, 'n_real', 'N real (held-out reference):')}.",
         f"Seeds: {', '.join(map(str, seeds)) or '-'}.",
         "Real-vs-real floor (N real training loops against the held-out reference): "
         + "; ".join(f"at N = {n}: {floors_at(res, n)}" for n in ns) + ".",
@@ -324,7 +326,7 @@ def make_table(res: Results) -> str:
         return "No evaluated snapshots yet.\n"
     ns = sorted({n for _, _, n in res.runs})
     cols = _columns(res)
-    steps = any(_distinct(snaps, "budget_steps") for snaps in res.runs.values())
+    steps = any(distinct(snaps, "budget_steps") for snaps in res.runs.values())
     head = ["row", "N", "seeds", *(["budget steps"] if steps else []), *(_title(k, ns) for k, _ in cols), "vs",
             *(f"{label} verdict" for _, _, label in VERDICTS), *(f"reaches {label}" for _, _, label in VERDICTS)]
     lines = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
@@ -332,7 +334,7 @@ def make_table(res: Results) -> str:
         vs = _vs(res, row, n)
         cells = [row, str(n), str(len(res.seeds(row, n)))]
         if steps:
-            cells.append(", ".join(_distinct([res.runs[(row, s, n)][-1] for s in res.seeds(row, n)], "budget_steps"))
+            cells.append(", ".join(distinct([res.runs[(row, s, n)][-1] for s in res.seeds(row, n)], "budget_steps"))
                          or "-")
         cells += [fmt_interval(res.finals(row, n, k), spec) for k, spec in cols] + [vs]
         tested = vs not in ("(baseline)", "no baseline run")
@@ -387,10 +389,10 @@ def glance(res: Results) -> str:
     ns = sorted({n for _, _, n in res.runs})
     floor = "; ".join(fmt_interval([value(f, HEADLINE) for f in res.floors
                                     if value(f, "n") == n and not math.isnan(value(f, HEADLINE))]) for n in ns)
-    head = (f"{_said(runs + res.floors, 'date', '').strip()}, {', '.join(_distinct(runs, 'machine')) or '-'}; "
-            f"{_said(finals_of(res), 'budget_minutes', '').strip()} {res.time_key.replace('_', '-')} per run; seeds "
+    head = (f"{said(runs + res.floors, 'date', '').strip()}, {', '.join(distinct(runs, 'machine')) or '-'}; "
+            f"{said(finals_of(res), 'budget_minutes', '').strip()} {res.time_key.replace('_', '-')} per run; seeds "
             f"{', '.join(map(str, seeds))}; N = {', '.join(map(str, ns))} generated against "
-            f"{', '.join(_distinct(runs, 'n_real')) or '?'} held-out real loops (real vs real: KAD {floor}). "
+            f"{', '.join(distinct(runs, 'n_real')) or '?'} held-out real loops (real vs real: KAD {floor}). "
             "Mean ± 95 % interval over seeds; (Welch's verdict against the baseline).")
     lines = ["| row | seeds | " + " | ".join(label for _, _, label in GLANCE) + " |", "|" + " --- |" * (2 + len(GLANCE))]
     for row, n in res.table_keys():

@@ -76,9 +76,10 @@ def table(lines: list[dict]) -> str:
     last = list({ln["model"]: ln for ln in lines}.values())
     if not last:
         return "No shipped model scored yet.\n"
-    said = lambda key: ", ".join(dict.fromkeys(ln.get(key, "") for ln in last if ln.get(key)))  # noqa: E731
-    head = (f"Measured {said('date')} on {said('machine')}, {said('threads')} thread(s). N = {said('n_fake')} "
-            f"generated loops per model, vocoded by the model's own vocoder.pt, against {said('n_real')} held-out "
+    one = lambda key: ", ".join(report.distinct(last, key)) or "-"  # noqa: E731  (one cell of the CSV, said once)
+    head = (f"{report.said(last, 'date', 'Measured')} on {one('machine')}, {one('threads')} thread(s). "
+            f"N = {one('n_fake')} generated loops per model, vocoded by the model's own vocoder.pt, against "
+            f"{one('n_real')} held-out "
             "real loops of the demo set of its kind; 'floor': N training loops against the same reference. One "
             "model per kind: [intervals] are 95 % over loops (KAD: bootstrap; genre accuracies: Wilson), not over "
             "training seeds.")
