@@ -21,7 +21,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from dataclasses import asdict
 from pathlib import Path
 
@@ -37,7 +36,7 @@ from plumbing.devices import default_device
 from plumbing.files import atomic_write, read_csv, write_csv
 from demo.loops import ensure_demo_set
 from evaluation.rows import append_csv, real_row
-from evaluation import report
+from evaluation import figure4, report
 from featurenet import FeatureNetUnavailable
 from train import CPU_PRESET, TrainConfig, train
 from train_scnn import ensure_loop_classifier
@@ -443,9 +442,9 @@ def write_report(out: Path, results: Path, args) -> None:
         raise SystemExit(f"reproduce.py: {results}: {e}") from None
     text = report.markdown(res)
     atomic_write(out / "table.md", lambda tmp: Path(tmp).write_text(text))
-    report.plot(res, out / "curve.png")
+    figure4.plot(res, out / "curve.png")
     if args.figure:
-        report.plot(res, args.figure)
+        figure4.plot(res, args.figure)
     if args.docs:
         png = os.path.relpath(args.figure, Path(args.docs).parent) if args.figure else None
         figure = f"\n![Figure 4 at this machine's scale]({png})\n" if png else ""

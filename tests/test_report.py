@@ -269,3 +269,16 @@ def test_the_readme_glance_gives_each_rows_mean_interval_and_verdict_against_its
     mean, lo, hi = metrics.mean_interval([0.30, 0.32, 0.28])
     assert f"| {mean:.3f} ± {(hi - lo) / 2:.3f} (ahead) |" in loop     # KAD: lower than the baseline's, by Welch
     assert "(baseline)" in next(ln for ln in text.splitlines() if ln.startswith("| stylegan2 |"))
+
+
+def test_figure4_draws_per_snapshot_the_mean_and_interval_over_seeds_and_writes_a_png(tmp_path):
+    from evaluation import figure4
+    res = report.read_results(runs("loop", [1.0, 2.0, 4.0]))        # each seed: 1.0 at step 50, then its final
+    (t0, m0, lo0, hi0), (t1, m1, lo1, hi1) = figure4.curve(res, "loop", 300, "KAD_musicnn_mel")
+    assert (t0, m0, lo0, hi0) == (5.0, 1.0, 1.0, 1.0)               # idle minutes = step / 10; equal values
+    half = T_975_DF2 * math.sqrt(((1 - 7 / 3) ** 2 + (2 - 7 / 3) ** 2 + (4 - 7 / 3) ** 2) / 2) / math.sqrt(3)
+    assert t1 == 15.0 and m1 == pytest.approx(7 / 3) and (lo1, hi1) == pytest.approx((7 / 3 - half, 7 / 3 + half))
+    one = figure4.curve(report.read_results(runs("loop", [2.0])), "loop", 300, "KAD_musicnn_mel")
+    assert math.isnan(one[-1][2]) and math.isnan(one[-1][3])         # one seed: no band
+    figure4.plot(res, tmp_path / "fig.png")
+    assert (tmp_path / "fig.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
