@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import os
-import platform
 import shutil
 import subprocess
 import sys
@@ -32,7 +31,7 @@ import featurenet
 import vggish
 from plumbing import paths
 from plumbing.checkpoint import load_checkpoint
-from plumbing.devices import default_device
+from plumbing.devices import default_device, machine
 from plumbing.files import atomic_write, read_csv, write_csv
 from demo.loops import ensure_demo_set
 from evaluation.rows import append_csv, real_row
@@ -198,21 +197,6 @@ def train_row(name: str, row: dict, args, run_dir: Path, seed: int, pace: float 
 # ---------------------------------------------------------------------------------------------
 def pace_key(cfg: TrainConfig, threads: int, device: str) -> str:
     return ";".join(f"{k}={getattr(cfg, k)}" for k in PACE_KEYS) + f";threads={threads};device={device}"
-
-
-def machine() -> str:
-    """This machine in a few words: CPU model (or GPU) and core count."""
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    if torch.cuda.is_available():
-        cpu = f"{torch.cuda.get_device_name(0)} + {cpu}"
-    return f"{cpu}, {os.cpu_count()} cores"
 
 
 def measure_pace(name: str, cfg: TrainConfig, args) -> dict:

@@ -35,6 +35,7 @@ import vocos
 from generator import Generator, GeneratorConfig
 from plumbing import paths
 from plumbing.checkpoint import save_checkpoint
+from plumbing.devices import machine
 from studio.__main__ import THREADS
 from studio.app import create_app, open_studio
 
@@ -216,7 +217,6 @@ def main(argv=None):
             return
         studio = open_studio(run, Path(tmp) / "out", None if vocoder is None else str(vocoder))
         rows = bench(studio, args.repeats)
-    from reproduce import machine
     print(f"studio latency, {datetime.date.today()}, {machine()}, torch threads {torch.get_num_threads()}, "
           f"load average {os.getloadavg()[0]:.1f}; generator width {studio.G.cfg.width}, "
           f"vocoder {studio.vocoder.name.split(':', 1)[0]}; {args.repeats} timed calls each")

@@ -33,6 +33,7 @@ from evaluation.report import value, write_generated
 from mel import log_mel
 from plumbing import paths
 from plumbing.checkpoint import load_checkpoint
+from plumbing.devices import machine
 from plumbing.cli import YES_NO, yes_no
 from plumbing.files import read_csv, write_csv
 from standins import musicnn_features
@@ -106,7 +107,6 @@ def score_vocoder(vocoder, real: torch.Tensor, ref_emb: torch.Tensor, embedder) 
 
 def csv_lines(rows: list[tuple[str, dict]], loops: str, data_dir: Path, n: int, n_ref: int) -> list[dict]:
     """(name, scores) pairs of one run -> lines of the results CSV: the scores, and where and how they were taken."""
-    from reproduce import machine          # the machine in the same words as reproduce.py's results.csv
     stamp = datetime.datetime.now().isoformat(timespec="seconds")
     where = dict(run=stamp, date=stamp[:10], machine=machine(), threads=torch.get_num_threads(), loops=loops,
                  data=paths.shown(data_dir), n=n, n_ref=n_ref)

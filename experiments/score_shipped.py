@@ -26,9 +26,8 @@ from evaluation import report
 from evaluation.rows import append_csv
 from plumbing import paths
 from plumbing.checkpoint import load_checkpoint
-from plumbing.devices import default_device
 from plumbing.files import read_csv
-from reproduce import machine
+from plumbing.devices import default_device, machine
 
 EVAL_SEED = 0          # latents, noise and the reference's choice: one set for every model, as reproduce.py
 FLOOR = "floor_"       # prefix of the real floor's columns on a model's line

@@ -1,9 +1,12 @@
-"""Which device a command uses when none is given, and the precision it computes in there.
+"""Which device a command uses when none is given, the precision it computes in there, and the machine in words.
 
 Not in the paper. Every command's `--device` defaults to `default_device()`; training autocasts to bf16 on
 CUDA only (`autocast_for`), so a CPU run is plain float32 and bit-for-bit repeatable.
 """
 from __future__ import annotations
+
+import os
+import platform
 
 import torch
 
@@ -18,3 +21,18 @@ def autocast_for(device: str | torch.device):
     if torch.device(device).type == "cuda":
         return lambda: torch.autocast("cuda", dtype=torch.bfloat16)
     return lambda: torch.autocast("cpu", enabled=False)
+
+
+def machine() -> str:
+    """This machine in a few words: CPU model (or GPU) and core count (what every results CSV records)."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    if torch.cuda.is_available():
+        cpu = f"{torch.cuda.get_device_name(0)} + {cpu}"
+    return f"{cpu}, {os.cpu_count()} cores"
