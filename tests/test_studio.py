@@ -352,3 +352,13 @@ def test_in_chromium_make_plays_a_loop_on_repeat_and_the_page_shows_it(cond_run,
         page.screenshot(path=str(tmp_path / "studio.png"))
         browser.close()
     assert (tmp_path / "studio.png").stat().st_size > 0
+
+
+def test_the_latency_table_says_per_action_whether_the_target_is_met_and_by_how_much_it_is_missed():
+    assert bench_studio.met({"function": (0.40, 0.30), "HTTP": (0.45, 0.31)}, 0.5) == "yes"
+    assert bench_studio.met({"function": (0.40, 0.30), "HTTP": (0.62, 0.31)}, 0.5) == "no: +0.12 s"  # the larger
+    rows = [{"action": a, "bpm": b, "via": v, "seconds": (0.1 if a != "variations" else 2.5, 0.1)}
+            for a in bench_studio.TARGETS_S for b in (120.0, bench_studio.SLOW_BPM) for v in ("function", "HTTP")]
+    lines = bench_studio.table(rows).splitlines()
+    assert len(lines) == 2 + 2 * len(bench_studio.TARGETS_S)
+    assert lines[2].endswith("| 0.5 | yes |") and "| 2 | no: +0.50 s |" in lines[4]
