@@ -34,8 +34,8 @@ from plumbing.devices import default_device
 
 SHIPPED = paths.REPO / "pretrained"         # in the repository, beside the code: pretrained/<loops>/
 FEATURES = "scnn_loop"                      # the offline network whose conditional heads teach the genre best
-DEFAULT_STEPS = 6000     # GAN steps in all: ~2.8 hours of one core of a 2-core CPU at loop_cond's idle pace
-                         # (1.68 s/step, reproduce.py's pace.csv), so drum and synth train side by side
+DEFAULT_STEPS = 3000     # GAN steps in all: about 2 hours of one core each when drum and synth train side by side
+                         # on this 2-core CPU (2.1-2.4 s/step measured so); --steps 6000 continues a run further
 SNAPSHOT_EVERY = 1000    # a ckpt_<step>.pt kept every this many steps (the CPU preset's 200 would keep 30)
 # What of a training checkpoint a shipped generator keeps: what sample.load_generator, evaluate.py and the studio
 # read. Everything else (D, both optimisers, RNG states, the frozen-network fingerprint) stays behind.
