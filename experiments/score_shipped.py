@@ -31,12 +31,17 @@ from plumbing.devices import default_device, machine
 
 EVAL_SEED = 0          # latents, noise and the reference's choice: one set for every model, as reproduce.py
 FLOOR = "floor_"       # prefix of the real floor's columns on a model's line
-FLOOR_KEYS = ("KAD_musicnn", "KAD_musicnn_mel")
-# (label, column, format): the table's columns; a column with _lo/_hi companions is shown with its interval.
-COLUMNS = [("KAD (musicnn, audio)", "KAD_musicnn", ".3g"), ("floor", FLOOR + "KAD_musicnn", ".3g"),
-           ("KAD (musicnn, mels)", "KAD_musicnn_mel", ".3g"), ("floor", FLOOR + "KAD_musicnn_mel", ".3g"),
+FLOOR_KEYS = ("KAD_musicnn", "KAD_musicnn_mel", "FAD_musicnn", "FAD_musicnn_mel")
+# (label, column, format): the table's lines, one metric each (a model per column); a column with _lo/_hi
+# companions is shown with its interval. FAD is biased in N: it compares only with the floor at the same N.
+METRICS = [("KAD (musicnn, audio)", "KAD_musicnn", ".3g"), ("real floor", FLOOR + "KAD_musicnn", ".3g"),
+           ("KAD (musicnn, mels)", "KAD_musicnn_mel", ".3g"), ("real floor", FLOOR + "KAD_musicnn_mel", ".3g"),
+           ("FAD (musicnn, audio)", "FAD_musicnn", ".3g"), ("real floor", FLOOR + "FAD_musicnn", ".3g"),
+           ("FAD (musicnn, mels)", "FAD_musicnn_mel", ".3g"), ("real floor", FLOOR + "FAD_musicnn_mel", ".3g"),
            ("density", "density", ".2f"), ("coverage", "coverage", ".2f"), ("copies", "copies", ".3f"),
            ("genre accuracy", "cond_acc", ".2f"), ("worst genre", "cond_acc_min", ".2f"),
+           (f"genre accuracy, truncation {evaluate.JUDGE_TRUNCATION:g}", "cond_acc_trunc", ".2f"),
+           (f"worst genre, truncation {evaluate.JUDGE_TRUNCATION:g}", "cond_acc_min_trunc", ".2f"),
            ("judge on real loops", "judge_acc", ".2f"), ("chance", "chance", ".2f")]
 
 
@@ -71,7 +76,8 @@ def cell(line: dict, key: str, spec: str) -> str:
 
 
 def table(lines: list[dict]) -> str:
-    """The markdown: a header from the CSV's lines, then one line per model (its last line in the CSV)."""
+    """The markdown: a header from the CSV's lines, then one line per metric and a column per model (its last
+    line in the CSV)."""
     last = list({ln["model"]: ln for ln in lines}.values())
     if not last:
         return "No shipped model scored yet.\n"
@@ -82,11 +88,10 @@ def table(lines: list[dict]) -> str:
             "real loops of the demo set of its kind; 'floor': N training loops against the same reference. One "
             "model per kind: [intervals] are 95 % over loops (KAD: bootstrap; genre accuracies: Wilson), not over "
             "training seeds.")
-    rows = ["| model | steps | " + " | ".join(label for label, _, _ in COLUMNS) + " |",
-            "|" + " --- |" * (2 + len(COLUMNS))]
-    for ln in last:
-        rows.append(f"| {ln['model']} | {ln.get('step', '-')} | "
-                    + " | ".join(cell(ln, key, spec) for _, key, spec in COLUMNS) + " |")
+    rows = ["| metric | " + " | ".join(ln["model"] for ln in last) + " |", "|" + " --- |" * (1 + len(last)),
+            "| steps trained | " + " | ".join(ln.get("step") or "-" for ln in last) + " |"]
+    for label, key, spec in METRICS:
+        rows.append(f"| {label} | " + " | ".join(cell(ln, key, spec) for ln in last) + " |")
     return head + "\n\n" + "\n".join(rows) + "\n"
 
 

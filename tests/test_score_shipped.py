@@ -1,6 +1,6 @@
 """experiments/score_shipped.py as a spec: a shipped folder is scored through its own vocoder against the demo
-set of its kind with the real floor beside it; the table comes from the CSV (each model's last line), shows KAD
-and the genre accuracies with their intervals, and says that they are over loops, not seeds."""
+set of its kind with the real floor beside it; the table comes from the CSV (a column per model, its last line),
+shows KAD, FAD and the genre accuracies, intervals where there are, and says that they are over loops, not seeds."""
 import pytest
 
 from experiments import score_shipped as S
@@ -17,11 +17,21 @@ def line(model, kad, **extra):
     return {k: str(v) for k, v in base.items()}
 
 
-def test_the_table_is_each_models_last_line_with_intervals_over_loops():
+def cells(text: str, label: str, nth: int = 0) -> list[str]:
+    """The cells after the label of the nth table line labelled `label`."""
+    found = [r for r in text.splitlines() if r.startswith(f"| {label} |")][nth]
+    return [c.strip() for c in found.strip("|").split("|")][1:]
+
+
+def test_the_table_is_a_column_per_model_from_its_last_line_with_intervals_over_loops():
     text = S.table([line("pretrained/drum", 9.0), line("pretrained/drum", 4.2), line("pretrained/synth", 6.0)])
-    rows = [r for r in text.splitlines() if r.startswith("| pretrained/")]
-    assert len(rows) == 2 and "| pretrained/drum | 6000 | 4.2 [3.2, 5.2] | 0.04 |" in rows[0]
-    assert "0.62 [0.56, 0.67]" in rows[0] and "| 0.30 |" in rows[0]           # worst genre without an interval
+    assert cells(text, "metric") == ["pretrained/drum", "pretrained/synth"]
+    assert cells(text, "steps trained") == ["6000", "6000"]
+    assert cells(text, "KAD (musicnn, audio)") == ["4.2 [3.2, 5.2]", "6 [5, 7]"]          # the last drum line
+    assert cells(text, "real floor") == ["0.04", "0.04"]                                   # beside its KAD
+    assert cells(text, "FAD (musicnn, audio)") == ["-", "-"]                               # not in these lines
+    assert cells(text, "genre accuracy") == ["0.62 [0.56, 0.67]"] * 2
+    assert cells(text, "worst genre") == ["0.30"] * 2                                      # no interval
     assert "N = 300 generated" in text and "not over training seeds" in text and "test CPU" in text
     assert S.table([]) == "No shipped model scored yet.\n"
 
@@ -33,15 +43,14 @@ def test_a_folder_is_scored_through_its_own_vocoder_against_the_demo_set_of_its_
     calls = {}
     monkeypatch.setattr(S, "ensure_demo_set", lambda loops: calls.setdefault("set", f"demo_{loops}"))
     monkeypatch.setattr(S.evaluate, "prepare_real", lambda data, n, seed, device, verbose: ("real", data, n))
-    monkeypatch.setattr(S.evaluate, "real_floor", lambda real, seed, verbose: {"KAD_musicnn": 0.1,
-                                                                              "KAD_musicnn_mel": 0.2})
     monkeypatch.setattr(S.melgan, "load_vocoder", lambda path, loops, device: calls.setdefault("voc", path))
     monkeypatch.setattr(S.evaluate, "evaluate_checkpoint",
                         lambda f, real, n, seed, device, vocoder, verbose: {"real": real, "vocoder": vocoder})
+    monkeypatch.setattr(S.evaluate, "real_floor", lambda real, seed, verbose: {k: 0.1 for k in S.FLOOR_KEYS})
     row = S.score(folder, 12, "cpu")
     assert calls == {"set": "demo_synth", "voc": folder / "vocoder.pt"}
     assert row["real"] == ("real", "demo_synth", 12) and row["vocoder"] == folder / "vocoder.pt"
-    assert row["floor_KAD_musicnn"] == 0.1 and row["model"] == str(folder) and row["n"] == 12
+    assert row["floor_KAD_musicnn"] == row["floor_FAD_musicnn_mel"] == 0.1 and row["model"] == str(folder) and row["n"] == 12
 
 
 def test_a_folder_without_a_model_is_one_line_and_the_csv_untouched(tmp_path, capsys):
@@ -59,6 +68,6 @@ def test_the_report_goes_between_the_pages_markers_from_the_csv(tmp_path):
     S.main(["pretrained/drum", "--csv", str(csv), "--report-only", "--docs", str(page)])
     text = page.read_text()
     assert "<!-- generated: shipped-models (python -m experiments.score_shipped pretrained/drum" in text
-    assert "| pretrained/drum | 6000 | 4.2 [3.2, 5.2] |" in text and len(read_csv(csv)) == 1
+    assert cells(text, "KAD (musicnn, audio)") == ["4.2 [3.2, 5.2]"] and len(read_csv(csv)) == 1
     with pytest.raises(SystemExit):
         S.main(["pretrained/drum", "--csv", str(csv), "--report-only", "--docs", str(tmp_path / "none.md")])
