@@ -42,7 +42,8 @@ METRICS = [("KAD (musicnn, audio)", "KAD_musicnn", ".3g"), ("real floor", FLOOR 
            ("genre accuracy", "cond_acc", ".2f"), ("worst genre", "cond_acc_min", ".2f"),
            (f"genre accuracy, truncation {evaluate.JUDGE_TRUNCATION:g}", "cond_acc_trunc", ".2f"),
            (f"worst genre, truncation {evaluate.JUDGE_TRUNCATION:g}", "cond_acc_min_trunc", ".2f"),
-           ("judge on real loops", "judge_acc", ".2f"), ("chance", "chance", ".2f")]
+           ("judge on real loops", "judge_acc", ".2f"), ("chance", "chance", ".2f"),
+           ("fp16 files against fp32: audio SNR, dB", "fp16_snr_db", ".1f")]
 
 
 class ShippedError(ValueError):
@@ -56,12 +57,14 @@ def score(folder: str | Path, n: int, device: str, seed: int = EVAL_SEED) -> dic
     if not (folder / "latest.pt").is_file():
         raise ShippedError(f"{folder} has no latest.pt: not a shipped model (python pretrain.py --loops drum "
                            "makes pretrained/drum)")
-    loops = load_checkpoint(folder / "latest.pt", map_location="cpu", required=sample.CKPT_KEYS)["loops"]
+    ck = load_checkpoint(folder / "latest.pt", map_location="cpu", required=sample.CKPT_KEYS)
+    loops = ck["loops"]
     real = evaluate.prepare_real(ensure_demo_set(loops), n, seed, device, verbose=False)
     floor = evaluate.real_floor(real, seed, verbose=False)
     vocoder = melgan.load_vocoder(sample.folder_vocoder(folder), loops=loops, device=device)
     row = evaluate.evaluate_checkpoint(folder, real, n, seed, device, vocoder, verbose=False)
     row.update({FLOOR + k: floor[k] for k in FLOOR_KEYS})
+    row.update(fp16_snr_db=ck.get("fp16_snr_db", float("nan")))        # measured by pretrain.py at export
     row.update(model=str(folder), n=n, threads=torch.get_num_threads(), machine=machine(),
                date=datetime.date.today().isoformat())
     return row

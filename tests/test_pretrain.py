@@ -33,11 +33,11 @@ def shipped(tmp_path_factory, tiny_drum_set):
     out = tmp_path_factory.mktemp("shipped") / "drum"
     pretrain.export_generator(run / "latest.pt", out)
     pretrain.export_vocoder(voc, out)
-    return run, out
+    return run, out, voc
 
 
 def test_the_shipped_generator_is_the_ema_in_fp16_without_d_or_optimisers(shipped):
-    run, out = shipped
+    run, out, _ = shipped
     ck = load_checkpoint(out / "latest.pt", map_location="cpu")
     assert not {"g", "d", "opt_g", "opt_d", "rng"} & set(ck)
     assert all(v.dtype == torch.float16 for v in ck["g_ema"].values() if v.is_floating_point())
@@ -48,7 +48,7 @@ def test_the_shipped_generator_is_the_ema_in_fp16_without_d_or_optimisers(shippe
 
 
 def test_the_shipped_model_samples_like_its_run_and_carries_its_vocoder(shipped):
-    run, out = shipped
+    run, out, _ = shipped
     G_run, ck_run = sample.load_generator(run)
     G_out, ck_out = sample.load_generator(out)
     a = sample.generate_mels(G_run, ck_run, 4, seed=3)                     # (4, 64, 200) log10 mels
@@ -101,3 +101,13 @@ def test_a_run_stopped_before_its_budget_exports_nothing(tmp_path, monkeypatch, 
     out = tmp_path / "shipped"
     assert pretrain.main(["--steps", "100", "--out", str(out)]) == 0
     assert "stopped at step 7 of 100; nothing exported" in capsys.readouterr().out and not out.exists()
+
+
+def test_snr_is_the_signal_over_the_difference_in_db():
+    assert pretrain.snr_db(np.array([1.0, 0.0]), np.array([0.9, 0.0])) == pytest.approx(20.0)   # 1 / 0.01
+    assert pretrain.snr_db(np.ones(4), np.ones(4)) > 250                                         # identical
+
+
+def test_the_fp16_files_cost_the_audio_less_than_a_thousandth_of_its_energy(shipped):
+    run, out, voc = shipped
+    assert pretrain.fp16_cost(run / "latest.pt", voc, out, n=4) > 30.0
