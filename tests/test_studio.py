@@ -362,3 +362,17 @@ def test_the_latency_table_says_per_action_whether_the_target_is_met_and_by_how_
     lines = bench_studio.table(rows).splitlines()
     assert len(lines) == 2 + 2 * len(bench_studio.TARGETS_S)
     assert lines[2].endswith("| 0.5 | yes |") and "| 2 | no: +0.50 s |" in lines[4]
+
+
+def test_each_input_is_checked_by_a_pure_function_that_returns_the_value_or_one_line():
+    from studio import inputs as I
+    import random
+    assert I.parse_seed("42") == 42 and I.parse_seed(7) == 7
+    assert 0 <= I.parse_seed("new", random.Random(0)) <= I.SEED_MAX
+    assert I.parse_whole(8.0, "bars", 1, I.MAX_BARS) == 8 and I.parse_bpm("90") == 90.0
+    for bad in (lambda: I.parse_seed(4.5), lambda: I.parse_seed(True), lambda: I.parse_bpm(59),
+                lambda: I.parse_whole(8.5, "bars", 1, 64), lambda: I.parse_whole(65, "bars", 1, 64),
+                lambda: I.parse_truncation(0), lambda: I.parse_genre("polka", ["house", "funk"])):
+        with pytest.raises(I.StudioError) as e:
+            bad()
+        assert len(str(e.value).splitlines()) == 1
