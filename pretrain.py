@@ -35,7 +35,7 @@ from plumbing import paths
 from plumbing.checkpoint import load_checkpoint, save_checkpoint
 from plumbing.devices import default_device
 
-SHIPPED = paths.REPO / "pretrained"         # in the repository, beside the code: pretrained/<loops>/
+SHIPPED = paths.shipped()                   # in the repository, beside the code: pretrained/<loops>/
 FEATURES = "scnn_loop"                      # the offline network whose conditional heads teach the genre best
 DEFAULT_STEPS = 3000     # GAN steps in all: about 2 hours of one core each when drum and synth train side by side
                          # on this 2-core CPU (2.1-2.4 s/step measured so); --steps 6000 continues a run further

@@ -70,6 +70,15 @@ def load_generator(run_or_ckpt: str | Path, device: str | torch.device = "cpu"):
     return G.to(device).eval().requires_grad_(False), ckpt
 
 
+def default_out(ckpt_path: Path) -> Path:
+    """Where sample.py writes without --out: <run>/samples beside the checkpoint, but for a shipped model
+    (pretrained/<loops>/, part of the repository) $PJLOOP_HOME/samples/pretrained_<loops>."""
+    folder = Path(ckpt_path).resolve().parent
+    if folder.parent == paths.shipped().resolve():
+        return paths.samples() / f"pretrained_{folder.name}"
+    return folder / "samples"
+
+
 def folder_vocoder(folder: Path) -> Path | None:
     """The vocoder a run or shipped folder carries (vocoder.pt beside latest.pt) or names (samples/vocoder.txt,
     written by train.py's quick start as 'arch:path'); None when it does neither (or the named file is gone)."""
@@ -317,7 +326,8 @@ def main(argv=None):
     ap.add_argument("run", help="a run directory (uses its latest.pt) or a checkpoint file")
     ap.add_argument("-n", type=int, default=16, help="number of loops (per genre with --genre; variations "
                                                      "with --variations-of)")
-    ap.add_argument("--out", default=None, help="output directory (default: <run>/samples)")
+    ap.add_argument("--out", default=None, help="output directory (default: <run>/samples; for a shipped "
+                    "model $PJLOOP_HOME/samples/pretrained_<loops>)")
     ap.add_argument("--seed", type=int, default=0, help="latent seed (with --genre: loop i has seed SEED + i)")
     ap.add_argument("--truncation", type=float, default=1.0, help="psi; < 1 trades diversity for quality "
                                                                   "(conditional: towards the genre's average)")
@@ -340,7 +350,7 @@ def main(argv=None):
     args = ap.parse_args(argv)
     device = default_device()
     G, ckpt = load_generator(args.run, device)
-    out = Path(args.out) if args.out else resolve_checkpoint(args.run).parent / "samples"
+    out = Path(args.out) if args.out else default_out(resolve_checkpoint(args.run))
     genre_ids = conditional.resolve_genres(args.genre, ckpt.get("genres"))   # an unknown name stops here
     if args.morph is not None and args.variations_of is not None:
         raise ValueError("give --morph or --variations-of, not both")

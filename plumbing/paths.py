@@ -7,6 +7,8 @@ repository), and a fixed folder under it for each kind of file.
     $PJLOOP_HOME/runs/          train.py's run folders (runs/<loops>_<features>)
     $PJLOOP_HOME/results/       reproduce.py's tables and evaluate.py's default results.csv
     $PJLOOP_HOME/studio_out/    the loop studio's WAVs, recipes and mel pictures (python -m studio)
+    $PJLOOP_HOME/samples/       sample.py's output for a shipped model (a run's goes into <run>/samples)
+    <repository>/pretrained/    the shipped models (pretrain.py): part of the repository, never written by sampling
 
 The environment is read at every call, not at import, so a test (or a script) may point it elsewhere. A path
 the user types (--out, --data, --ckpt-dir) is taken as typed; only the defaults live here. Not in the paper.
@@ -59,6 +61,16 @@ def results() -> Path:
 def studio_out() -> Path:
     """<home>/studio_out: what the loop studio (python -m studio) writes, one folder per request."""
     return home() / "studio_out"
+
+
+def samples() -> Path:
+    """<home>/samples: where sample.py writes for a shipped model (pretrained/<loops> holds only the model)."""
+    return home() / "samples"
+
+
+def shipped() -> Path:
+    """<repository>/pretrained: the shipped models, one folder per kind of loop (pretrain.py exports them)."""
+    return REPO / "pretrained"
 
 
 def shown(path: str | Path) -> str:

@@ -12,7 +12,7 @@ import sys
 import torch
 
 from plumbing import paths
-from studio.app import DEFAULT_SOURCE, START_ERRORS, create_app, open_studio
+from studio.app import DEFAULT_LOOPS, START_ERRORS, create_app, open_studio
 
 HOST = "127.0.0.1"      # this machine only: the studio writes files and has no log-in
 PORT = 7860             # a port web demos commonly use, free on most machines
@@ -26,7 +26,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(prog="python -m studio", description=__doc__.split("\n")[0])
     ap.add_argument("source", nargs="?", default=None, metavar="RUN_OR_PRETRAINED",
                     help=f"a run folder (its latest.pt), a checkpoint file, or a shipped model folder "
-                         f"(default: {DEFAULT_SOURCE} in the repository)")
+                         f"(default: the shipped pretrained/{DEFAULT_LOOPS} in the repository)")
     ap.add_argument("--host", default=HOST, help=f"address to listen on (default {HOST}: this machine only; "
                                                  "0.0.0.0 opens it to the network)")
     ap.add_argument("--port", type=int, default=PORT, help=f"port to listen on (default {PORT})")

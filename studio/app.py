@@ -51,7 +51,7 @@ from studio.inputs import (BPM_RANGE, MAX_BARS, MAX_SPREAD, MAX_VARIATIONS, SEED
                            parse_whole)
 
 STATIC = Path(__file__).resolve().parent / "static"
-DEFAULT_SOURCE = Path("pretrained") / "drum"   # the shipped drum model (inside the repository)
+DEFAULT_LOOPS = "drum"                 # with no model named, the studio plays the shipped drum model
 FOLDER_VOCODER = sample.FOLDER_VOCODER   # a run or shipped folder may carry its vocoder beside latest.pt
 DEFAULTS = {"truncation": 1.0, "bpm": BPM, "n": 8, "spread": conditional.DEFAULT_SPREAD, "bars": 8}
 REPEAT = PAGE_REPEAT                   # the long download: the bar tiled x4, as sample.py's _x4.wav
@@ -129,13 +129,13 @@ def vocoder_for(ckpt_path: Path, ckpt: dict, asked: str | None) -> tuple[melgan.
 
 def source_checkpoint(source: str | Path | None) -> Path:
     """The checkpoint a studio plays: `source` as sample.py resolves it, or the shipped drum model. One-line
-    FileNotFoundError when there is none (the shipped models are not in the repository yet)."""
+    FileNotFoundError when there is none (a checkout without the shipped models)."""
     if source is None:
-        default = paths.REPO / DEFAULT_SOURCE
+        default = paths.shipped() / DEFAULT_LOOPS
         try:
             return sample.resolve_checkpoint(default)
         except FileNotFoundError:
-            raise FileNotFoundError(f"no shipped model in {DEFAULT_SOURCE} yet: pass a run folder or a checkpoint, "
+            raise FileNotFoundError(f"no shipped model in {paths.shown(default)}: pass a run folder or a checkpoint, "
                                     f"e.g. python -m studio runs/drum_scnn_loop") from None
     return sample.resolve_checkpoint(source)
 

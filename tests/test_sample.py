@@ -193,3 +193,13 @@ def test_sample_vocoder_griffin_lim_by_name_and_real_loops_beside(tiny_ckpt, tin
     sample.main([str(tmp_path / "latest.pt"), "-n", "1", "--out", str(out), "--vocoder", "griffin-lim", "--real", "1"])
     assert (out / "vocoder.txt").read_text().strip() == "griffin-lim"
     assert len(sf.read(out / "loop_real_0000_x4.wav")[0]) == 4 * LOOP_SAMPLES
+
+
+def test_sampling_a_shipped_model_writes_under_home_never_into_the_repositorys_model_folder(tmp_path, monkeypatch):
+    from plumbing import paths
+    monkeypatch.setattr(paths, "REPO", tmp_path / "repo")
+    monkeypatch.setenv(paths.HOME_ENV, str(tmp_path / "home"))
+    shipped = tmp_path / "repo" / "pretrained" / "drum" / "latest.pt"
+    assert sample.default_out(shipped) == tmp_path / "home" / "samples" / "pretrained_drum"
+    run = tmp_path / "home" / "runs" / "drum_scnn_loop" / "latest.pt"
+    assert sample.default_out(run) == run.parent / "samples"
