@@ -10,14 +10,14 @@ import melgan
 import sample
 from demo.loops import GENRES
 from mel import LOOP_SAMPLES, N_FRAMES, N_MELS
-from plumbing.paths import REPO
+from plumbing import paths
 
 MAX_MB = 10.0          # a shipped kind of loop in git: generator + vocoder
 
 
 @pytest.mark.parametrize("loops", sorted(GENRES))
 def test_a_shipped_model_makes_one_loop_per_genre_and_voices_it(loops):
-    folder = REPO / "pretrained" / loops
+    folder = paths.shipped() / loops
     if not (folder / "latest.pt").is_file():
         pytest.skip(f"pretrained/{loops} is not shipped yet: python pretrain.py --loops {loops}")
     size = sum(p.stat().st_size for p in folder.glob("*.pt")) / 2 ** 20
