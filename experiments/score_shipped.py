@@ -88,7 +88,7 @@ def table(lines: list[dict]) -> str:
     head = (f"{report.said(last, 'date', 'Measured')} on {one('machine')}, {one('threads')} thread(s). "
             f"N = {one('n_fake')} generated loops per model, vocoded by the model's own vocoder.pt, against "
             f"{one('n_real')} held-out "
-            "real loops of the demo set of its kind; 'floor': N training loops against the same reference. One "
+            "real loops of the demo set of its kind; 'real floor': N training loops against the same reference. One "
             "model per kind: [intervals] are 95 % over loops (KAD: bootstrap; genre accuracies: Wilson), not over "
             "training seeds.")
     rows = ["| metric | " + " | ".join(ln["model"] for ln in last) + " |", "|" + " --- |" * (1 + len(last)),
