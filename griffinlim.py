@@ -18,7 +18,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from mel import HOP, N_FFT, N_MELS, PAD, mel_filterbank
+from mel import HOP, N_FFT, N_MELS, PAD, mel_filterbank, voiceable
 
 GL_ITERS = 64                    # Griffin-Lim iterations (fast GL converges in a few dozen)
 GL_MOMENTUM = 0.99               # fast Griffin-Lim (Perraudin et al. 2013), librosa's default
@@ -31,7 +31,8 @@ MIN_FRAMES = 4                   # shortest mel a vocoder accepts (reflection pa
 # Input/output handling shared by the vocoders.
 # ---------------------------------------------------------------------------------------------
 def mel_batch(mel, what: str) -> tuple[torch.Tensor, bool, bool]:
-    """numpy/torch (64, T) or (B, 64, T) -> float32 torch (B, 64, T), was-numpy, was-batched."""
+    """numpy/torch (64, T) or (B, 64, T) -> float32 torch (B, 64, T) within mel.voiceable's range, was-numpy,
+    was-batched."""
     as_numpy = not isinstance(mel, torch.Tensor)
     x = torch.as_tensor(np.asarray(mel, dtype=np.float32)) if as_numpy else mel.detach().float()
     batched = x.dim() == 3
@@ -40,7 +41,7 @@ def mel_batch(mel, what: str) -> tuple[torch.Tensor, bool, bool]:
                          f"T >= {MIN_FRAMES} frames (F before T, as mel.log_mel), got {tuple(x.shape)}")
     if not torch.isfinite(x).all():
         raise ValueError(f"{what}: the mel contains NaN or inf")
-    return (x if batched else x[None]), as_numpy, batched
+    return voiceable(x if batched else x[None]), as_numpy, batched
 
 
 def audio_out(audio: torch.Tensor, as_numpy: bool, batched: bool):

@@ -13,6 +13,8 @@ Reflect-padded so a 32 000-sample loop gives exactly 200 frames. Two layouts of 
 """
 from __future__ import annotations
 
+import math
+
 from functools import lru_cache
 
 import librosa
@@ -32,6 +34,8 @@ HOP = 160            # 10 ms at 16 kHz, as VGGish
 N_MELS = 64          # as VGGish and the authors
 F_MIN, F_MAX = 0.0, 8000.0   # full band up to Nyquist
 LOG_FLOOR = 1e-5     # log10(max(mel, 1e-5)): -5 is the value of silence
+MEL_CEILING = 1.1    # the loudest log10 mel a vocoder is given: a full-scale square wave's loudest band is 1.09,
+                     # a full-scale sine's 0.96, the demo loops' loudest 0.85 (a generator's output is unbounded)
 N_FRAMES = LOOP_SAMPLES // HOP            # 200 frames = exactly 2.000 s
 CHUNK_FRAMES = N_FRAMES // 2              # 100 frames = the 1-second chunks the feature networks see
 PAD = (N_FFT - HOP) // 2                  # 432: centres frame t on samples [160 t, 160 t + 160)
@@ -81,6 +85,13 @@ def log_mel(audio: np.ndarray | torch.Tensor) -> np.ndarray | torch.Tensor:
 # ---------------------------------------------------------------------------------------------
 # Band statistics: per mel band, over the training set (docs/design.md §1).
 # ---------------------------------------------------------------------------------------------
+def voiceable(mel: torch.Tensor) -> torch.Tensor:
+    """A log10 mel clamped to what a signal in [-1, 1] can have: [log10(LOG_FLOOR), MEL_CEILING]. Every vocoder
+    input goes through this (griffinlim.mel_batch): a GAN's unbounded output (a "blob" thousands of decades loud)
+    would otherwise drive the vocoder far outside anything it heard and drown the loop after peak-normalising."""
+    return mel.clamp(math.log10(LOG_FLOOR), MEL_CEILING)
+
+
 def band_moments(mels: np.ndarray) -> tuple[int, np.ndarray, np.ndarray]:
     """mels (N, F=64, T) -> (count per band, mean (64,), M2 (64,) = sum of squared deviations), float64."""
     n = mels.shape[0] * mels.shape[2]

@@ -92,3 +92,13 @@ def test_from_gan_inverts_to_gan_and_gives_raw_b_64_200_numpy():
     np.testing.assert_allclose(from_gan(x.detach().numpy(), torch.from_numpy(mean), torch.from_numpy(std)), mels,
                                atol=1e-5)
     np.testing.assert_allclose(destandardise(standardise(mels, mean, std), mean, std), mels, atol=1e-5)
+
+
+def test_the_ceiling_is_above_what_full_scale_signals_reach_and_voiceable_clamps_only_outside():
+    from mel import LOG_FLOOR, MEL_CEILING, voiceable
+    t = np.arange(LOOP_SAMPLES) / SR
+    for x in (np.sin(2 * np.pi * 60 * t), np.sign(np.sin(2 * np.pi * 50 * t)), np.ones(LOOP_SAMPLES)):
+        assert log_mel(x.astype(np.float32)).max() <= MEL_CEILING                 # full scale stays below it
+    inside = torch.tensor([-5.0, -2.0, 0.0, MEL_CEILING])
+    assert torch.equal(voiceable(inside), inside)
+    assert voiceable(torch.tensor([6000.0, -40.0])).tolist() == pytest.approx([MEL_CEILING, np.log10(LOG_FLOOR)])

@@ -109,6 +109,16 @@ def test_a_vocoder_gives_exactly_32000_samples_per_loop_in_the_input_kind():
     assert isinstance(batch, torch.Tensor) and batch.shape == (3, 32000)
 
 
+def test_a_blob_far_above_any_sound_is_voiced_as_the_loudest_band_a_signal_can_have():
+    """A generator's unbounded 'blob' (log10 mel in the thousands) reaches the vocoder as mel.MEL_CEILING."""
+    from mel import MEL_CEILING
+    mel = log_mel(chirp())                                                     # (64, 200)
+    blob, capped = mel.copy(), mel.copy()
+    blob[:8, 20:40], capped[:8, 20:40] = 6000.0, MEL_CEILING
+    v = tiny_vocoder()
+    assert np.array_equal(v(blob), v(capped)) and np.isfinite(v(blob)).all()
+
+
 def test_circular_vocoding_equals_the_middle_of_the_loop_played_three_times():
     """Seamless looping: with the loop's own frames wrapped around it, the vocoded loop is exactly what
     the generator makes in the middle of a long repetition of that loop."""
