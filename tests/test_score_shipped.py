@@ -1,6 +1,9 @@
 """experiments/score_shipped.py as a spec: a shipped folder is scored through its own vocoder against the demo
 set of its kind with the real floor beside it; the table comes from the CSV (a column per model, its last line),
 shows KAD, FAD and the genre accuracies, intervals where there are, and says that they are over loops, not seeds."""
+from pathlib import Path
+
+import numpy as np
 import pytest
 
 from experiments import score_shipped as S
@@ -47,6 +50,7 @@ def test_a_folder_is_scored_through_its_own_vocoder_against_the_demo_set_of_its_
     monkeypatch.setattr(S.evaluate, "evaluate_checkpoint",
                         lambda f, real, n, seed, device, vocoder, verbose: {"real": real, "vocoder": vocoder})
     monkeypatch.setattr(S.evaluate, "real_floor", lambda real, seed, verbose: {k: 0.1 for k in S.FLOOR_KEYS})
+    monkeypatch.setattr(S, "blob_share", lambda folder, n, seed: {"blobs": 0.25})
     row = S.score(folder, 12, "cpu")
     assert calls == {"set": "demo_synth", "voc": folder / "vocoder.pt"}
     assert row["real"] == ("real", "demo_synth", 12) and row["vocoder"] == folder / "vocoder.pt"
@@ -71,3 +75,13 @@ def test_the_report_goes_between_the_pages_markers_from_the_csv(tmp_path):
     assert cells(text, "KAD (musicnn, audio)") == ["4.2 [3.2, 5.2]"] and len(read_csv(csv)) == 1
     with pytest.raises(SystemExit):
         S.main(["pretrained/drum", "--csv", str(csv), "--report-only", "--docs", str(tmp_path / "none.md")])
+
+
+def test_a_blob_is_a_loop_with_a_mel_value_above_what_any_signal_can_have(monkeypatch):
+    mels = np.full((4, 64, 200), -2.0)
+    mels[1, 3, 5] = S.MEL_CEILING + 0.01                  # one loop with a single value above the ceiling
+    mels[2, 0, 0] = S.MEL_CEILING                         # at the ceiling: a loud sound, not a blob
+    monkeypatch.setattr(S.sample, "load_generator", lambda folder: (None, {}))
+    monkeypatch.setattr(S.evaluate, "generate_set", lambda G, ck, voc, n, seed: (None, mels[:n]))
+    got = S.blob_share(Path("x"), 4)
+    assert got["blobs"] == 0.25 and 0 < got["blobs_lo"] < 0.25 < got["blobs_hi"] < 1
