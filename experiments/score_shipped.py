@@ -45,7 +45,7 @@ METRICS = [("KAD (musicnn, audio)", "KAD_musicnn", ".3g"), ("real floor", FLOOR 
            (f"genre accuracy, truncation {evaluate.JUDGE_TRUNCATION:g}", "cond_acc_trunc", ".2f"),
            (f"worst genre, truncation {evaluate.JUDGE_TRUNCATION:g}", "cond_acc_min_trunc", ".2f"),
            ("judge on real loops", "judge_acc", ".2f"), ("chance", "chance", ".2f"),
-           ("loops with a blob (mel above any signal's)", "blobs", ".2f"),
+           ("loops the vocoder clamps (a mel above any signal's)", "clamped", ".2f"),
            ("fp16 files against fp32: audio SNR, dB", "fp16_snr_db", ".1f")]
 
 
@@ -68,21 +68,21 @@ def score(folder: str | Path, n: int, device: str, seed: int = EVAL_SEED) -> dic
     row = evaluate.evaluate_checkpoint(folder, real, n, seed, device, vocoder, verbose=False)
     row.update({FLOOR + k: floor[k] for k in FLOOR_KEYS})
     row.update(fp16_snr_db=ck.get("fp16_snr_db", float("nan")))        # measured by pretrain.py at export
-    row.update(blob_share(folder, n, seed))
+    row.update(clamped_share(folder, n, seed))
     row.update(model=str(folder), n=n, threads=torch.get_num_threads(), machine=machine(),
                date=datetime.date.today().isoformat())
     return row
 
 
-def blob_share(folder: Path, n: int, seed: int = EVAL_SEED) -> dict:
-    """The share of the n evaluated loops (evaluate.generate_set's seeds and noise) with a "blob": some mel value
-    above mel.MEL_CEILING, louder than any signal in [-1, 1] can be (the vocoder hears it clamped), with its
-    95 % Wilson interval."""
+def clamped_share(folder: Path, n: int, seed: int = EVAL_SEED) -> dict:
+    """The share of the n evaluated loops (evaluate.generate_set's seeds and noise) that the vocoder hears
+    clamped: some mel value above mel.MEL_CEILING, louder than any signal in [-1, 1] can be (from a slight
+    overshoot to a "blob" thousands of decades up), with its 95 % Wilson interval."""
     G, ck = sample.load_generator(folder)
     _, mels = evaluate.generate_set(G, ck, None, n, seed)                          # (n, 64, 200) log10 mels
     k = int((mels.reshape(len(mels), -1).max(axis=1) > MEL_CEILING).sum())
     lo, hi = binomial_interval(k, len(mels))
-    return {"blobs": k / len(mels), "blobs_lo": lo, "blobs_hi": hi}
+    return {"clamped": k / len(mels), "clamped_lo": lo, "clamped_hi": hi}
 
 
 def cell(line: dict, key: str, spec: str) -> str:

@@ -50,7 +50,7 @@ def test_a_folder_is_scored_through_its_own_vocoder_against_the_demo_set_of_its_
     monkeypatch.setattr(S.evaluate, "evaluate_checkpoint",
                         lambda f, real, n, seed, device, vocoder, verbose: {"real": real, "vocoder": vocoder})
     monkeypatch.setattr(S.evaluate, "real_floor", lambda real, seed, verbose: {k: 0.1 for k in S.FLOOR_KEYS})
-    monkeypatch.setattr(S, "blob_share", lambda folder, n, seed: {"blobs": 0.25})
+    monkeypatch.setattr(S, "clamped_share", lambda folder, n, seed: {"clamped": 0.25})
     row = S.score(folder, 12, "cpu")
     assert calls == {"set": "demo_synth", "voc": folder / "vocoder.pt"}
     assert row["real"] == ("real", "demo_synth", 12) and row["vocoder"] == folder / "vocoder.pt"
@@ -77,11 +77,11 @@ def test_the_report_goes_between_the_pages_markers_from_the_csv(tmp_path):
         S.main(["pretrained/drum", "--csv", str(csv), "--report-only", "--docs", str(tmp_path / "none.md")])
 
 
-def test_a_blob_is_a_loop_with_a_mel_value_above_what_any_signal_can_have(monkeypatch):
+def test_a_loop_is_clamped_when_a_mel_value_is_above_what_any_signal_can_have(monkeypatch):
     mels = np.full((4, 64, 200), -2.0)
     mels[1, 3, 5] = S.MEL_CEILING + 0.01                  # one loop with a single value above the ceiling
-    mels[2, 0, 0] = S.MEL_CEILING                         # at the ceiling: a loud sound, not a blob
+    mels[2, 0, 0] = S.MEL_CEILING                         # at the ceiling: a loud sound, left as it is
     monkeypatch.setattr(S.sample, "load_generator", lambda folder: (None, {}))
     monkeypatch.setattr(S.evaluate, "generate_set", lambda G, ck, voc, n, seed: (None, mels[:n]))
-    got = S.blob_share(Path("x"), 4)
-    assert got["blobs"] == 0.25 and 0 < got["blobs_lo"] < 0.25 < got["blobs_hi"] < 1
+    got = S.clamped_share(Path("x"), 4)
+    assert got["clamped"] == 0.25 and 0 < got["clamped_lo"] < 0.25 < got["clamped_hi"] < 1
