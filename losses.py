@@ -13,6 +13,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from mel import MEL_CEILING
+
 R1_GAMMA = 10.0     # R1 weight gamma of Hung et al.'s / StyleGAN2's config for this resolution (docs/design.md §4)
 R1_INTERVAL = 16    # lazy R1: D is regularised once every 16 minibatches (StyleGAN2's d_reg_every)
 PL_INTERVAL = 4     # lazy path-length regularisation of G every 4 minibatches (StyleGAN2's g_reg_every)
@@ -37,6 +39,16 @@ def g_hinge(fake_logits: list[torch.Tensor]) -> torch.Tensor:
     if not fake_logits:
         raise ValueError("g_hinge: got no discriminator heads")
     return sum(-f.float().mean() for f in fake_logits)
+
+
+def ceiling_penalty(fake: torch.Tensor, mean: torch.Tensor, std: torch.Tensor,
+                    ceiling: float = MEL_CEILING) -> torch.Tensor:
+    """Not in the paper (train.py --ceiling-weight): how far a standardised fake batch (B, 1, T, F=64) rises
+    above `ceiling` in log10 mel, in decades, averaged over every bin; 0 for any mel a signal in [-1, 1] can
+    have. A frozen feature network can be blind to a patch thousands of decades loud (a "blob"), so D never
+    pushes G away from it; this hinge does. mean, std (64,): the data set's per-band statistics."""
+    mel = fake.float() * std + mean                     # (B, 1, T, F=64) log10 mel; (64,) broadcasts over F
+    return F.relu(mel - ceiling).mean()
 
 
 # ------------------------------------------------------------------------------------------------

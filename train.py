@@ -65,7 +65,7 @@ def train_step(run: Run, real: torch.Tensor, idx: torch.Tensor, z_d: torch.Tenso
     #    work, while gradients still flow through D (unwrapped) into G_sync.
     for p in run.d_params:
         p.requires_grad_(False)
-    loss_g = g_step(run.G_sync, run.D, z_g, run.baseline, autocast, run.policy, c_g)
+    loss_g = g_step(run.G_sync, run.D, z_g, run.baseline, autocast, run.policy, c_g, run.ceiling)
     check_finite("G", loss_g, run.step, run.out, run.world)
     run.opt_G.zero_grad(set_to_none=True)
     loss_g.backward()
@@ -104,14 +104,19 @@ def r1_step(D, real, policy: tuple = (), c_real=None):
     return losses.r1_loss_weight() * losses.r1_penalty(logits, real_r1) + 0.0 * logits.sum()
 
 
-def g_step(G, D, z, baseline: bool, autocast, policy: tuple = (), c=None):
+def g_step(G, D, z, baseline: bool, autocast, policy: tuple = (), c=None, ceiling=None):
     """Generator loss: raise D's logits on a fresh fake batch (gradients flow through D, and through the
-    differentiable augmentation, into G); c (B,): its genres (--conditional yes only)."""
+    differentiable augmentation, into G); c (B,): its genres (--conditional yes only); ceiling: None (the
+    paper), or (weight, mean, std) of --ceiling-weight's penalty on mels louder than any signal."""
     fake_c = () if c is None else (c,)
     with autocast():
         fake = G(z, *fake_c)                                                            # (B, 1, 200, 64)
         fake_logits = D(augment(fake, policy), *fake_c)
-        return losses.g_nonsaturating(fake_logits) if baseline else losses.g_hinge(fake_logits)
+        loss = losses.g_nonsaturating(fake_logits) if baseline else losses.g_hinge(fake_logits)
+    if ceiling is not None:
+        weight, mean, std = ceiling
+        loss = loss + weight * losses.ceiling_penalty(fake, mean, std)
+    return loss
 
 
 def ema_half_life(cfg: TrainConfig, step: int) -> float:
@@ -203,6 +208,9 @@ class TrainConfig:
                                    "(sub-folders or preprocess.py --labels)")
     genre_shift: bool = opt(True, "conditional runs: + a learned per-genre offset to G's w (not in the paper; "
                                   "docs/training.md); no = StyleGAN2-ADA's conditional mapping alone")
+    ceiling_weight: float = opt(0.0, "weight of a penalty on generated mels louder than any signal can be "
+                                     "(losses.ceiling_penalty), 0 = off; not in the paper (pretrain.py's drum "
+                                     "model: docs/training.md)")
     clock: str = opt("wall", "what --minutes counts: wall time, or this process's cpu time", ("wall", "cpu"))
     vggish: str | None = opt(None, "official VGGish weights file (else $PJLOOP_VGGISH or the torch hub cache)")
     samples: int = opt(8, "after training, this many loops (and 4 real ones) as WAVs through a trained vocoder "

@@ -122,6 +122,9 @@ class Run:
             m.to(memory_format=MEMORY_FORMAT)
         self.d_params = trainable_parameters(self.D)       # requires_grad=False elsewhere, so DDP skips them
         self.policy = parse_policy(cfg.augment)        # --augment: the same ops on real and fake, every step
+        # --ceiling-weight (not in the paper): (weight, per-band mean, std) of G's penalty on impossible mels
+        self.ceiling = (None if not cfg.ceiling_weight else (cfg.ceiling_weight, *(
+            torch.from_numpy(s).float().to(self.device) for s in (data.mean, data.std))))
         # Only the projected D caches, and only what does not change: no batch statistics, no augmentation.
         self.cache_real = cfg.cache_real and bool(names) and not cfg.batch_stats and not self.policy
         if self.cache_real:

@@ -5,6 +5,7 @@ import pytest
 import torch
 
 import losses
+from mel import MEL_CEILING
 
 T = torch.tensor
 
@@ -70,3 +71,21 @@ def test_lazy_regularisation_constants():
     assert losses.lazy_ratio(4) == pytest.approx(4 / 5)
     assert losses.lazy_ratio(0) == 1.0
     assert losses.r1_loss_weight() == pytest.approx(10 / 2 * 16)
+
+
+def test_ceiling_penalty_is_the_mean_overshoot_in_decades_and_zero_below():
+    mean, std = torch.full((64,), -2.0), torch.full((64,), 0.5)
+    fake = torch.zeros(2, 1, 200, 64)                       # (B, 1, T, F) z-scores: log10 mel -2 everywhere
+    assert losses.ceiling_penalty(fake, mean, std).item() == 0.0
+    fake[0, 0, :10, :4] = (MEL_CEILING + 3.0 + 2.0) / 0.5   # 40 bins of loop 0 at 3 decades above the ceiling
+    expected = 40 * 3.0 / fake.numel()
+    assert losses.ceiling_penalty(fake, mean, std).item() == pytest.approx(expected, rel=1e-5)
+
+
+def test_ceiling_penalty_pushes_only_the_bins_above_the_ceiling_down():
+    mean, std = torch.zeros(64), torch.ones(64)
+    fake = torch.zeros(1, 1, 200, 64, requires_grad=True)
+    with torch.no_grad():
+        fake[0, 0, 0, 0] = MEL_CEILING + 1.0
+    losses.ceiling_penalty(fake, mean, std).backward()
+    assert fake.grad[0, 0, 0, 0] > 0 and fake.grad.count_nonzero() == 1     # descent lowers that bin alone

@@ -21,6 +21,7 @@ import subprocess
 import sys
 import errno
 
+import losses
 import melgan
 from stubs import full_disk, temporary_files
 
@@ -380,3 +381,26 @@ def test_a_full_disk_before_the_first_checkpoint_estimates_its_size(tmp_path, ti
                                       r"about \d+\.\d MB free") as e:
         train.train(cfg_for(tmp_path, tiny_drum_set, "none", steps=2), device="cpu")
     assert e.value.errno == errno.ENOSPC and not temporary_files(tmp_path / "run")
+
+
+def test_ceiling_weight_adds_its_penalty_to_the_g_loss_and_is_off_by_default(tiny_drum_set):
+    """--ceiling-weight (not in the paper): G's loss + weight x losses.ceiling_penalty of the same fake batch;
+    at the default 0 the run has no penalty at all (the paper's step)."""
+    dims = {k: v for k, v in TINY.items() if k in ("batch", "g_channels", "d_channels")}
+    data = LoopMelDataset(tiny_drum_set)
+    assert train.Run(train.TrainConfig(features="none", **dims), [], {}, data, World()).ceiling is None
+    run = train.Run(train.TrainConfig(features="none", ceiling_weight=0.5, **dims), [], {}, data, World())
+    weight, mean, std = run.ceiling                            # the data set's per-band statistics
+    assert weight == 0.5 and torch.equal(mean, torch.from_numpy(data.mean)) and std.shape == (64,)
+    loud = (0.5, torch.full((64,), 3.0), torch.ones(64))       # every bin of every loop ~2 decades too loud
+    z = torch.randn(2, run.g_cfg.z_dim)
+
+    def loss(ceiling):
+        torch.manual_seed(0)                                   # the same noise inputs, so the same fake batch
+        return train.g_step(run.G, run.D, z, True, autocast_for("cpu"), ceiling=ceiling)
+
+    torch.manual_seed(0)
+    fake = run.G(z)                                            # (2, 1, 200, 64)
+    expected = loss(None) + 0.5 * losses.ceiling_penalty(fake, loud[1], loud[2])
+    assert losses.ceiling_penalty(fake, loud[1], loud[2]) > 1.0
+    torch.testing.assert_close(loss(loud), expected)
