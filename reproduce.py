@@ -41,7 +41,7 @@ from train import CPU_PRESET, TrainConfig, train
 from train_scnn import ensure_loop_classifier
 import train_melgan
 
-EVALS = 5               # evaluation points per row, at 1/5, 2/5, ... of its budget (the issue asks for >= 5)
+EVALS = 5               # evaluation points per row, at 1/5, 2/5, ... of its budget (a curve worth reading needs >= 5)
 N_CPU, N_GPU = 300, 10_000   # loops per evaluation: the paper's 10 000 on a GPU; a CPU affords a few hundred
 EVAL_SEED = 0           # the same latents, noise and real subset for every evaluation
 PACE_WARMUP = 16        # steps before the pace is timed: first-step allocations, caches, one lazy R1
@@ -102,7 +102,7 @@ def rows_table() -> dict[str, dict]:
         "general_batchstats": dict(features=gen, batch_stats=True, label=f"{gen}, authors' batch-stat BN"),
         "general_loop_sumlogits": dict(features=f"{gen},scnn_loop", fuse_logits=True,
                                        label=f"fusion {gen} + SCNN_loop, authors' summed logits"),
-        # Genre-conditional rows (issue 19): the same rows with --conditional yes; evaluated with the genre judge.
+        # Genre-conditional rows: the same rows with --conditional yes; evaluated with the genre judge.
         "stylegan2_cond": dict(features="none", conditional=True, label="StyleGAN2, genre-conditional"),
         "general_cond": dict(features=gen, conditional=True, label=f"Projected, general: {gen}, genre-conditional"),
         "loop_cond": dict(features="scnn_loop", conditional=True, label="Projected, SCNN_loop, genre-conditional"),

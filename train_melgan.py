@@ -56,7 +56,7 @@ LOG_EVERY = 25                   # steps between two lines of the training log
 SNAPSHOT_MINUTES = 5.0           # minutes of training between two generator snapshots (the quality curve)
 FINAL_LR = 0.1                   # fast, with --minutes: cosine decay of the lr to 10 % at the deadline (Vocos
 #                                  decays over its whole run; a resumed run decays again over its own minutes)
-QUICK_MINUTES = 8.0              # the quick start's one-off vocoder training (train.py; issue: <= 10 min)
+QUICK_MINUTES = 8.0              # the quick start's one-off vocoder training (train.py; the target: <= 10 min)
 ARCHS = ("fast", "melgan")
 DEFAULT_ARCH = "fast"            # on every device: measured to converge in minutes (docs/vocoder.md); MelGAN
 #                                  takes hours to days even on a GPU, so it is asked for by name (--arch melgan)

@@ -1,4 +1,4 @@
-"""The genre judge of a conditional generator (issue 19; the paper's future work, Section 7).
+"""The genre judge of a conditional generator (the paper's future work, Section 7).
 
 A judge that no discriminator uses: multinomial logistic regression on MSD_musicnn's 200-d embedding
 (standins/musicnn_features.py, fed the mels through the grid adapter: `musicnn_mel` of evaluation/embeddings.py),

@@ -1,4 +1,4 @@
-"""Vocoder benchmark (issue 17; the vocoder of paper Section 4): the round trip of held-out real loops
+"""Vocoder benchmark (the vocoder of paper Section 4): the round trip of held-out real loops
 (the 'test' part of dataset.split_rows: source files the vocoder never trained on), real wav (N, 32000) ->
 mel.log_mel (N, 64, 200) -> vocoder -> (N, 32000), scored against the real audio: mel L1 (log10); multi-resolution
 STFT log-magnitude L1 and spectral convergence (vocos.STFT_RESOLUTIONS); FAD_musicnn against a DISJOINT set of N
@@ -38,7 +38,7 @@ from plumbing.cli import YES_NO, yes_no
 from plumbing.files import read_csv, write_csv
 from standins import musicnn_features
 
-N_LOOPS = 128                    # the issue's N: 128 vocoded loops against 128 other real ones
+N_LOOPS = 128                    # the acceptance target's N: 128 vocoded loops against 128 other real ones
 CURVE_N = 64                     # loops per snapshot on the quality-vs-minutes curve (cheaper than the table)
 COLUMNS = ("mel_l1", "stft_mag", "sc", "fad_musicnn", "loopability", "s_per_loop", "loops_per_s")
 RESULTS_DIR = str(paths.home() / "bench_results")   # vocoder_<loops>.csv there: every line of every run (ignored

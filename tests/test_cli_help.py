@@ -1,5 +1,5 @@
 """Every user-facing command explains itself: `--help` exits cleanly and every option has a one-line help text;
-booleans are typed yes/no (issue 16). The commands are run as `python -m NAME --help` would run them, in this
+booleans are typed yes/no. The commands are run as `python -m NAME --help` would run them, in this
 process, with argparse's parser caught on its way to parse_args."""
 from __future__ import annotations
 

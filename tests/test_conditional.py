@@ -1,4 +1,4 @@
-"""Genre conditioning as a spec (issue 19): labels in, genres out; the same z in two genres gives two loops,
+"""Genre conditioning as a spec: labels in, genres out; the same z in two genres gives two loops,
 the same genre twice the same loop; a morph starts at A and ends at B; variations run from copies to
 strangers; the genre names survive a checkpoint; an unlabelled set and an unknown genre give one line each."""
 import json

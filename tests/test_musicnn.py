@@ -25,7 +25,7 @@ from featurenet import FeatureContext, FeatureNetUnavailable
 from stubs import tone_mel
 
 FIXTURE = Path(__file__).resolve().parent / "musicnn_reference.json"
-TOLERANCE = 1e-4          # the bound on the port's tag probabilities against TensorFlow's
+TOLERANCE = 1e-4          # the agreed bound on the port's tag probabilities against TensorFlow's
 
 pytestmark = pytest.mark.skipif(importlib.util.find_spec("musicnn") is None,
                                 reason=f"musicnn wheel not installed ({P.PIP_INSTALL})")
