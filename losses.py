@@ -4,6 +4,7 @@
   gradient penalty, as the authors. Layout: lists of logits, one (B, N_l) tensor per head.
 * StyleGAN2 baseline (Table 1 rows B and C): non-saturating logistic loss with lazy R1 on real data.
   Layout: one (B, 1) logit tensor.
+* Not in the paper: `ceiling_penalty` on fake mels louder than any signal (train.py --ceiling-weight).
 
 Lazy regularisation (StyleGAN2 §3.1): a regulariser run every `interval` steps is scaled by `interval`, and
 Adam's lr and betas by `lazy_ratio(interval)` (R1 every 16 steps -> 16/17; path length every 4 -> 4/5).
