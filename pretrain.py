@@ -39,8 +39,8 @@ from plumbing.devices import default_device
 SHIPPED = paths.shipped()                   # in the repository, beside the code: pretrained/<loops>/
 FEATURES = "scnn_loop"                      # the offline network whose conditional heads teach the genre best
 DEFAULT_STEPS = 3000     # GAN steps in all: 45 minutes on this 2-core CPU (1.2 steps/s), 1.5-2.4 hours each when
-                         # drum and synth train side by side on a core each; --steps 6000 continues a run further (the shipped
-                         # drum model: 6000, which its genre control needed, docs/training.md)
+                         # drum and synth train side by side on a core each; --steps 6000 continues a run further
+                         # (the shipped drum model: 6000, which its genre control needed, docs/training.md)
 # The drum run learns "blobs" (patches thousands of decades louder than any signal, which the frozen scnn_loop
 # does not see: 13 % of the loops of an unpenalised 3000-step run, docs/training.md), so it trains with
 # train.py's --ceiling-weight. The penalty is a mean over every bin, and a blob covers a few of them: at weight 1
